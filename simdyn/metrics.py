@@ -1,0 +1,71 @@
+"""Metrics computed from Theta and data: feature alignments and linear-probe accuracies."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from simdyn.data import TestSet, embed
+
+Array = jax.Array
+
+
+def feature_alignment(theta: Array, num_features: int) -> Array:
+    """||Theta v_j|| for j = 0 (bias) .. K. theta: (p, D). Returns (K + 1,).
+
+    Feature v_j is x~ coordinate j, so this is the norm of column j; j = 0 gives ||b||.
+    """
+    return jnp.linalg.norm(theta[:, : num_features + 1], axis=0)
+
+
+def _fit_predict(z_fit: Array, t_fit: Array, w_fit: Array, z_eval: Array) -> Array:
+    """Weighted ridge least squares on [1, z] with +-1 targets; returns eval scores.
+
+    The ridge is relative to the embeddings' scale, so a probe on tiny (near-init) embeddings
+    is as well-posed as one on trained ones.
+    """
+    ones = jnp.ones(z_fit.shape[:-1] + (1,), z_fit.dtype)
+    a = jnp.concatenate([ones, z_fit], axis=-1)
+    aw = a * w_fit[:, None]
+    gram = aw.T @ a
+    scale = jnp.trace(gram) / gram.shape[0] + jnp.finfo(z_fit.dtype).tiny
+    eps = 1e-6 if z_fit.dtype == jnp.float32 else 1e-10
+    coef = jnp.linalg.solve(gram + eps * scale * jnp.eye(gram.shape[0], dtype=gram.dtype),
+                            aw.T @ t_fit)
+    ones_e = jnp.ones(z_eval.shape[:-1] + (1,), z_eval.dtype)
+    return jnp.concatenate([ones_e, z_eval], axis=-1) @ coef
+
+
+class ProbeAccuracy(NamedTuple):
+    """Accuracy of linear probes on held-out test embeddings: class, and subclass given class."""
+
+    class_acc: Array
+    subclass_acc: Array
+
+
+def probe_accuracy(theta: Array, test: TestSet) -> ProbeAccuracy:
+    """Fit linear probes on the first half of ``test``, score them on the second half.
+
+    Subclass-within-class: one probe per class, each fit and scored on that class's points only;
+    the two accuracies are averaged weighted by the scored points per class.
+    """
+    z = embed(theta, test.points)  # (n_test, p)
+    lab = test.labels
+    half = z.shape[0] // 2
+    zf, ze = z[:half], z[half:]
+    dtype = z.dtype
+    y = lab.y.astype(dtype)
+    ys = lab.y_sub.astype(dtype)
+    ones = jnp.ones((half,), dtype)
+    score = _fit_predict(zf, y[:half], ones, ze)
+    class_acc = jnp.mean((jnp.sign(score) == y[half:]).astype(dtype))
+    correct, total = 0.0, 0.0
+    for c in (1.0, -1.0):
+        wf = (y[:half] == c).astype(dtype)
+        we = (y[half:] == c).astype(dtype)
+        s = _fit_predict(zf, ys[:half], wf, ze)
+        correct = correct + jnp.sum(we * (jnp.sign(s) == ys[half:]))
+        total = total + jnp.sum(we)
+    return ProbeAccuracy(class_acc, correct / jnp.maximum(total, 1.0))

@@ -1,0 +1,238 @@
+"""Training: ``make_train(config) -> train(seed_key, hparams) -> Trajectory`` for ONE seed.
+
+The per-seed function is pure; :mod:`simdyn.simulate` runs ``jit(vmap(train))`` over seed keys,
+so the compiled program is ``jit(vmap(scan(step)))`` with the seed axis outermost.
+
+A seed's randomness: ``seed_key = fold_in(base_key, seed_index)``, then ``fold_in(seed_key,
+purpose)`` for the training data, the init, the minibatches (``fold_in(batch_key, step)``) and
+the probe test set. Nothing depends on how many seeds are run together.
+
+Full-batch GD uses the exact closed-form gradient -4 Theta P + 4 (Theta M Theta^T)(Theta M) on
+a moment representation chosen by ``train.backend`` (``structured`` for basis noise, ``dense``
+matrix form otherwise, or ``sample``: autodiff of the per-point loss). Minibatch SGD forms the
+loss's pairs inside the batch of originals (SimCLR/SupCon practice), with the fixed m
+augmentations or fresh ones every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from simdyn.config import Config, ConfigError, supports_structured
+from simdyn.data import (
+    Points,
+    TrainingSet,
+    augment,
+    embed,
+    sample_test_set,
+    sample_training_set,
+)
+from simdyn.losses import gradient_from_products, loss_beta, loss_from_products, sample_loss
+from simdyn.metrics import feature_alignment, probe_accuracy
+from simdyn.moments import dense_moments, products, structured_moments
+
+Array = jax.Array
+
+# fold_in purposes of a seed key: fixed forever.
+DATA_KEY, INIT_KEY, BATCH_KEY, TEST_KEY = 0, 1, 2, 3
+
+
+class HyperParams(NamedTuple):
+    """Numeric hyper-parameters that can vary inside one compiled program (scalars)."""
+
+    lr: Array
+    beta: Array
+    sigma_0: Array
+
+
+def default_hparams(config: Config) -> HyperParams:
+    dtype = jnp.dtype(config.train.dtype)
+    return HyperParams(
+        lr=jnp.asarray(config.train.lr, dtype),
+        beta=jnp.asarray(loss_beta(config.train.loss, config.train.beta), dtype),
+        sigma_0=jnp.asarray(config.model.sigma_0, dtype),
+    )
+
+
+class Trajectory(NamedTuple):
+    """What one seed's run records. R = len(record_steps), Q = len(probe_steps).
+
+    alignment: (R, K + 1) ||Theta_t v_j||, j = 0 (bias) .. K.
+    loss: (R,) full training loss at the recorded steps.
+    probe_class: (Q,) linear-probe accuracy for y on fresh test data.
+    probe_subclass: (Q,) linear-probe accuracy for y_sub within each class.
+    diverged: () bool, the seed's loss or Theta became non-finite or exceeded the threshold.
+    diverged_step: () int32, first recorded step where that was seen (-1 if never).
+    theta: (p, d + 1) final Theta if ``train.save_theta`` else (0,).
+    """
+
+    alignment: Array
+    loss: Array
+    probe_class: Array
+    probe_subclass: Array
+    diverged: Array
+    diverged_step: Array
+    theta: Array
+
+
+class _State(NamedTuple):
+    theta: Array
+    opt_state: optax.OptState
+    step: Array
+    diverged: Array
+    diverged_step: Array
+
+
+def resolve_backend(config: Config) -> str:
+    """The moment representation that ``auto`` picks: exact structure when it applies."""
+    t = config.train
+    if t.backend != "auto":
+        return t.backend
+    if not t.full_batch:
+        return "sample"
+    return "structured" if supports_structured(config.data) else "dense"
+
+
+def make_optimizer(name: str, lr: Array, momentum: float) -> optax.GradientTransformation:
+    """An optax optimiser; ``sgd`` is the paper's plain (S)GD: Theta <- Theta - lr * g."""
+    if name == "sgd":
+        return optax.sgd(lr)
+    if name == "momentum":
+        return optax.sgd(lr, momentum=momentum)
+    if name == "nesterov":
+        return optax.sgd(lr, momentum=momentum, nesterov=True)
+    if name in ("adam", "adamw", "rmsprop", "adagrad"):
+        return getattr(optax, name)(lr)
+    raise ConfigError(f"invalid train.optimizer={name!r}")
+
+
+def init_theta(key: Array, p: int, d: int, sigma_0: Array, bias: bool, dtype) -> Array:
+    """Theta_0 entries ~ N(0, sigma_0^2 / d); the bias column is 0 when the bias is off."""
+    theta = jax.random.normal(key, (p, d + 1), dtype) * (sigma_0 / jnp.sqrt(jnp.asarray(d, dtype)))
+    return theta if bias else theta.at[:, 0].set(0.0)
+
+
+def full_objective(config: Config, ts: TrainingSet, beta: Array
+                   ) -> tuple[Callable[[Array], Array], Callable[[Array], tuple[Array, Array]]]:
+    """(loss(theta), loss_and_grad(theta)) of the full training objective for the backend."""
+    backend = resolve_backend(config) if config.train.full_batch else (
+        "structured" if supports_structured(config.data) else "sample")
+    if backend in ("structured", "dense"):
+        build = structured_moments if backend == "structured" else dense_moments
+        mom = build(ts.points, ts.labels, config.data.d)
+
+        def loss_and_grad(theta: Array) -> tuple[Array, Array]:
+            prods = products(mom, theta)
+            return (loss_from_products(theta, prods, beta),
+                    gradient_from_products(theta, prods, beta))
+
+        return (lambda theta: loss_and_grad(theta)[0]), loss_and_grad
+
+    def loss(theta: Array) -> Array:
+        return sample_loss(embed(theta, ts.points), ts.labels.y, beta)
+
+    return loss, jax.value_and_grad(loss)
+
+
+def _minibatch_grad(config: Config, ts: TrainingSet, beta: Array
+                    ) -> Callable[[Array, Array], Array]:
+    """grad(theta, key) of the in-batch loss on a minibatch of originals."""
+    dcfg, bsz = config.data, config.train.batch_size
+    dtype = jnp.dtype(config.train.dtype)
+
+    def batch_loss(theta: Array, pts: Points, y: Array) -> Array:
+        return sample_loss(embed(theta, pts), y, beta)
+
+    def grad(theta: Array, key: Array) -> Array:
+        idx = jax.random.choice(jax.random.fold_in(key, 0), dcfg.n, (bsz,), replace=False)
+        labels = jax.tree.map(lambda a: a[idx], ts.labels)
+        if config.train.fresh_augmentations:
+            originals = jax.tree.map(lambda a: a[idx], ts.originals)
+            pts = augment(jax.random.fold_in(key, 1), originals, labels, dcfg, dcfg.m,
+                          dtype=dtype)
+        else:
+            pts = jax.tree.map(lambda a: a[idx], ts.points)
+        return jax.grad(batch_loss)(theta, pts, labels.y)
+
+    return grad
+
+
+def make_train(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
+    """Build the per-seed training function for a (static) config.
+
+    Returns ``train(seed_key, hparams) -> Trajectory``; pure, jit- and vmap-compatible.
+    """
+    t, dcfg, mcfg = config.train, config.data, config.model
+    dtype = jnp.dtype(t.dtype)
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ConfigError("train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
+                          "(or set JAX_ENABLE_X64=1) before building the run")
+    num_blocks_per_probe = (t.probe_every or t.steps) // t.log_every if t.probe_every >= 0 \
+        else t.steps // t.log_every
+    num_probe_blocks = t.steps // (num_blocks_per_probe * t.log_every)
+    with_probes = t.probe_every >= 0
+
+    def train(seed_key: Array, hp: HyperParams) -> Trajectory:
+        ts = sample_training_set(jax.random.fold_in(seed_key, DATA_KEY), dcfg, dtype)
+        test = sample_test_set(jax.random.fold_in(seed_key, TEST_KEY), dcfg, dtype=dtype)
+        batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
+        full_loss, full_loss_and_grad = full_objective(config, ts, hp.beta)
+        batch_grad = None if t.full_batch else _minibatch_grad(config, ts, hp.beta)
+        opt = make_optimizer(t.optimizer, hp.lr, t.momentum)
+        theta0 = init_theta(jax.random.fold_in(seed_key, INIT_KEY), mcfg.p, dcfg.d, hp.sigma_0,
+                            mcfg.bias, dtype)
+        state0 = _State(theta0, opt.init(theta0), jnp.zeros((), jnp.int32),
+                        jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+
+        def step(_, s: _State) -> _State:
+            if batch_grad is None:
+                _, g = full_loss_and_grad(s.theta)
+            else:
+                g = batch_grad(s.theta, jax.random.fold_in(batch_key, s.step))
+            if not mcfg.bias:
+                g = g.at[:, 0].set(0.0)
+            updates, opt_state = opt.update(g, s.opt_state, s.theta)
+            return s._replace(theta=optax.apply_updates(s.theta, updates),
+                              opt_state=opt_state, step=s.step + 1)
+
+        def record(s: _State) -> tuple[_State, tuple[Array, Array]]:
+            loss = full_loss(s.theta)
+            bad = (~jnp.isfinite(loss)) | (~jnp.all(jnp.isfinite(s.theta))) | (
+                jnp.max(jnp.abs(s.theta)) > t.divergence_threshold)
+            newly = bad & ~s.diverged
+            s = s._replace(diverged=s.diverged | bad,
+                           diverged_step=jnp.where(newly, s.step, s.diverged_step))
+            return s, (feature_alignment(s.theta, dcfg.K), loss)
+
+        def probe(theta: Array) -> tuple[Array, Array]:
+            if not with_probes:
+                return jnp.zeros((), dtype), jnp.zeros((), dtype)
+            acc = probe_accuracy(theta, test)
+            return acc.class_acc, acc.subclass_acc
+
+        def log_block(s: _State, _) -> tuple[_State, tuple[Array, Array]]:
+            s = jax.lax.fori_loop(0, t.log_every, step, s)
+            return record(s)
+
+        def probe_block(s: _State, _):
+            s, recs = jax.lax.scan(log_block, s, None, length=num_blocks_per_probe)
+            return s, (recs, probe(s.theta))
+
+        state, rec0 = record(state0)
+        probe0 = probe(state0.theta)
+        state, (recs, probes) = jax.lax.scan(probe_block, state, None, length=num_probe_blocks)
+        align = jnp.concatenate([rec0[0][None], recs[0].reshape((-1, dcfg.K + 1))])
+        loss = jnp.concatenate([rec0[1][None], recs[1].reshape((-1,))])
+        pc = jnp.concatenate([probe0[0][None], probes[0]])
+        ps = jnp.concatenate([probe0[1][None], probes[1]])
+        if not with_probes:
+            pc, ps = pc[:0], ps[:0]
+        theta_out = state.theta if t.save_theta else jnp.zeros((0,), dtype)
+        return Trajectory(align, loss, pc, ps, state.diverged, state.diverged_step, theta_out)
+
+    return train
