@@ -40,14 +40,22 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if out.parent and not out.parent.exists():
         raise ConfigError(f"invalid --out {out}: folder {out.parent} does not exist")
     start = time.perf_counter()
-    ds = simulate(config, seeds=args.seeds, key=args.key, chunk_size=args.chunk_size,
-                      checkpoint_dir=args.resume, progress=not args.quiet)
+    ds = simulate(
+        config,
+        seeds=args.seeds,
+        key=args.key,
+        chunk_size=args.chunk_size,
+        checkpoint_dir=args.resume,
+        progress=not args.quiet,
+    )
     wall = time.perf_counter() - start
     save(ds, out)
     seed_steps = args.seeds * config.train.steps
-    print(f"{args.preset}: {args.seeds} seeds x {config.train.steps} steps "
-          f"(backend {ds.attrs['backend']}) in {wall:.1f} s = {seed_steps / wall:,.0f} "
-          f"seed-steps/s (compile included); wrote {out}")
+    print(
+        f"{args.preset}: {args.seeds} seeds x {config.train.steps} steps "
+        f"(backend {ds.attrs['backend']}) in {wall:.1f} s = {seed_steps / wall:,.0f} "
+        f"seed-steps/s (compile included); wrote {out}"
+    )
     print(format_summary(ds))
     return 0
 
@@ -69,8 +77,10 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 def _brief(cfg) -> str:
     d, m, t = cfg.data, cfg.model, cfg.train
-    return (f"{t.loss} p={m.p} n={d.n} m={d.m} d={d.d} K={d.K} phi={d.phi} mu={d.mu} "
-            f"sigma_xi={d.sigma_xi} lr={t.lr} steps={t.steps}")
+    return (
+        f"{t.loss} p={m.p} n={d.n} m={d.m} d={d.d} K={d.K} phi={d.phi} mu={d.mu} "
+        f"sigma_xi={d.sigma_xi} lr={t.lr} steps={t.steps}"
+    )
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -87,12 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("preset", choices=sorted(PRESETS))
     p.add_argument("--seeds", type=int, default=16)
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field (unique name like p=5, or dotted model.p=5)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override a config field (unique name like p=5, or dotted model.p=5)",
+    )
     p.add_argument("--key", type=int, default=0, help="base PRNG key")
     p.add_argument("--chunk-size", type=int, default=None)
-    p.add_argument("--resume", metavar="DIR", default=None,
-                   help="checkpoint folder: finished chunks are kept and skipped on rerun")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="checkpoint folder: finished chunks are kept and skipped on rerun",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_simulate)

@@ -42,8 +42,9 @@ def _check_int(name: str, value: Any, lo: int, hi: float = math.inf) -> None:
         _fail(name, value, f"an integer in [{lo}, {hi}]")
 
 
-def _check_real(name: str, value: Any, lo: float, hi: float = math.inf, *, open_lo=False,
-                open_hi=False) -> None:
+def _check_real(
+    name: str, value: Any, lo: float, hi: float = math.inf, *, open_lo=False, open_hi=False
+) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         _fail(name, value, "a real number")
     v = float(value)
@@ -126,8 +127,11 @@ class DataConfig:
             if self.noise != "basis":
                 _fail("data.noise_placement", self.noise_placement, "'iid' when noise='gaussian'")
             if self.m * self.n > self.d - self.K:
-                _fail("data.noise_placement", self.noise_placement,
-                      f"'iid' unless m*n={self.m * self.n} <= d-K={self.d - self.K}")
+                _fail(
+                    "data.noise_placement",
+                    self.noise_placement,
+                    f"'iid' unless m*n={self.m * self.n} <= d-K={self.d - self.K}",
+                )
         if self.augmentation == "imperfect":
             _check_real("data.aug_sigma_class", self.aug_sigma_class, 0.0, open_lo=True)
             _check_real("data.aug_sigma_sub", self.aug_sigma_sub, 0.0, open_lo=True)
@@ -238,10 +242,14 @@ class TrainConfig:
         if self.steps % self.log_every:
             _fail("train.log_every", self.log_every, f"a divisor of steps={self.steps}")
         _check_int("train.probe_every", self.probe_every, -1)
-        if self.probe_every > 0 and (self.probe_every % self.log_every
-                                     or self.steps % self.probe_every):
-            _fail("train.probe_every", self.probe_every,
-                  f"0, -1 or a multiple of log_every={self.log_every} dividing steps={self.steps}")
+        if self.probe_every > 0 and (
+            self.probe_every % self.log_every or self.steps % self.probe_every
+        ):
+            _fail(
+                "train.probe_every",
+                self.probe_every,
+                f"0, -1 or a multiple of log_every={self.log_every} dividing steps={self.steps}",
+            )
         _check_choice("train.dtype", self.dtype, ("float32", "float64"))
         _check_choice("train.backend", self.backend, ("auto", "structured", "dense", "sample"))
         _check_real("train.divergence_threshold", self.divergence_threshold, 0.0, open_lo=True)
@@ -281,8 +289,11 @@ class Config:
         if t.batch_size is None and t.fresh_augmentations:
             _fail("train.fresh_augmentations", True, "false for full-batch GD (batch_size=None)")
         if t.backend == "structured" and not supports_structured(dt):
-            _fail("train.backend", t.backend,
-                  "'dense' or 'sample' unless noise='basis' and augmentation='standard'")
+            _fail(
+                "train.backend",
+                t.backend,
+                "'dense' or 'sample' unless noise='basis' and augmentation='standard'",
+            )
         if t.backend in ("structured", "dense") and not t.full_batch:
             _fail("train.backend", t.backend, "'auto' or 'sample' for minibatch SGD")
 
@@ -299,16 +310,18 @@ class Config:
             raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
         unknown = set(d) - {"data", "model", "train"}
         if unknown:
-            raise ConfigError(f"unknown config section(s) {sorted(unknown)}: "
-                              "allowed are data, model, train")
+            raise ConfigError(
+                f"unknown config section(s) {sorted(unknown)}: allowed are data, model, train"
+            )
         parts = {}
         for name, sub in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
             values = dict(d.get(name, {}))
             allowed = {f.name for f in fields(sub)}
             bad = set(values) - allowed
             if bad:
-                raise ConfigError(f"unknown field(s) {sorted(bad)} in {name}: "
-                                  f"allowed are {sorted(allowed)}")
+                raise ConfigError(
+                    f"unknown field(s) {sorted(bad)} in {name}: allowed are {sorted(allowed)}"
+                )
             if name == "data" and "phi" in values:
                 values["phi"] = tuple(values["phi"])
             parts[name] = sub(**values)
@@ -385,8 +398,9 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
             if name not in owners:
                 raise ConfigError(f"unknown config field {key!r}; known: {sorted(owners)}")
             if len(owners[name]) > 1:
-                raise ConfigError(f"ambiguous field {key!r}: use one of "
-                                  f"{[f'{s}.{name}' for s in owners[name]]}")
+                raise ConfigError(
+                    f"ambiguous field {key!r}: use one of {[f'{s}.{name}' for s in owners[name]]}"
+                )
             section = owners[name][0]
         current = getattr(getattr(config, section), name)
         per_section[section][name] = _coerce(section, name, value, current)

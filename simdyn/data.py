@@ -91,8 +91,9 @@ def sample_labels(key: Array, cfg: DataConfig, n: int, balanced: bool) -> Labels
     y_sub = 1 - 2 * ((combos // 2) % 2)
     rho = 1 - 2 * ((combos // 4) % 2)
     k = 3 + (combos // 8) % num_irr
-    return Labels(y.astype(jnp.int32), y_sub.astype(jnp.int32), k.astype(jnp.int32),
-                  rho.astype(jnp.int32))
+    return Labels(
+        y.astype(jnp.int32), y_sub.astype(jnp.int32), k.astype(jnp.int32), rho.astype(jnp.int32)
+    )
 
 
 def feature_block(labels: Labels, cfg: DataConfig, dtype=jnp.float32) -> Array:
@@ -111,8 +112,14 @@ def feature_block(labels: Labels, cfg: DataConfig, dtype=jnp.float32) -> Array:
     return base + irr
 
 
-def sample_noise(key: Array, cfg: DataConfig, shape: tuple[int, ...], *, distinct: bool = False,
-                 dtype=jnp.float32) -> tuple[Array, Array]:
+def sample_noise(
+    key: Array,
+    cfg: DataConfig,
+    shape: tuple[int, ...],
+    *,
+    distinct: bool = False,
+    dtype=jnp.float32,
+) -> tuple[Array, Array]:
     """Noise entries for points of leading shape ``shape``.
 
     basis: xi = sigma_xi e_j, j uniform over the d input coordinates (may be a feature one);
@@ -138,8 +145,16 @@ def sample_noise(key: Array, cfg: DataConfig, shape: tuple[int, ...], *, distinc
     return idx, val
 
 
-def augment(key: Array, originals: Points, labels: Labels, cfg: DataConfig, m: int, *,
-            distinct: bool = False, dtype=jnp.float32) -> Points:
+def augment(
+    key: Array,
+    originals: Points,
+    labels: Labels,
+    cfg: DataConfig,
+    m: int,
+    *,
+    distinct: bool = False,
+    dtype=jnp.float32,
+) -> Points:
     """Draw m augmentations of each original (leading shape (b,)) -> Points (b, m).
 
     standard (A): u + xi', xi' a fresh noise draw; the original xi is dropped.
@@ -151,8 +166,9 @@ def augment(key: Array, originals: Points, labels: Labels, cfg: DataConfig, m: i
     u = feature_block(labels, cfg, dtype)  # (b, K+1)
     feats = jnp.broadcast_to(u[:, None, :], (b, m, cfg.K + 1))
     if cfg.augmentation == "standard":
-        idx, val = sample_noise(jax.random.fold_in(key, _AUG_NOISE), cfg, (b, m),
-                                distinct=distinct, dtype=dtype)
+        idx, val = sample_noise(
+            jax.random.fold_in(key, _AUG_NOISE), cfg, (b, m), distinct=distinct, dtype=dtype
+        )
         return Points(feats, idx, val)
     jitter = jax.random.normal(jax.random.fold_in(key, _AUG_JITTER), (b, m, 2), dtype)
     jitter = jitter * jnp.asarray([cfg.aug_sigma_class, cfg.aug_sigma_sub], dtype)
@@ -170,8 +186,9 @@ def augment(key: Array, originals: Points, labels: Labels, cfg: DataConfig, m: i
     return Points(feats, idx, val)
 
 
-def sample_originals(key: Array, cfg: DataConfig, n: int, balanced: bool,
-                     dtype=jnp.float32) -> tuple[Points, Labels]:
+def sample_originals(
+    key: Array, cfg: DataConfig, n: int, balanced: bool, dtype=jnp.float32
+) -> tuple[Points, Labels]:
     """n originals u + xi of D_orig: Points (n,), Labels (n,)."""
     labels = sample_labels(jax.random.fold_in(key, _LABELS), cfg, n, balanced)
     idx, val = sample_noise(jax.random.fold_in(key, _ORIG_NOISE), cfg, (n,), dtype=dtype)
@@ -182,13 +199,21 @@ def sample_training_set(key: Array, cfg: DataConfig, dtype=jnp.float32) -> Train
     """The training set: n originals (balanced or i.i.d.) and their m augmentations each."""
     originals, labels = sample_originals(key, cfg, cfg.n, cfg.sampling == "balanced", dtype)
     distinct = cfg.noise_placement == "good_event"
-    pts = augment(jax.random.fold_in(key, _NOISE), originals, labels, cfg, cfg.m,
-                  distinct=distinct, dtype=dtype)
+    pts = augment(
+        jax.random.fold_in(key, _NOISE),
+        originals,
+        labels,
+        cfg,
+        cfg.m,
+        distinct=distinct,
+        dtype=dtype,
+    )
     return TrainingSet(pts, labels, originals)
 
 
-def sample_test_set(key: Array, cfg: DataConfig, n: int | None = None,
-                    dtype=jnp.float32) -> TestSet:
+def sample_test_set(
+    key: Array, cfg: DataConfig, n: int | None = None, dtype=jnp.float32
+) -> TestSet:
     """Fresh i.i.d. draws from D_orig, never augmented."""
     pts, labels = sample_originals(key, cfg, cfg.n_test if n is None else n, False, dtype)
     return TestSet(pts, labels)

@@ -32,8 +32,9 @@ def _fit_predict(z_fit: Array, t_fit: Array, w_fit: Array, z_eval: Array) -> Arr
     gram = aw.T @ a
     scale = jnp.trace(gram) / gram.shape[0] + jnp.finfo(z_fit.dtype).tiny
     eps = 1e-6 if z_fit.dtype == jnp.float32 else 1e-10
-    coef = jnp.linalg.solve(gram + eps * scale * jnp.eye(gram.shape[0], dtype=gram.dtype),
-                            aw.T @ t_fit)
+    coef = jnp.linalg.solve(
+        gram + eps * scale * jnp.eye(gram.shape[0], dtype=gram.dtype), aw.T @ t_fit
+    )
     ones_e = jnp.ones(z_eval.shape[:-1] + (1,), z_eval.dtype)
     return jnp.concatenate([ones_e, z_eval], axis=-1) @ coef
 

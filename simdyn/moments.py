@@ -165,8 +165,9 @@ def structured_products(mom: StructuredMoments, theta: Array) -> Products:
     tm = tm.at[:, :k1].add(theta_f @ mom.a + theta @ mom.c.T)
     tmp = (theta @ mom.class_means.T) @ mom.class_means  # rank 2
     proj = _sparse_rows_times(theta, mom.orig_features, mom.orig_noise_idx, mom.orig_noise_val)
-    tmt = _times_sparse_rows(proj, mom.orig_features, mom.orig_noise_idx, mom.orig_noise_val,
-                             theta.shape[1])
+    tmt = _times_sparse_rows(
+        proj, mom.orig_features, mom.orig_noise_idx, mom.orig_noise_val, theta.shape[1]
+    )
     return Products(tm, tmp, tmt)
 
 

@@ -24,25 +24,48 @@ _FIG1_TRAIN = TrainConfig(loss="scl", optimizer="sgd", lr=0.05, steps=100, log_e
 
 def _fig4(k: int, n: int, phi_k_sq: float = 0.3) -> Config:
     phi_irr = (phi_k_sq * (k - 2)) ** 0.5
-    data = DataConfig(n=n, m=2, d=2000, K=k, phi=(0.8, 1.0) + (phi_irr,) * (k - 2), mu=0.0,
-                      sigma_xi=1.0, sampling="balanced", noise_placement="good_event")
-    return Config(data, ModelConfig(p=k, sigma_0=0.001),
-                  TrainConfig(loss="ucl", lr=0.05, steps=3000, log_every=10))
+    data = DataConfig(
+        n=n,
+        m=2,
+        d=2000,
+        K=k,
+        phi=(0.8, 1.0) + (phi_irr,) * (k - 2),
+        mu=0.0,
+        sigma_xi=1.0,
+        sampling="balanced",
+        noise_placement="good_event",
+    )
+    return Config(
+        data,
+        ModelConfig(p=k, sigma_0=0.001),
+        TrainConfig(loss="ucl", lr=0.05, steps=3000, log_every=10),
+    )
 
 
 PRESETS: dict[str, Config] = {
     "fig1": Config(_FIG1_DATA, _FIG1_MODEL, _FIG1_TRAIN),
     "fig2a": Config(_FIG1_DATA, _FIG1_MODEL, TrainConfig(loss="scl", lr=0.05, steps=500)),
-    "fig2b": Config(_FIG1_DATA, ModelConfig(p=500, sigma_0=0.001),
-                    TrainConfig(loss="scl", lr=0.05, steps=500)),
+    "fig2b": Config(
+        _FIG1_DATA, ModelConfig(p=500, sigma_0=0.001), TrainConfig(loss="scl", lr=0.05, steps=500)
+    ),
     "fig4a": _fig4(3, 96),
     "fig4b": _fig4(50, 384),
     "fig6": Config(_FIG1_DATA, _FIG1_MODEL, TrainConfig(loss="scl", lr=0.05, steps=500)),
     "joint": Config(
-        DataConfig(n=160, m=2, d=2000, K=4, phi=(0.5, 1.0, 1.0, 1.0), mu=0.0, sigma_xi=1.0,
-                   sampling="balanced", noise_placement="good_event"),
+        DataConfig(
+            n=160,
+            m=2,
+            d=2000,
+            K=4,
+            phi=(0.5, 1.0, 1.0, 1.0),
+            mu=0.0,
+            sigma_xi=1.0,
+            sampling="balanced",
+            noise_placement="good_event",
+        ),
         ModelConfig(p=4, sigma_0=0.001),
-        TrainConfig(loss="joint", beta=0.5, lr=0.05, steps=3000, log_every=10)),
+        TrainConfig(loss="joint", beta=0.5, lr=0.05, steps=3000, log_every=10),
+    ),
 }
 
 

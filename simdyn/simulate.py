@@ -109,8 +109,9 @@ def environment_attrs() -> dict[str, Any]:
     }
 
 
-def trajectories_to_dataset(config: Config, traj: Trajectory, seeds: Sequence[int],
-                            attrs: dict[str, Any] | None = None) -> xr.Dataset:
+def trajectories_to_dataset(
+    config: Config, traj: Trajectory, seeds: Sequence[int], attrs: dict[str, Any] | None = None
+) -> xr.Dataset:
     """Label a stacked Trajectory (leading axis = seed) as an xarray Dataset."""
     t = config.train
     coords = {
@@ -232,14 +233,16 @@ def simulate(
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
-        _prepare_checkpoint_dir(ckpt, _run_identity(config, key_data, hp) | {
-            "seeds": seed_list, "chunk_size": chunk_size})
+        _prepare_checkpoint_dir(
+            ckpt,
+            _run_identity(config, key_data, hp) | {"seeds": seed_list, "chunk_size": chunk_size},
+        )
 
     show = _progress_printer() if progress is True else (progress or None)
     parts: list[xr.Dataset] = []
     start_time = time.perf_counter()
     for start in range(0, total, chunk_size):
-        chunk = seed_list[start:start + chunk_size]
+        chunk = seed_list[start : start + chunk_size]
         path = ckpt / f"chunk_{start:08d}.nc" if ckpt is not None else None
         if path is not None and path.exists():
             parts.append(xr.load_dataset(path, engine="h5netcdf"))
@@ -276,8 +279,10 @@ def _prepare_checkpoint_dir(ckpt: Path, identity: dict[str, Any]) -> None:
         old = json.loads(manifest.read_text())
         if old != json.loads(text):
             diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-            raise ConfigError(f"checkpoint folder {ckpt} holds a different run (differs in "
-                              f"{diff}); use a new folder or the same settings to resume")
+            raise ConfigError(
+                f"checkpoint folder {ckpt} holds a different run (differs in "
+                f"{diff}); use a new folder or the same settings to resume"
+            )
         return
     tmp = ckpt / f".manifest.json.tmp-{os.getpid()}"
     tmp.write_text(text)

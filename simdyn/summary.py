@@ -49,14 +49,20 @@ def format_summary(ds: xr.Dataset, count: int = 8) -> str:
         cells.append(f"{med:9.4g} [{lo:.4g}, {hi:.4g}]")
         lines.append(f"{s:>6} " + " ".join(f"{c:>24}" for c in cells))
     med = kept["alignment"].median("seed")
-    peaks = [f"v{f}: {float(med.sel(feature=f).max()):.3g} at step "
-             f"{int(med['step'][int(med.sel(feature=f).argmax())])}" for f in feats if f > 0]
+    peaks = [
+        f"v{f}: {float(med.sel(feature=f).max()):.3g} at step "
+        f"{int(med['step'][int(med.sel(feature=f).argmax())])}"
+        for f in feats
+        if f > 0
+    ]
     lines.append("peak of the median ||W v_j||: " + ", ".join(peaks))
     if ds.sizes.get("probe_step", 0):
         lines.append("linear probes on fresh test data, median [5%, 95%]:")
         for s in ds["probe_step"].values:
             pc = band(kept["probe_class"].sel(probe_step=s).values)
             ps = band(kept["probe_subclass"].sel(probe_step=s).values)
-            lines.append(f"  step {int(s):>6}: class {pc[1]:.3f} [{pc[0]:.3f}, {pc[2]:.3f}]  "
-                         f"subclass|class {ps[1]:.3f} [{ps[0]:.3f}, {ps[2]:.3f}]")
+            lines.append(
+                f"  step {int(s):>6}: class {pc[1]:.3f} [{pc[0]:.3f}, {pc[2]:.3f}]  "
+                f"subclass|class {ps[1]:.3f} [{ps[0]:.3f}, {ps[2]:.3f}]"
+            )
     return "\n".join(lines)

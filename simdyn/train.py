@@ -117,19 +117,25 @@ def init_theta(key: Array, p: int, d: int, sigma_0: Array, bias: bool, dtype) ->
     return theta if bias else theta.at[:, 0].set(0.0)
 
 
-def full_objective(config: Config, ts: TrainingSet, beta: Array
-                   ) -> tuple[Callable[[Array], Array], Callable[[Array], tuple[Array, Array]]]:
+def full_objective(
+    config: Config, ts: TrainingSet, beta: Array
+) -> tuple[Callable[[Array], Array], Callable[[Array], tuple[Array, Array]]]:
     """(loss(theta), loss_and_grad(theta)) of the full training objective for the backend."""
-    backend = resolve_backend(config) if config.train.full_batch else (
-        "structured" if supports_structured(config.data) else "sample")
+    backend = (
+        resolve_backend(config)
+        if config.train.full_batch
+        else ("structured" if supports_structured(config.data) else "sample")
+    )
     if backend in ("structured", "dense"):
         build = structured_moments if backend == "structured" else dense_moments
         mom = build(ts.points, ts.labels, config.data.d)
 
         def loss_and_grad(theta: Array) -> tuple[Array, Array]:
             prods = products(mom, theta)
-            return (loss_from_products(theta, prods, beta),
-                    gradient_from_products(theta, prods, beta))
+            return (
+                loss_from_products(theta, prods, beta),
+                gradient_from_products(theta, prods, beta),
+            )
 
         return (lambda theta: loss_and_grad(theta)[0]), loss_and_grad
 
@@ -139,8 +145,9 @@ def full_objective(config: Config, ts: TrainingSet, beta: Array
     return loss, jax.value_and_grad(loss)
 
 
-def _minibatch_grad(config: Config, ts: TrainingSet, beta: Array
-                    ) -> Callable[[Array, Array], Array]:
+def _minibatch_grad(
+    config: Config, ts: TrainingSet, beta: Array
+) -> Callable[[Array, Array], Array]:
     """grad(theta, key) of the in-batch loss on a minibatch of originals."""
     dcfg, bsz = config.data, config.train.batch_size
     dtype = jnp.dtype(config.train.dtype)
@@ -153,8 +160,7 @@ def _minibatch_grad(config: Config, ts: TrainingSet, beta: Array
         labels = jax.tree.map(lambda a: a[idx], ts.labels)
         if config.train.fresh_augmentations:
             originals = jax.tree.map(lambda a: a[idx], ts.originals)
-            pts = augment(jax.random.fold_in(key, 1), originals, labels, dcfg, dcfg.m,
-                          dtype=dtype)
+            pts = augment(jax.random.fold_in(key, 1), originals, labels, dcfg, dcfg.m, dtype=dtype)
         else:
             pts = jax.tree.map(lambda a: a[idx], ts.points)
         return jax.grad(batch_loss)(theta, pts, labels.y)
@@ -170,10 +176,13 @@ def make_train(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
     t, dcfg, mcfg = config.train, config.data, config.model
     dtype = jnp.dtype(t.dtype)
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ConfigError("train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
-                          "(or set JAX_ENABLE_X64=1) before building the run")
-    num_blocks_per_probe = (t.probe_every or t.steps) // t.log_every if t.probe_every >= 0 \
-        else t.steps // t.log_every
+        raise ConfigError(
+            "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
+            "(or set JAX_ENABLE_X64=1) before building the run"
+        )
+    num_blocks_per_probe = (
+        (t.probe_every or t.steps) // t.log_every if t.probe_every >= 0 else t.steps // t.log_every
+    )
     num_probe_blocks = t.steps // (num_blocks_per_probe * t.log_every)
     with_probes = t.probe_every >= 0
 
@@ -184,10 +193,16 @@ def make_train(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
         full_loss, full_loss_and_grad = full_objective(config, ts, hp.beta)
         batch_grad = None if t.full_batch else _minibatch_grad(config, ts, hp.beta)
         opt = make_optimizer(t.optimizer, hp.lr, t.momentum)
-        theta0 = init_theta(jax.random.fold_in(seed_key, INIT_KEY), mcfg.p, dcfg.d, hp.sigma_0,
-                            mcfg.bias, dtype)
-        state0 = _State(theta0, opt.init(theta0), jnp.zeros((), jnp.int32),
-                        jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+        theta0 = init_theta(
+            jax.random.fold_in(seed_key, INIT_KEY), mcfg.p, dcfg.d, hp.sigma_0, mcfg.bias, dtype
+        )
+        state0 = _State(
+            theta0,
+            opt.init(theta0),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), bool),
+            jnp.full((), -1, jnp.int32),
+        )
 
         def step(_, s: _State) -> _State:
             if batch_grad is None:
@@ -197,16 +212,21 @@ def make_train(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
             if not mcfg.bias:
                 g = g.at[:, 0].set(0.0)
             updates, opt_state = opt.update(g, s.opt_state, s.theta)
-            return s._replace(theta=optax.apply_updates(s.theta, updates),
-                              opt_state=opt_state, step=s.step + 1)
+            return s._replace(
+                theta=optax.apply_updates(s.theta, updates), opt_state=opt_state, step=s.step + 1
+            )
 
         def record(s: _State) -> tuple[_State, tuple[Array, Array]]:
             loss = full_loss(s.theta)
-            bad = (~jnp.isfinite(loss)) | (~jnp.all(jnp.isfinite(s.theta))) | (
-                jnp.max(jnp.abs(s.theta)) > t.divergence_threshold)
+            bad = (
+                (~jnp.isfinite(loss))
+                | (~jnp.all(jnp.isfinite(s.theta)))
+                | (jnp.max(jnp.abs(s.theta)) > t.divergence_threshold)
+            )
             newly = bad & ~s.diverged
-            s = s._replace(diverged=s.diverged | bad,
-                           diverged_step=jnp.where(newly, s.step, s.diverged_step))
+            s = s._replace(
+                diverged=s.diverged | bad, diverged_step=jnp.where(newly, s.step, s.diverged_step)
+            )
             return s, (feature_alignment(s.theta, dcfg.K), loss)
 
         def probe(theta: Array) -> tuple[Array, Array]:
