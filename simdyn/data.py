@@ -68,6 +68,17 @@ class TestSet(NamedTuple):
     labels: Labels
 
 
+def randint32(key: Array, shape: tuple[int, ...], lo: int, hi: int) -> Array:
+    """Uniform integers in [lo, hi) as int32: explicit dtype, so the draw is the same with and
+    without jax_enable_x64."""
+    return jax.random.randint(key, shape, lo, hi, dtype=jnp.int32)
+
+
+def without_replacement(key: Array, n: int, count: int) -> Array:
+    """``count`` distinct integers from [0, n), int32 (a prefix of a random permutation)."""
+    return jax.random.permutation(key, jnp.arange(n, dtype=jnp.int32))[:count]
+
+
 def _pm1(key: Array, shape: tuple[int, ...]) -> Array:
     return 2 * jax.random.bernoulli(key, 0.5, shape).astype(jnp.int32) - 1
 
@@ -78,14 +89,14 @@ def sample_labels(key: Array, cfg: DataConfig, n: int, balanced: bool) -> Labels
     if not balanced:
         kk = jax.random.fold_in(key, 0)
         y, y_sub, rho = (_pm1(jax.random.fold_in(kk, j), (n,)) for j in range(3))
-        k = jax.random.randint(jax.random.fold_in(kk, 3), (n,), 3, cfg.K + 1)
+        k = randint32(jax.random.fold_in(kk, 3), (n,), 3, cfg.K + 1)
         return Labels(y, y_sub, k, rho)
     c = cfg.num_combinations
     full, rem = divmod(n, c)
-    combos = jnp.tile(jnp.arange(c), full)
+    combos = jnp.tile(jnp.arange(c, dtype=jnp.int32), full)
     if rem:
         # The remainder is as balanced as n allows: distinct combinations, drawn at random.
-        extra = jax.random.choice(jax.random.fold_in(key, _BALANCE_REM), c, (rem,), replace=False)
+        extra = without_replacement(jax.random.fold_in(key, _BALANCE_REM), c, rem)
         combos = jnp.concatenate([combos, extra])
     y = 1 - 2 * (combos % 2)
     y_sub = 1 - 2 * ((combos // 2) % 2)
@@ -137,9 +148,9 @@ def sample_noise(
     for s in shape:
         count *= s
     if distinct:
-        j = jax.random.choice(key, cfg.d - cfg.K, (count,), replace=False) + cfg.K + 1
+        j = without_replacement(key, cfg.d - cfg.K, count) + cfg.K + 1
     else:
-        j = jax.random.randint(key, (count,), 1, cfg.d + 1)
+        j = randint32(key, (count,), 1, cfg.d + 1)
     idx = j.astype(jnp.int32).reshape(shape + (1,))
     val = jnp.full(shape + (1,), cfg.sigma_xi, dtype)
     return idx, val
@@ -178,7 +189,7 @@ def augment(
     r = cfg.aug_noise_rank
     if r:
         kk = jax.random.fold_in(key, _AUG_SUBSPACE)
-        sub = jax.random.randint(kk, (b, 1, r), cfg.K + 1, cfg.d + 1).astype(jnp.int32)
+        sub = randint32(kk, (b, 1, r), cfg.K + 1, cfg.d + 1)
         sub = jnp.broadcast_to(sub, (b, m, r))
         z = jax.random.normal(jax.random.fold_in(key, _AUG_NOISE), (b, m, r), dtype)
         idx = jnp.concatenate([idx, sub], axis=-1)

@@ -31,6 +31,7 @@ from simdyn.data import (
     embed,
     sample_test_set,
     sample_training_set,
+    without_replacement,
 )
 from simdyn.losses import gradient_from_products, loss_beta, loss_from_products, sample_loss
 from simdyn.metrics import feature_alignment, probe_accuracy
@@ -156,7 +157,7 @@ def _minibatch_grad(
         return sample_loss(embed(theta, pts), y, beta)
 
     def grad(theta: Array, key: Array) -> Array:
-        idx = jax.random.choice(jax.random.fold_in(key, 0), dcfg.n, (bsz,), replace=False)
+        idx = without_replacement(jax.random.fold_in(key, 0), dcfg.n, bsz)
         labels = jax.tree.map(lambda a: a[idx], ts.labels)
         if config.train.fresh_augmentations:
             originals = jax.tree.map(lambda a: a[idx], ts.originals)

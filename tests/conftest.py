@@ -1,0 +1,9 @@
+"""Test-session setup: 64-bit JAX so the exactness tests can compare in float64.
+
+Library code passes dtypes explicitly, so float32 runs behave the same with x64 on; the
+float32-default behaviour of the CLI is exercised in a subprocess (tests/test_cli.py).
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
