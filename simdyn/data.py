@@ -80,7 +80,8 @@ def without_replacement(key: Array, n: int, count: int) -> Array:
 
 
 def _pm1(key: Array, shape: tuple[int, ...]) -> Array:
-    return 2 * jax.random.bernoulli(key, 0.5, shape).astype(jnp.int32) - 1
+    # A float32 threshold keeps the signs identical with and without jax_enable_x64.
+    return 2 * jax.random.bernoulli(key, jnp.float32(0.5), shape).astype(jnp.int32) - 1
 
 
 def sample_labels(key: Array, cfg: DataConfig, n: int, balanced: bool) -> Labels:

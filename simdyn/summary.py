@@ -1,9 +1,18 @@
-"""Text summaries of result datasets: median and 5-95% band across (non-diverged) seeds."""
+"""Text summaries of result datasets: median and 5-95% band across (non-diverged) seeds.
+
+Diverged seeds (``diverged`` flag, see :class:`simdyn.train.Trajectory`) stay in the datasets
+but every statistic here excludes them and says how many it excluded; other modules use
+:func:`kept_seeds` / :func:`mask_diverged` for the same rule.
+"""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import xarray as xr
+
+from simdyn.config import ConfigError
 
 
 def summary_steps(steps: np.ndarray, count: int = 8) -> list[int]:
@@ -17,8 +26,39 @@ def summary_steps(steps: np.ndarray, count: int = 8) -> list[int]:
 
 
 def kept_seeds(ds: xr.Dataset) -> xr.Dataset:
-    """Seeds that did not diverge (diverged ones are excluded from every statistic)."""
-    return ds.sel(seed=~ds["diverged"].values)
+    """The seeds that did not diverge (diverged ones are excluded from every statistic).
+
+    For one run (``diverged`` has dims (seed,)). For a sweep, select a grid point first
+    (``ds.sel(lr=0.05)``) or use :func:`mask_diverged`.
+    """
+    if "diverged" not in ds:
+        raise ConfigError("dataset has no 'diverged' variable: not a simdyn result")
+    if ds["diverged"].dims != ("seed",):
+        raise ConfigError(
+            f"kept_seeds needs diverged with dims ('seed',), got {ds['diverged'].dims}: select "
+            "one grid point first (e.g. ds.sel(lr=0.05)) or use mask_diverged"
+        )
+    return ds.sel(seed=~ds["diverged"].values.astype(bool))
+
+
+def num_excluded(ds: xr.Dataset) -> int:
+    """How many runs (seeds, or seed x grid point) are flagged diverged and excluded."""
+    return int(ds["diverged"].values.sum())
+
+
+def mask_diverged(ds: xr.Dataset) -> xr.Dataset:
+    """Every per-run variable set to NaN where its run diverged (any dims: sweeps too).
+
+    Use NaN-skipping reductions afterwards (xarray's default ``skipna``).
+    """
+    keep = ~ds["diverged"].astype(bool)
+    out = ds.copy()
+    for name, var in ds.data_vars.items():
+        if name in ("diverged", "diverged_step") or not set(keep.dims) <= set(var.dims):
+            continue
+        if np.issubdtype(var.dtype, np.floating):
+            out[name] = var.where(keep)
+    return out
 
 
 def band(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -29,6 +69,8 @@ def band(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.
 
 def format_summary(ds: xr.Dataset, count: int = 8) -> str:
     """Table: per step, median [5%, 95%] of ||Theta v_j|| and the loss across kept seeds."""
+    if ds["diverged"].ndim > 1:  # a sweep: one line per grid point
+        return format_sweep_summary(ds)
     kept = kept_seeds(ds)
     total, n_kept = ds.sizes["seed"], kept.sizes["seed"]
     lines = [f"seeds: {total} run, {total - n_kept} diverged and excluded, {n_kept} summarised"]
@@ -51,7 +93,7 @@ def format_summary(ds: xr.Dataset, count: int = 8) -> str:
     med = kept["alignment"].median("seed")
     peaks = [
         f"v{f}: {float(med.sel(feature=f).max()):.3g} at step "
-        f"{int(med['step'][int(med.sel(feature=f).argmax())])}"
+        f"{int(med['step'][int(np.argmax(med.sel(feature=f).values))])}"
         for f in feats
         if f > 0
     ]
@@ -65,4 +107,40 @@ def format_summary(ds: xr.Dataset, count: int = 8) -> str:
                 f"  step {int(s):>6}: class {pc[1]:.3f} [{pc[0]:.3f}, {pc[2]:.3f}]  "
                 f"subclass|class {ps[1]:.3f} [{ps[0]:.3f}, {ps[2]:.3f}]"
             )
+    return "\n".join(lines)
+
+
+def format_sweep_summary(ds: xr.Dataset) -> str:
+    """One line per grid point: diverged runs excluded, final median loss and ||W v_j||."""
+    names = json.loads(ds.attrs.get("sweep", "[]"))
+    if not names:
+        return format_summary(ds)
+    last = int(ds["step"].values[-1])
+    total = int(np.prod([ds.sizes[n] for n in names])) * ds.sizes["seed"]
+    lines = [
+        f"sweep over {names}: {total} runs, {num_excluded(ds)} diverged and excluded; "
+        f"medians across kept seeds at step {last}"
+    ]
+    feats = [int(f) for f in ds["feature"].values if f > 0]
+    header = (
+        " ".join(f"{n:>10}" for n in names)
+        + f" {'diverged':>9} {'loss':>11} "
+        + " ".join(f"{f'||W v{f}||':>10}" for f in feats)
+    )
+    lines.append(header)
+    for index in np.ndindex(*(ds.sizes[n] for n in names)):
+        point = ds.isel(dict(zip(names, index, strict=True)))
+        kept = kept_seeds(point)
+        cells = [f"{float(point[n]):>10.4g}" for n in names]
+        cells.append(f"{ds.sizes['seed'] - kept.sizes['seed']:>9d}")
+        if kept.sizes["seed"] == 0:
+            cells.append(f"{'(all diverged)':>11}")
+        else:
+            final = kept.sel(step=last)
+            cells.append(f"{float(np.median(final['loss'].values)):>11.4g}")
+            cells += [
+                f"{float(np.median(final['alignment'].sel(feature=f).values)):>10.3g}"
+                for f in feats
+            ]
+        lines.append(" ".join(cells))
     return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Devices and processes: the seed mesh, multi-process start-up, gathering, deterministic mode.
+
+One concept: *where* seeds run. No maths and no result files live here.
+
+* Inside a process, the seed axis of every compiled call is split over a 1-D mesh of local
+  devices (axis ``"seeds"``) with ``jax.shard_map``: each device runs exactly the program a
+  single device would run on its block of seeds, so a seed's computation does not depend on
+  how many devices share the call.
+* Across processes (``jax.distributed``), each process owns one contiguous block of the runs
+  (block ``i`` for process ``i``), computes it on its own devices with no communication, and
+  the blocks are gathered at the end with ``multihost_utils.process_allgather`` (why, rather
+  than assembling per-process files on a shared disk: see :func:`gather_blocks`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from simdyn.config import ConfigError
+
+SEED_AXIS = "seeds"
+
+DETERMINISTIC_XLA_FLAGS = ("--xla_gpu_deterministic_ops=true",)
+
+
+class Block(NamedTuple):
+    """The runs one process owns: positions ``start .. stop - 1`` of the global run list.
+
+    ``size`` is the common (padded) block length every process gathers, >= stop - start.
+    """
+
+    start: int
+    stop: int
+    size: int
+
+
+def process_block(num_runs: int, process_index: int, num_processes: int) -> Block:
+    """Contiguous block of ``num_runs`` owned by ``process_index`` (ceil-sized, last ones short).
+
+    With 7 runs on 2 processes: process 0 owns 0..3, process 1 owns 4..6 (size 4 for both).
+    """
+    if num_processes < 1 or not 0 <= process_index < num_processes:
+        raise ConfigError(
+            f"invalid process_index={process_index}: must be in [0, {num_processes - 1}]"
+        )
+    size = -(-num_runs // num_processes)
+    start = min(process_index * size, num_runs)
+    return Block(start, min(start + size, num_runs), size)
+
+
+def resolve_devices(devices: int | None) -> int:
+    """Number of local devices to shard seeds over: ``None`` = all local devices."""
+    available = jax.local_device_count()
+    if devices is None:
+        return available
+    if isinstance(devices, bool) or not isinstance(devices, int | np.integer):
+        raise ConfigError(f"invalid devices={devices!r}: must be an integer or None")
+    if not 1 <= devices <= available:
+        raise ConfigError(
+            f"invalid devices={devices}: must be in [1, {available}] "
+            f"(local {jax.default_backend()} devices of this process)"
+        )
+    return int(devices)
+
+
+def seed_mesh(num_devices: int) -> Mesh:
+    """1-D mesh over the first ``num_devices`` local devices, axis ``"seeds"``."""
+    return Mesh(np.asarray(jax.local_devices()[:num_devices]), (SEED_AXIS,))
+
+
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    **kwargs: Any,
+) -> None:
+    """Validated ``jax.distributed.initialize``; call before any other JAX use.
+
+    All three arguments ``None`` lets JAX detect the cluster (SLURM, TPU pods, Open MPI).
+    ``coordinator_address`` is ``host:port`` of process 0. Idempotent for the same layout.
+    """
+    given = [a is not None for a in (coordinator_address, num_processes, process_id)]
+    if any(given) and not all(given):
+        raise ConfigError(
+            "invalid distributed settings: give coordinator_address, num_processes and "
+            "process_id together (or none of them to auto-detect a SLURM/TPU cluster)"
+        )
+    if coordinator_address is not None:
+        if not re.fullmatch(r"[^\s:]+:\d{1,5}", coordinator_address) or not (
+            0 < int(coordinator_address.rsplit(":", 1)[1]) < 65536
+        ):
+            raise ConfigError(
+                f"invalid coordinator_address={coordinator_address!r}: must be host:port "
+                "with port in [1, 65535], e.g. 10.0.0.1:1234"
+            )
+        if isinstance(num_processes, bool) or not isinstance(num_processes, int):
+            raise ConfigError(f"invalid num_processes={num_processes!r}: must be an integer >= 1")
+        if num_processes < 1:
+            raise ConfigError(f"invalid num_processes={num_processes}: must be >= 1")
+        if isinstance(process_id, bool) or not isinstance(process_id, int):
+            raise ConfigError(f"invalid process_id={process_id!r}: must be an integer")
+        if not 0 <= process_id < num_processes:
+            raise ConfigError(
+                f"invalid process_id={process_id}: must be in [0, {num_processes - 1}]"
+            )
+    if is_initialized():
+        if num_processes is not None and (
+            jax.process_count() != num_processes or jax.process_index() != process_id
+        ):
+            raise ConfigError(
+                "jax.distributed is already initialised with a different layout "
+                f"({jax.process_index()} of {jax.process_count()})"
+            )
+        return
+    jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
+
+
+def is_initialized() -> bool:
+    """Whether ``jax.distributed.initialize`` has run in this process."""
+    try:
+        from jax._src import distributed as _dist  # private: no public query exists
+
+        return _dist.global_state.client is not None
+    except (ImportError, AttributeError):  # pragma: no cover - future JAX
+        return jax.process_count() > 1
+
+
+def gather_blocks(local: Any, num_local: int, block_size: int) -> Any:
+    """Concatenate every process's block of runs, in process order, on every process.
+
+    Args:
+      local: pytree of numpy arrays with leading axis ``num_local`` (this process's runs).
+      num_local: real runs here (the last processes may own fewer, even none).
+      block_size: the common block length (``Block.size``).
+
+    Returns the pytree with leading axis = total runs, identical on every process.
+
+    Why process_allgather rather than per-process files assembled by process 0: it needs no
+    shared file system (TPU VMs and many cloud GPU nodes have only local disks), it cannot read
+    a file another host has not finished flushing (NFS attribute caching), and the payload is
+    small (recorded metrics, not training data). Resumability does not suffer: each process
+    still checkpoints its own finished chunks (see :func:`simdyn.simulate.simulate`).
+    """
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype == bool:  # gather as uint8: collectives do not all support bool
+            a = a.astype(np.uint8)
+        out = np.zeros((block_size, *a.shape[1:]), a.dtype)
+        out[:num_local] = a[:num_local]
+        return out
+
+    counts = multihost_utils.process_allgather(np.asarray([num_local], np.int64))
+    gathered = multihost_utils.process_allgather(jax.tree.map(pad, local))
+    counts = np.asarray(counts).reshape(-1)
+
+    def unpad(g: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        g = np.asarray(g)
+        parts = [g[i, : int(c)] for i, c in enumerate(counts)]
+        out = np.concatenate(parts, axis=0)
+        return out.astype(bool) if np.asarray(ref).dtype == bool else out
+
+    return jax.tree.map(unpad, gathered, local)
+
+
+def barrier(name: str) -> None:
+    """Wait until every process reaches this point (no-op for one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def enable_deterministic() -> None:
+    """Ask XLA for run-to-run deterministic GPU kernels (no atomics-based reductions).
+
+    Must run before JAX initialises a backend (before the first computation or device query),
+    because XLA reads ``XLA_FLAGS`` once at start-up; it raises ``ConfigError`` otherwise. It
+    is a no-op on CPU (already deterministic) and costs some GPU speed (scatter/reduction
+    kernels). Equivalent: ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` in the environment.
+    """
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    missing = [f for f in DETERMINISTIC_XLA_FLAGS if f not in flags]
+    if not missing:
+        return
+    if _backends_initialized():
+        raise ConfigError(
+            "enable_deterministic() must be called before JAX starts a backend (before the "
+            "first computation); set XLA_FLAGS=--xla_gpu_deterministic_ops=true in the "
+            "environment instead"
+        )
+    os.environ["XLA_FLAGS"] = " ".join([*flags, *missing])
+
+
+def _backends_initialized() -> bool:
+    try:
+        from jax._src import xla_bridge  # private: no public query exists
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):  # pragma: no cover - future JAX
+        return True
