@@ -15,7 +15,8 @@ from simdyn.config import (  # noqa: E402
     TrainConfig,
     apply_overrides,
 )
-from simdyn.presets import PRESETS, preset  # noqa: E402
+from simdyn.distributed import enable_deterministic  # noqa: E402
+from simdyn.presets import PRESETS, fig4_config, preset  # noqa: E402
 from simdyn.simulate import load, save, simulate  # noqa: E402
 from simdyn.train import HyperParams, Trajectory, default_hparams, make_train  # noqa: E402
 
@@ -38,7 +39,9 @@ __all__ = [
     "Trajectory",
     "apply_overrides",
     "default_hparams",
+    "enable_deterministic",
     "enable_x64",
+    "fig4_config",
     "load",
     "make_train",
     "preset",

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simdyn.data import TestSet, embed
+from simdyn.data import Labels, TestSet, embed
 
 Array = jax.Array
 
@@ -46,21 +46,19 @@ class ProbeAccuracy(NamedTuple):
     subclass_acc: Array
 
 
-def probe_accuracy(theta: Array, test: TestSet) -> ProbeAccuracy:
-    """Fit linear probes on the first half of ``test``, score them on the second half.
+def probe_accuracy_from_embeddings(z: Array, labels: Labels) -> ProbeAccuracy:
+    """Linear-probe accuracies of test embeddings z (n_test, p) with their ``labels``.
 
-    Subclass-within-class: one probe per class, each fit and scored on that class's points only;
-    the two accuracies are averaged weighted by the scored points per class.
+    Probes are fit on the first half and scored on the second. Subclass-within-class: one probe
+    per class, each fit and scored on that class's points only; the two accuracies are averaged
+    weighted by the scored points per class. Any encoder's embeddings can be probed this way.
     """
-    z = embed(theta, test.points)  # (n_test, p)
-    lab = test.labels
     half = z.shape[0] // 2
     zf, ze = z[:half], z[half:]
     dtype = z.dtype
-    y = lab.y.astype(dtype)
-    ys = lab.y_sub.astype(dtype)
-    ones = jnp.ones((half,), dtype)
-    score = _fit_predict(zf, y[:half], ones, ze)
+    y = labels.y.astype(dtype)
+    ys = labels.y_sub.astype(dtype)
+    score = _fit_predict(zf, y[:half], jnp.ones((half,), dtype), ze)
     class_acc = jnp.mean((jnp.sign(score) == y[half:]).astype(dtype))
     correct, total = 0.0, 0.0
     for c in (1.0, -1.0):
@@ -70,3 +68,8 @@ def probe_accuracy(theta: Array, test: TestSet) -> ProbeAccuracy:
         correct = correct + jnp.sum(we * (jnp.sign(s) == ys[half:]))
         total = total + jnp.sum(we)
     return ProbeAccuracy(class_acc, correct / jnp.maximum(total, 1.0))
+
+
+def probe_accuracy(theta: Array, test: TestSet) -> ProbeAccuracy:
+    """Linear-probe accuracies of the linear encoder theta (p, D) on ``test``."""
+    return probe_accuracy_from_embeddings(embed(theta, test.points), test.labels)

@@ -22,7 +22,9 @@ _FIG1_MODEL = ModelConfig(p=3, sigma_0=0.001)
 _FIG1_TRAIN = TrainConfig(loss="scl", optimizer="sgd", lr=0.05, steps=100, log_every=1)
 
 
-def _fig4(k: int, n: int, phi_k_sq: float = 0.3) -> Config:
+def fig4_config(k: int, n: int, phi_k_sq: float = 0.3) -> Config:
+    """The Fig. 4 UCL setting with K = p = ``k``, ``n`` balanced originals and the irrelevant
+    features' strength set so that phi_k^2 / (K - 2) = ``phi_k_sq`` (the figure's x axis)."""
     phi_irr = (phi_k_sq * (k - 2)) ** 0.5
     data = DataConfig(
         n=n,
@@ -48,8 +50,8 @@ PRESETS: dict[str, Config] = {
     "fig2b": Config(
         _FIG1_DATA, ModelConfig(p=500, sigma_0=0.001), TrainConfig(loss="scl", lr=0.05, steps=500)
     ),
-    "fig4a": _fig4(3, 96),
-    "fig4b": _fig4(50, 384),
+    "fig4a": fig4_config(3, 96),
+    "fig4b": fig4_config(50, 384),
     "fig6": Config(_FIG1_DATA, _FIG1_MODEL, TrainConfig(loss="scl", lr=0.05, steps=500)),
     "joint": Config(
         DataConfig(

@@ -1,0 +1,321 @@
+"""Generic training: any encoder (:mod:`simdyn.encoders`) with any contrastive loss, by autodiff.
+
+``make_generic_train(config, encoder, loss) -> train(seed_key) -> GenericTrajectory`` for ONE
+seed; :func:`run_generic` / :func:`simulate_generic` run ``jit(vmap(train))`` over seed keys, so
+the compiled program is ``jit(vmap(scan(step)))`` with the seed axis outermost, as in
+:mod:`simdyn.train`.
+
+Same data, same keys: a seed's training set is ``sample_training_set(fold_in(seed_key, 0))``,
+its init key ``fold_in(seed_key, 1)``, minibatch keys ``fold_in(fold_in(seed_key, 2), step)``
+and probe test set ``fold_in(seed_key, 3)`` (:data:`simdyn.train.DATA_KEY` ...). A linear
+encoder with the spectral loss therefore reproduces :func:`simdyn.train.make_train` step for step
+(tested to ~1e-10 in float64); that fast path stays the default wherever it applies. This one is
+the slow, general reference for nonlinear encoders and NCE losses.
+
+Recorded (:class:`simdyn.train.Trajectory`'s fields plus ||W_1||_F): the alignment of the FIRST
+layer with each feature (norm of its column j, j = 0 bias .. K), the full training loss, linear
+probes (class; subclass within class) on the test representations, divergence flags, and the
+final first-layer matrix when ``train.save_theta``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+
+from simdyn.config import Config, ConfigError
+from simdyn.data import (
+    Points,
+    augment,
+    sample_test_set,
+    sample_training_set,
+    without_replacement,
+)
+from simdyn.encoders import SparseEncoder, first_layer, init_encoder
+from simdyn.losses import loss_beta, sample_loss
+from simdyn.metrics import feature_alignment, probe_accuracy_from_embeddings
+from simdyn.nce_losses import joint_nce
+from simdyn.simulate import as_key, environment_attrs, seed_keys, trajectories_to_dataset
+from simdyn.train import BATCH_KEY, DATA_KEY, INIT_KEY, TEST_KEY, Trajectory, make_optimizer
+
+Array = jax.Array
+LossFamily = Literal["spectral", "nce"]
+
+
+@dataclass(frozen=True)
+class ContrastiveLoss:
+    """A loss on views ``z`` (n, m, p) with class labels ``y`` (n,).
+
+    family: ``spectral`` (HaoChen et al., the paper's loss: :func:`simdyn.losses.sample_loss`)
+      or ``nce`` (SupCon / InfoNCE, :mod:`simdyn.nce_losses`).
+    beta: weight of the supervised term: 1 = SCL / SupCon, 0 = UCL / InfoNCE, in between the
+      joint loss beta * supervised + (1 - beta) * unsupervised.
+    temperature, cosine: NCE only (tau; cosine similarities as in SimCLR and SupCon).
+    """
+
+    family: LossFamily = "spectral"
+    beta: float = 1.0
+    temperature: float = 0.5
+    cosine: bool = True
+
+    def __post_init__(self) -> None:
+        if self.family not in ("spectral", "nce"):
+            raise ConfigError(f"invalid family={self.family!r}: must be 'spectral' or 'nce'")
+        if not 0.0 <= float(self.beta) <= 1.0:
+            raise ConfigError(f"invalid beta={self.beta!r}: must be in [0, 1]")
+        if not float(self.temperature) > 0.0:
+            raise ConfigError(f"invalid temperature={self.temperature!r}: must be > 0")
+
+    def __call__(self, z: Array, y: Array) -> Array:
+        if self.family == "spectral":
+            return sample_loss(z, y, self.beta)
+        return joint_nce(z, y, self.beta, self.temperature, self.cosine)
+
+    @property
+    def name(self) -> str:
+        sup, unsup = ("scl", "ucl") if self.family == "spectral" else ("supcon", "infonce")
+        if self.beta == 1.0:
+            return f"{self.family}:{sup}"
+        if self.beta == 0.0:
+            return f"{self.family}:{unsup}"
+        return f"{self.family}:joint(beta={self.beta:g})"
+
+
+def loss_for(config: Config, family: LossFamily = "spectral", temperature: float = 0.5):
+    """The ``family`` loss with the supervision of ``config.train.loss`` (scl/ucl/joint, beta)."""
+    beta = float(loss_beta(config.train.loss, config.train.beta))
+    return ContrastiveLoss(family, beta, temperature)
+
+
+def _check(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> None:
+    t, dcfg = config.train, config.data
+    dtype = jnp.dtype(t.dtype)
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
+            "(or set JAX_ENABLE_X64=1) before building the run"
+        )
+    if encoder.d != dcfg.d:
+        raise ConfigError(f"invalid encoder.d={encoder.d}: must equal data.d={dcfg.d}")
+    if jnp.dtype(encoder.param_dtype) != dtype:
+        raise ConfigError(
+            f"invalid encoder.param_dtype={jnp.dtype(encoder.param_dtype)}: must equal "
+            f"train.dtype={t.dtype} (build it with simdyn.encoders.make_encoder(config))"
+        )
+    if loss.family == "nce" and dcfg.m < 2:
+        raise ConfigError(f"invalid data.m={dcfg.m}: NCE losses need m >= 2 views per original")
+
+
+class GenericTrajectory(NamedTuple):
+    """:class:`simdyn.train.Trajectory`'s fields (alignment = FIRST layer's columns) plus
+    first_layer_norm: (R,) ||W_1||_F, bias column included, at the recorded steps (a scale for
+    scale-free statements: NCE losses with cosine similarities do not fix ||W_1||)."""
+
+    alignment: Array
+    loss: Array
+    probe_class: Array
+    probe_subclass: Array
+    diverged: Array
+    diverged_step: Array
+    theta: Array
+    first_layer_norm: Array
+
+    def core(self) -> Trajectory:
+        """The fields shared with the fast path's Trajectory."""
+        return Trajectory(*self[:7])
+
+
+class _State(NamedTuple):
+    params: dict
+    opt_state: optax.OptState
+    step: Array
+    diverged: Array
+    diverged_step: Array
+
+
+def _minibatch(config: Config, ts, key: Array) -> tuple[Points, Array]:
+    """A minibatch of originals (without replacement) with their fixed or fresh views."""
+    dcfg, bsz = config.data, config.train.batch_size
+    idx = without_replacement(jax.random.fold_in(key, 0), dcfg.n, bsz)
+    labels = jax.tree.map(lambda a: a[idx], ts.labels)
+    if config.train.fresh_augmentations:
+        originals = jax.tree.map(lambda a: a[idx], ts.originals)
+        dtype = jnp.dtype(config.train.dtype)
+        pts = augment(jax.random.fold_in(key, 1), originals, labels, dcfg, dcfg.m, dtype=dtype)
+    else:
+        pts = jax.tree.map(lambda a: a[idx], ts.points)
+    return pts, labels.y
+
+
+def make_generic_train(
+    config: Config, encoder: SparseEncoder, loss: ContrastiveLoss
+) -> Callable[[Array], GenericTrajectory]:
+    """Build the per-seed training function; pure, jit- and vmap-compatible.
+
+    ``config`` gives the data, optimiser (``train.optimizer``, ``lr``, ``momentum``), steps,
+    batching (``batch_size``, ``fresh_augmentations``), recording and dtype; ``config.train.loss``
+    and ``beta`` are NOT used (the ``loss`` argument is the objective). Returns
+    ``train(seed_key) -> GenericTrajectory`` (alignment of the first layer).
+    """
+    _check(config, encoder, loss)
+    t, dcfg = config.train, config.data
+    dtype = jnp.dtype(t.dtype)
+    steps_per_probe = (t.probe_every or t.steps) if t.probe_every >= 0 else t.steps
+    blocks_per_probe = steps_per_probe // t.log_every
+    num_probe_blocks = t.steps // steps_per_probe
+    with_probes = t.probe_every >= 0
+
+    def objective(params: dict, pts: Points, y: Array) -> Array:
+        return loss(encoder.apply(params, pts).projection, y)
+
+    def train(seed_key: Array) -> Trajectory:
+        ts = sample_training_set(jax.random.fold_in(seed_key, DATA_KEY), dcfg, dtype)
+        test = sample_test_set(jax.random.fold_in(seed_key, TEST_KEY), dcfg, dtype=dtype)
+        batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
+        params0 = init_encoder(encoder, jax.random.fold_in(seed_key, INIT_KEY), ts.points)
+        opt = make_optimizer(t.optimizer, jnp.asarray(t.lr, dtype), t.momentum)
+        full_loss = lambda params: objective(params, ts.points, ts.labels.y)
+
+        def step(_, s: _State) -> _State:
+            if t.full_batch:
+                g = jax.grad(full_loss)(s.params)
+            else:
+                pts, y = _minibatch(config, ts, jax.random.fold_in(batch_key, s.step))
+                g = jax.grad(objective)(s.params, pts, y)
+            updates, opt_state = opt.update(g, s.opt_state, s.params)
+            return s._replace(
+                params=optax.apply_updates(s.params, updates), opt_state=opt_state, step=s.step + 1
+            )
+
+        def record(s: _State) -> tuple[_State, tuple[Array, Array, Array]]:
+            value = full_loss(s.params)
+            leaves = jax.tree.leaves(s.params)
+            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
+            biggest = jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in leaves]))
+            bad = (~jnp.isfinite(value)) | (~finite) | (biggest > t.divergence_threshold)
+            newly = bad & ~s.diverged
+            s = s._replace(
+                diverged=s.diverged | bad, diverged_step=jnp.where(newly, s.step, s.diverged_step)
+            )
+            w1 = first_layer(s.params)
+            return s, (feature_alignment(w1, dcfg.K), value, jnp.linalg.norm(w1))
+
+        def probe(params: dict) -> tuple[Array, Array]:
+            if not with_probes:
+                return jnp.zeros((), dtype), jnp.zeros((), dtype)
+            z = encoder.apply(params, test.points).representation
+            acc = probe_accuracy_from_embeddings(z, test.labels)
+            return acc.class_acc, acc.subclass_acc
+
+        def log_block(s: _State, _) -> tuple[_State, tuple[Array, Array, Array]]:
+            return record(jax.lax.fori_loop(0, t.log_every, step, s))
+
+        def probe_block(s: _State, _):
+            s, recs = jax.lax.scan(log_block, s, None, length=blocks_per_probe)
+            return s, (recs, probe(s.params))
+
+        state0 = _State(
+            params0,
+            opt.init(params0),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), bool),
+            jnp.full((), -1, jnp.int32),
+        )
+        state, rec0 = record(state0)
+        probe0 = probe(state0.params)
+        state, (recs, probes) = jax.lax.scan(probe_block, state, None, length=num_probe_blocks)
+        align = jnp.concatenate([rec0[0][None], recs[0].reshape((-1, dcfg.K + 1))])
+        loss_rec = jnp.concatenate([rec0[1][None], recs[1].reshape((-1,))])
+        w1_norm = jnp.concatenate([rec0[2][None], recs[2].reshape((-1,))])
+        pc = jnp.concatenate([probe0[0][None], probes[0]])
+        ps = jnp.concatenate([probe0[1][None], probes[1]])
+        if not with_probes:
+            pc, ps = pc[:0], ps[:0]
+        theta = first_layer(state.params) if t.save_theta else jnp.zeros((0,), dtype)
+        return GenericTrajectory(
+            align, loss_rec, pc, ps, state.diverged, state.diverged_step, theta, w1_norm
+        )
+
+    return train
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_runner(
+    config: Config, encoder: SparseEncoder, loss: ContrastiveLoss
+) -> Callable[[Array], GenericTrajectory]:
+    """jit(vmap(train)), cached so repeated runs of one setting reuse the compiled program."""
+    return jax.jit(jax.vmap(make_generic_train(config, encoder, loss)))
+
+
+def run_generic(
+    config: Config,
+    encoder: SparseEncoder,
+    loss: ContrastiveLoss,
+    seeds: int | Sequence[int] = 16,
+    key: int | Array = 0,
+    *,
+    chunk_size: int | None = None,
+) -> GenericTrajectory:
+    """Stacked GenericTrajectory (leading axis = seed) of ``jit(vmap(train))`` over seed indices.
+
+    Seed i's key is ``fold_in(key, i)`` whatever ``chunk_size`` (default: all seeds at once), so
+    its result does not depend on which other seeds run beside it.
+    """
+    seed_list = list(range(int(seeds))) if isinstance(seeds, int | np.integer) else list(seeds)
+    if not seed_list or min(seed_list) < 0 or len(set(seed_list)) != len(seed_list):
+        raise ConfigError(f"invalid seeds={seeds!r}: must be >= 1 distinct non-negative integers")
+    chunk = len(seed_list) if chunk_size is None else int(chunk_size)
+    if chunk < 1:
+        raise ConfigError(f"invalid chunk_size={chunk_size!r}: must be an integer >= 1")
+    runner = _compiled_runner(config, encoder, loss)
+    base = as_key(key)
+    parts = []
+    for start in range(0, len(seed_list), chunk):
+        part = seed_list[start : start + chunk]
+        pad = part + [max(seed_list) + 1 + j for j in range(chunk - len(part))]
+        traj = runner(seed_keys(base, np.asarray(pad)))
+        keep = len(part)
+        parts.append(jax.tree.map(lambda a, keep=keep: np.asarray(a)[:keep], traj))
+    return GenericTrajectory(*(np.concatenate(a, axis=0) for a in zip(*parts, strict=True)))
+
+
+def simulate_generic(
+    config: Config,
+    encoder: SparseEncoder,
+    loss: ContrastiveLoss,
+    seeds: int | Sequence[int] = 16,
+    key: int | Array = 0,
+    *,
+    chunk_size: int | None = None,
+) -> xr.Dataset:
+    """:func:`run_generic` labelled like :func:`simdyn.simulate` (dims seed, step, feature,
+    probe_step), with the encoder and loss recorded in the attributes."""
+    seed_list = list(range(int(seeds))) if isinstance(seeds, int | np.integer) else list(seeds)
+    traj = run_generic(config, encoder, loss, seed_list, key, chunk_size=chunk_size)
+    ds = trajectories_to_dataset(config, traj.core(), seed_list)
+    ds["first_layer_norm"] = (("seed", "step"), np.asarray(traj.first_layer_norm))
+    ds["alignment"].attrs["description"] = "first layer: norm of column j, feature 0 = bias"
+    ds.attrs["backend"] = "generic"
+    ds.attrs["encoder"] = json.dumps(
+        {
+            "widths": list(encoder.widths),
+            "head": list(encoder.head),
+            "normalize": encoder.normalize,
+            "sigma_0": encoder.sigma_0,
+            "use_bias": encoder.use_bias,
+            "hidden_init_scale": encoder.hidden_init_scale,
+        }
+    )
+    ds.attrs["loss"] = json.dumps(asdict(loss) | {"name": loss.name})
+    ds.attrs["num_diverged"] = int(ds["diverged"].sum())
+    ds.attrs.update(environment_attrs())
+    return ds
