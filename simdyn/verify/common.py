@@ -1,0 +1,125 @@
+"""What every claim module shares: run scale, the outcome record, GD tolerances derived from theory.
+
+A claim module exposes ``CLAIM`` (:class:`ClaimInfo`), ``DESIGNS`` (one design per
+:data:`Scale`) and ``run(design, key) -> list[ClaimOutcome]`` (the claim itself first, then any
+extension rows such as the SGD version). Its thresholds are module-level constants next to the
+docstring that states the pre-registered decision rule.
+
+GD tolerances (why a GD endpoint may differ from the closed form after T steps):
+
+* frozen kernel part: Theta's component on ker M never moves (THEORY.md section 5), so a feature
+  direction with a part in ker M keeps ||Theta_0 u|| ~ sigma_0 sqrt(chi2_p / d) there;
+  :func:`kernel_bound` is its 99.9% quantile.
+* tie resolution: inside a tied eigenspace every point is a global minimizer, so GD keeps what
+  the early phase left: a mode of P-eigenvalue a_lose that lost the last slot to a_win grew from
+  the init scale x = sigma_0 sqrt(p / d) by (1 + 4 eta a_lose)^t while the winner needed
+  t = ln(1/x) / ln(1 + 4 eta a_win) steps to saturate, leaving x^kappa with
+  kappa = 1 - ln(1 + 4 eta a_lose) / ln(1 + 4 eta a_win) (:func:`tie_exponent`).
+* relaxation: near a minimizer a mode of P-eigenvalue a relaxes like exp(-8 eta a t) (the
+  logistic :func:`simdyn.theory.mode_gradient_flow`); the slowest modes are the noise directions,
+  a ~ s = sigma_xi^2 / (m n) (:func:`relaxation`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import numpy as np
+from scipy import stats
+
+from simdyn.config import Config
+from simdyn.verify.runs import Runs
+from simdyn.verify.stats import TestResult
+
+Scale = Literal["small", "quick", "full"]
+SCALES: tuple[Scale, ...] = ("small", "quick", "full")
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """id, paper source, the claim in words, and the negative control in words."""
+
+    id: str
+    source: str
+    statement: str
+    control: str
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """The tests of one row of the verification table (a claim or an extension of it).
+
+    tests: the pre-registered sub-tests (all must hold: intersection-union).
+    controls: the same pipeline fed a deliberately wrong prediction; must come out ``fails``.
+    design: one line on configs, sweeps and seeds; summary: a few words of it for the table;
+    notes: what else was seen.
+    """
+
+    claim: str
+    source: str
+    design: str
+    tests: tuple[TestResult, ...]
+    controls: tuple[TestResult, ...]
+    control: str
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+    summary: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class GDGroup(NamedTuple):
+    """Full-batch GD runs of one config, as a claim module trained them (MINLOSS reuses them).
+
+    seeds: (U,) seed per unit; beta: (U,) SCL weight per unit; a_slow: (U,) P-eigenvalue of
+    the slowest selected feature mode (sets how far GD has converged after T steps).
+    """
+
+    config: Config
+    seeds: list[int]
+    runs: Runs
+    beta: np.ndarray
+    a_slow: np.ndarray
+
+
+def units_seeds(num_points: int, per_point: int, offset: int = 0) -> list[list[int]]:
+    """Distinct seed indices for each design point (units never share a training set)."""
+    return [
+        list(range(offset + i * per_point, offset + (i + 1) * per_point)) for i in range(num_points)
+    ]
+
+
+def init_scale(sigma_0: float, p: int, d: int, quantile: float) -> float:
+    """Quantile of ||Theta_0 u|| for a unit vector u: Theta_0 u ~ N(0, sigma_0^2/d I_p)."""
+    return sigma_0 * math.sqrt(float(stats.chi2.ppf(quantile, p)) / d)
+
+
+def kernel_bound(sigma_0: float, p: int, d: int) -> float:
+    """99.9% bound on the frozen kernel part ||Theta_0 u|| of a unit direction u."""
+    return init_scale(sigma_0, p, d, 0.999)
+
+
+def init_amplitude(sigma_0: float, p: int, d: int) -> float:
+    """Typical init scale x = sigma_0 sqrt(p / d) of a mode (Thm 4.5's sigma_0 sqrt(p/d))."""
+    return sigma_0 * math.sqrt(p / d)
+
+
+def tie_exponent(eta: float, a_lose: float, a_win: float) -> float:
+    """kappa = 1 - ln(1 + 4 eta a_lose) / ln(1 + 4 eta a_win) (see module docs)."""
+    return 1.0 - math.log1p(4 * eta * a_lose) / math.log1p(4 * eta * a_win)
+
+
+def tie_leftover(eta: float, a_lose: float, a_win: float, x: float) -> float:
+    """x^kappa: amplitude a tie-losing mode keeps at the end of GD (see module docs)."""
+    return x ** tie_exponent(eta, a_lose, a_win)
+
+
+def relaxation(eta: float, a: float, steps: float) -> float:
+    """exp(-8 eta a steps): what is left of a deviation of a mode of P-eigenvalue a."""
+    return math.exp(-8.0 * eta * a * max(steps, 0.0))
+
+
+def escape_steps(eta: float, a: float, x: float, target: float = 1.0) -> float:
+    """GD steps for a mode of P-eigenvalue a to grow from x to ``target``."""
+    return math.log(target / x) / math.log1p(4.0 * eta * a)

@@ -1,0 +1,180 @@
+"""FS-aug (Thm 5.4): imperfect augmentation suppresses v_1 for any p; a better one fixes it.
+
+Claim: K = omega(n^2) (each original carries its own irrelevant feature) and the imperfect
+augmentation A' (Def. 5.3): the min-norm UCL minimizer has ||W v_1|| = 0 however large p is
+(p >= n); with the standard augmentation A and p >= rank M~ (= n), v_1 is learnt (about 1/phi_1).
+Design: K = 2 + K_FACTOR n^2, i.i.d. labels (so irrelevant features rarely repeat; repeats are
+kept and counted), m = 4, A' with class/subclass jitter 0.1 and rank(Sigma_xi) = 0 (each
+original keeps its noise xi), min-norm UCL of every sampled instance in float64.
+
+Pre-registered sub-tests (FRACTION, hold if P(pass) > PASS_FRACTION, exact binomial):
+
+* ``imperfect-suppressed``: A', p in ``ps`` (all >= n); pass if ||W v_1|| <= EXACT_ZERO / phi_1.
+* ``standard-learnt``: A (good-event noise), p = n; pass if ||W v_1|| matches the exact
+  good-event value theory.fs_aug_prediction (with the instance's empirical feature moment;
+  = phi_1/(phi_1^2 + s) when v_1 is uncorrelated with the other features) to CLOSED_FORM_TOL
+  (1 + value), and ||W v_1|| >= LEARNT_LEVEL / phi_1 (learnt, not suppressed). The exact value
+  varies with the sample's label imbalance (n is small), which is why "about 1/phi_1" is tested
+  through the exact formula plus a level.
+
+Negative control: the suppression prediction (||W v_1|| = 0) applied to the standard
+augmentation (where the theorem says v_1 is learnt) must fail.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from simdyn import theory
+from simdyn.config import DataConfig
+from simdyn.verify import common
+from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
+from simdyn.verify.stats import fraction_test
+
+CLAIM = ClaimInfo(
+    id="FS-aug",
+    source="Thm 5.4",
+    statement="K=omega(n^2), imperfect A': min-norm UCL ||W v_1|| = 0 for all p >= n; "
+    "standard A with p >= rank M~: v_1 learnt (~1/phi_1)",
+    control="suppression predicted for the standard augmentation: must fail",
+)
+
+PASS_FRACTION = 0.9
+EXACT_ZERO = 1e-8
+CLOSED_FORM_TOL = 1e-6
+LEARNT_LEVEL = 0.25
+K_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Design:
+    n: int = 8
+    m: int = 4
+    d: int = 40000
+    phi_1: float = 1.0
+    phi_2: float = 1.0
+    phi_irrelevant: float = 1.0
+    sigma_xi: float = 1.0
+    aug_sigma: float = 0.1
+    ps: tuple[int, ...] = (8, 16)
+    seeds: int = 64
+
+
+DESIGNS: dict[Scale, Design] = {
+    "small": Design(n=4, ps=(4, 8), d=4000, seeds=6),
+    "quick": Design(),
+    "full": Design(n=16, ps=(16, 32, 64), d=200000, seeds=256),
+}
+
+
+def data_config(design: Design, augmentation: str) -> DataConfig:
+    K = 2 + K_FACTOR * design.n**2
+    return DataConfig(
+        n=design.n,
+        m=design.m,
+        d=design.d,
+        K=K,
+        phi=(design.phi_1, design.phi_2) + (design.phi_irrelevant,) * (K - 2),
+        mu=0.0,
+        sigma_xi=design.sigma_xi,
+        sampling="iid",
+        noise_placement="good_event" if augmentation == "standard" else "iid",
+        augmentation=augmentation,
+        aug_sigma_class=design.aug_sigma,
+        aug_sigma_sub=design.aug_sigma,
+        aug_noise_rank=0,
+    )
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    start = time.perf_counter()
+    seeds_imp, seeds_std = common.units_seeds(2, design.seeds)
+    imp_data = data_config(design, "imperfect")
+    K = imp_data.K
+    sets = sample_instances(imp_data, seeds_imp, key)
+    imp_w, repeats = [], []
+    for u in range(len(seeds_imp)):
+        ts = instance(sets, u)
+        c = compressed_moments(ts, K)
+        repeats.append(len(set(np.asarray(ts.labels.k).tolist())) < design.n)
+        for p in design.ps:
+            imp_w.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, p).factor, K)[1])
+    std_data = data_config(design, "standard")
+    sets = sample_instances(std_data, seeds_std, key)
+    std_w, std_pred = [], []
+    s = design.sigma_xi**2 / (design.m * design.n)
+    for u in range(len(seeds_std)):
+        c = compressed_moments(instance(sets, u), K)
+        feats = c.x[..., : K + 1].reshape(-1, K + 1)
+        f_hat = feats.T @ feats / feats.shape[0]
+        std_w.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, design.n).factor, K)[1])
+        pred = theory.fs_aug_prediction(
+            f_hat, design.sigma_xi, design.m, design.n, design.n, imperfect=False
+        )
+        std_pred.append(float(pred))
+    # One unit per instance (the p's of one instance are not independent): its largest value.
+    imp_w = np.asarray(imp_w, float).reshape(len(seeds_imp), len(design.ps)).max(axis=1)
+    std_w, std_pred = np.asarray(std_w, float), np.asarray(std_pred, float)
+    std_ok = (np.abs(std_w - std_pred) <= CLOSED_FORM_TOL * (1 + std_pred)) & (
+        std_w >= LEARNT_LEVEL / design.phi_1
+    )
+    zero_rule = f"pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}"
+    tests = (
+        fraction_test(
+            "imperfect-suppressed",
+            imp_w <= EXACT_ZERO / design.phi_1,
+            PASS_FRACTION,
+            valid=np.isfinite(imp_w),
+            statistic=f"max over p in {design.ps} of min-norm UCL ||W v_1||, A'",
+            rule=zero_rule,
+            data={"w_v1_max_over_p": imp_w},
+        ),
+        fraction_test(
+            "standard-learnt",
+            std_ok,
+            PASS_FRACTION,
+            valid=np.isfinite(std_w),
+            statistic=f"min-norm UCL ||W v_1||, standard A, p = n = {design.n}",
+            rule=f"pass if = theory.fs_aug_prediction (tol {CLOSED_FORM_TOL:g}) and >= "
+            f"{LEARNT_LEVEL:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+            data={"w_v1": std_w, "predicted": std_pred},
+        ),
+    )
+    controls = (
+        fraction_test(
+            "control:suppression-with-standard-A",
+            std_w <= EXACT_ZERO / design.phi_1,
+            PASS_FRACTION,
+            valid=np.isfinite(std_w),
+            statistic="min-norm ||W v_1|| with the standard augmentation, 0 predicted",
+            rule=zero_rule,
+        ),
+    )
+    return [
+        ClaimOutcome(
+            claim=CLAIM.id,
+            source=CLAIM.source,
+            summary=f"closed form, A' vs A, {2 * design.seeds} units",
+            design=(
+                f"closed-form min-norm UCL, n={design.n} m={design.m} K=2+{K_FACTOR}n^2={K} "
+                f"d={design.d} phi_1={design.phi_1:g} phi_2={design.phi_2:g} "
+                f"phi_k={design.phi_irrelevant:g} sigma_xi={design.sigma_xi:g} mu=0 iid labels; "
+                f"A' jitter {design.aug_sigma:g}, rank Sigma_xi=0, p in {design.ps}; standard A "
+                f"(good event) p=n; {design.seeds} seeds each"
+            ),
+            tests=tests,
+            controls=controls,
+            control=CLAIM.control,
+            notes=(
+                f"A': max ||W v_1|| = {np.nanmax(imp_w):.1e} over {imp_w.size} instances x p; "
+                f"{int(np.sum(repeats))}/{len(repeats)} instances had a repeated irrelevant "
+                f"feature (kept); standard A: median ||W v_1|| {np.nanmedian(std_w):.3f} "
+                f"(range {np.nanmin(std_w):.3f}-{np.nanmax(std_w):.3f}; s = {s:.3g})",
+            ),
+            seconds=time.perf_counter() - start,
+        )
+    ]

@@ -1,0 +1,386 @@
+"""JOINT (Thm 6.1): the joint loss keeps both the class and the subclass feature.
+
+Claim: when SCL collapses (mu = 0) and UCL suppresses v_1 (phi_1^2 not among the top p of L)
+while phi_2^2 is among the top p - 2 of {phi_2^2, phi_k^2/(K-2)}, the min-norm minimizer of
+beta L_SCL + (1 - beta) L_UCL has ||W v_1|| about 1/phi_1 and ||W v_2|| about sqrt(1-beta)/phi_2
+for every beta in (0, 1). Design: the ``joint`` preset's instance (K = p = 4, phi = (0.5, 1, 1, 1):
+L = [1, .25, 1, .5, .5]) at a smaller n, beta in ``betas``; the conditions are checked with
+theory.joint_condition before anything runs.
+
+Pre-registered sub-tests (FRACTION, hold if P(pass) > PASS_FRACTION, exact binomial):
+
+* ``closed-form``: min-norm ||W v_j||, j = 0, 1, 2, match theory.predicted_alignment_joint to
+  CLOSED_FORM_TOL (1 + value) (v_3, v_4 tie exactly, so their split is not unique).
+* ``keeps-both[beta]``, one per beta ("for every beta": all must hold): |phi_1 ||W v_1|| - 1|
+  <= ABOUT_TOL and |phi_2 ||W v_2|| / sqrt(1-beta) - 1| <= ABOUT_TOL.
+
+Row ``JOINT [GD]``: ``gd-keeps-both[beta]``: full-batch GD (float64, beta traced per unit,
+T steps), the keeps-both rule on ||W_T v_1||, ||W_T v_2||. Whether the endpoint equals the
+min-norm minimizer's alignments within TOL_FACTOR (kernel_bound + relaxation of the slowest
+selected mode, P-eigenvalue (1 - beta) L_(p), after its escape time) is reported per beta in the
+notes, not asserted: the 1 - beta eigenvalues of C are tied, every choice inside that space is
+a global minimizer, and when v_1 (P-eigenvalue phi_1^2, the slowest) escapes after the tied modes
+have filled the p slots, which mixture it displaces is set by the dynamics, not by the norm.
+
+Row ``JOINT [SGD]``: minibatch SGD (batch n/2); ``sgd-last-quarter[beta]``: the mean over the
+last quarter of the steps passes if both alignments are within SGD_ABOUT_TOL of 1/phi_1 and
+sqrt(1-beta)/phi_2 (constant-step SGD hovers around a minimizer: a looser, pre-registered
+tolerance).
+
+Seen (not pre-registered): SGD runs sometimes lose v_2 to v_3, v_4 at small beta; the notes report
+how often and where the lost alignment went.
+
+Negative control: UCL's prediction for v_1 (suppressed: ||W v_1|| = 0) fed as the joint
+prediction must fail (closed form, GD and SGD).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from simdyn import theory
+from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
+from simdyn.verify import common
+from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
+from simdyn.verify.runs import run as run_gd
+from simdyn.verify.stats import fraction_test
+
+CLAIM = ClaimInfo(
+    id="JOINT",
+    source="Thm 6.1",
+    statement="when SCL collapses and UCL suppresses, min-norm joint keeps both: ||W v_1|| ~ "
+    "1/phi_1, ||W v_2|| ~ sqrt(1-beta)/phi_2 for every beta",
+    control="UCL's suppression of v_1 predicted for the joint loss: must fail",
+)
+
+PASS_FRACTION = 0.9
+CLOSED_FORM_TOL = 1e-6
+ABOUT_TOL = 0.1
+SGD_ABOUT_TOL = 0.2
+EXACT_ZERO = 1e-8
+TOL_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class Design:
+    n: int = 32
+    m: int = 2
+    d: int = 2000
+    phi: tuple[float, ...] = (0.5, 1.0, 1.0, 1.0)
+    sigma_xi: float = 1.0
+    p: int = 4
+    betas: tuple[float, ...] = (0.25, 0.5, 0.75)
+    seeds: int = 64
+    gd_seeds: int = 56
+    sgd_seeds: int = 24
+    sigma_0: float = 1e-3
+    lr: float = 0.05
+    steps: int = 1000
+    sgd_batch: int = 16
+
+
+DESIGNS: dict[Scale, Design] = {
+    "small": Design(d=400, seeds=4, gd_seeds=2, sgd_seeds=2, steps=600),
+    "quick": Design(),
+    "full": Design(n=64, d=4000, seeds=256, gd_seeds=128, sgd_seeds=128, steps=3000, sgd_batch=32),
+}
+
+
+def data_config(design: Design) -> DataConfig:
+    return DataConfig(
+        n=design.n,
+        m=design.m,
+        d=design.d,
+        K=len(design.phi),
+        phi=design.phi,
+        mu=0.0,
+        sigma_xi=design.sigma_xi,
+        sampling="balanced",
+        noise_placement="good_event",
+        n_test=4,
+    )
+
+
+def config(design: Design, batch_size: int | None = None) -> Config:
+    """The (S)GD config (beta is a traced hyper-parameter; shared with MINLOSS)."""
+    return Config(
+        data_config(design),
+        ModelConfig(p=design.p, sigma_0=design.sigma_0),
+        TrainConfig(
+            loss="joint",
+            beta=0.5,
+            lr=design.lr,
+            steps=design.steps,
+            log_every=design.steps // 20,
+            probe_every=-1,
+            dtype="float64",
+            batch_size=batch_size,
+        ),
+    )
+
+
+def check_conditions(design: Design) -> None:
+    """Raise ConfigError if the design is outside Thm 6.1's conditions."""
+    K = len(design.phi)
+    if not bool(theory.joint_condition(design.phi, K, design.p)):
+        raise ConfigError(
+            f"invalid JOINT design phi={design.phi}, p={design.p}: theory.joint_condition is "
+            "false (need UCL suppression of v_1 and phi_2^2 among the top p-2)"
+        )
+
+
+def _targets(design: Design, beta: np.ndarray) -> tuple[float, np.ndarray]:
+    return 1.0 / design.phi[0], np.sqrt(1.0 - beta) / design.phi[1]
+
+
+def keeps_both(w1, w2, target_1, target_2, tol: float) -> np.ndarray:
+    """Both alignments within relative ``tol`` of their targets."""
+    return (np.abs(w1 / target_1 - 1) <= tol) & (np.abs(w2 / target_2 - 1) <= tol)
+
+
+def gd_tolerance(design: Design, beta: float) -> float:
+    """TOL_FACTOR (kernel bound + relaxation of the slowest selected mode) (see module docs)."""
+    K = len(design.phi)
+    L = np.sort(np.asarray(theory.feature_spectrum_L(design.phi, K)))[::-1]
+    a_slow = (1.0 - beta) * float(L[design.p - 1])
+    x = common.init_amplitude(design.sigma_0, design.p, design.d)
+    t_esc = common.escape_steps(design.lr, a_slow, x)
+    residual = common.relaxation(design.lr, a_slow, design.steps - t_esc)
+    return TOL_FACTOR * (common.kernel_bound(design.sigma_0, design.p, design.d) + residual)
+
+
+def gd_units(design: Design, key: int) -> list[common.GDGroup]:
+    """The GD runs (beta traced per unit; memoised, MINLOSS reuses them)."""
+    nb = len(design.betas)
+    offset = nb * design.seeds
+    seeds = list(range(offset, offset + nb * design.gd_seeds))
+    betas = np.repeat(design.betas, design.gd_seeds)
+    cfg = config(design)
+    runs = run_gd(cfg, seeds, key, beta=betas)
+    L = np.sort(np.asarray(theory.feature_spectrum_L(design.phi, len(design.phi))))[::-1]
+    a_slow = (1.0 - betas) * float(L[design.p - 1])
+    return [common.GDGroup(cfg, seeds, runs, betas, a_slow)]
+
+
+def _min_norm(design: Design, seeds: list[int], betas: np.ndarray, key: int) -> np.ndarray:
+    """(units, K+1) min-norm joint alignments of the seeds' instances."""
+    K = len(design.phi)
+    sets = sample_instances(data_config(design), seeds, key)
+    out = []
+    for u, beta in enumerate(betas):
+        c = compressed_moments(instance(sets, u), K)
+        P = beta * c.m_plus + (1 - beta) * c.m_tilde
+        out.append(alignment(theory.min_norm_minimizer(P, c.m, design.p).factor, K))
+    return np.asarray(out)
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    start = time.perf_counter()
+    check_conditions(design)
+    K = len(design.phi)
+    nb = len(design.betas)
+    seeds = [s for group in common.units_seeds(nb, design.seeds) for s in group]
+    betas = np.repeat(design.betas, design.seeds)
+    align = _min_norm(design, seeds, betas, key)
+    per_beta = {
+        b: np.asarray(
+            theory.predicted_alignment_joint(
+                design.phi, 0.0, design.sigma_xi, design.m, design.n, design.p, b
+            )
+        )
+        for b in design.betas
+    }
+    pred = np.stack([per_beta[b] for b in betas])
+    ok = np.all(np.isfinite(align), axis=1)
+    err = np.max(np.abs(align[:, :3] - pred[:, :3]) / (1 + pred[:, :3]), axis=1)
+    t1, t2 = _targets(design, betas)
+    keeps = keeps_both(align[:, 1], align[:, 2], t1, t2, ABOUT_TOL)
+
+    offset = nb * design.seeds
+    (group,) = gd_units(design, key)
+    gd_seeds, gd_betas, runs = group.seeds, group.beta, group.runs
+    gd_mn = _min_norm(design, gd_seeds, gd_betas, key)
+    tol = np.array([gd_tolerance(design, b) for b in gd_betas])
+    gd_w = runs.alignment[:, -1, 1:3]
+    gd_dev = np.max(np.abs(gd_w - gd_mn[:, 1:3]), axis=1)
+    g1, g2 = _targets(design, gd_betas)
+    gd_keeps = keeps_both(gd_w[:, 0], gd_w[:, 1], g1, g2, ABOUT_TOL)
+
+    tests = (
+        fraction_test(
+            "closed-form",
+            err <= CLOSED_FORM_TOL,
+            PASS_FRACTION,
+            valid=ok,
+            statistic="max_{j<=2} |W v_j - predicted_alignment_joint_j| / (1 + predicted)",
+            rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
+            data={"beta": betas, "error": err},
+        ),
+        *(
+            fraction_test(
+                f"keeps-both[beta={b:g}]",
+                keeps,
+                PASS_FRACTION,
+                valid=ok,
+                scope=betas == b,
+                statistic="phi_1 ||W v_1|| and phi_2 ||W v_2|| / sqrt(1-beta), min-norm",
+                rule=f"pass if both within {ABOUT_TOL:g} of 1; holds if P(pass) > {PASS_FRACTION}",
+                data={"w_v1": align[:, 1], "w_v2": align[:, 2]},
+            )
+            for b in design.betas
+        ),
+    )
+    controls = (
+        fraction_test(
+            "control:ucl-suppression",
+            align[:, 1] <= EXACT_ZERO / design.phi[0],
+            PASS_FRACTION,
+            valid=ok,
+            statistic="min-norm joint ||W v_1||, UCL's prediction 0",
+            rule=f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+        ),
+    )
+    gd_row = ClaimOutcome(
+        claim=f"{CLAIM.id} [GD]",
+        source=CLAIM.source + " (GD)",
+        summary=f"joint GD, beta sweep, {len(gd_seeds)} units",
+        design=(
+            f"as JOINT, full-batch GD float64 sigma_0={design.sigma_0:g} eta={design.lr:g} "
+            f"T={design.steps}, beta traced per unit, {design.gd_seeds} seeds/beta"
+        ),
+        tests=tuple(
+            fraction_test(
+                f"gd-keeps-both[beta={b:g}]",
+                gd_keeps,
+                PASS_FRACTION,
+                valid=~runs.diverged & np.isfinite(gd_dev),
+                scope=gd_betas == b,
+                statistic=f"phi_1 ||W_T v_1|| and phi_2 ||W_T v_2|| / sqrt(1-beta), GD "
+                f"T={design.steps}",
+                rule=f"pass if both within {ABOUT_TOL:g} of 1; holds if P(pass) > {PASS_FRACTION}",
+                data={"w_v1": gd_w[:, 0], "w_v2": gd_w[:, 1], "deviation": gd_dev, "tol": tol},
+            )
+            for b in design.betas
+        ),
+        controls=(
+            fraction_test(
+                "control:ucl-suppression",
+                runs.alignment[:, -1, 1] <= SGD_ABOUT_TOL / design.phi[0],
+                PASS_FRACTION,
+                valid=~runs.diverged,
+                statistic="GD ||W_T v_1||, UCL's prediction 0 (within the SGD tolerance)",
+                rule=f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
+            ),
+        ),
+        control=CLAIM.control,
+        notes=(
+            "per beta: fraction of GD endpoints equal to the min-norm minimizer's alignments "
+            "within the derived tol (kernel + relaxation; GD does NOT always pick the min-norm "
+            "point of the tied 1-beta space: v_1 (P-eigenvalue phi_1^2) escapes after the tied "
+            "modes fill the p slots and displaces a mixture of them), median (||W_T v_1||, "
+            "||W_T v_2||): "
+            + ", ".join(
+                f"{b:g}: {np.mean((gd_dev <= tol)[gd_betas == b]):.2f}, "
+                f"({np.median(runs.alignment[gd_betas == b, -1, 1]):.3f}, "
+                f"{np.median(runs.alignment[gd_betas == b, -1, 2]):.3f})"
+                for b in design.betas
+            )
+            + f"; max deviation {np.nanmax(gd_dev):.1e} (tol {tol.min():.1e})",
+        ),
+        seconds=time.perf_counter() - start,
+    )
+    main = ClaimOutcome(
+        claim=CLAIM.id,
+        source=CLAIM.source,
+        summary=f"closed form, beta sweep, {len(betas)} units",
+        design=(
+            f"joint loss, K={K} p={design.p} phi={design.phi} mu=0 balanced good-event "
+            f"n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}, beta in "
+            f"{design.betas}; closed-form min-norm, {design.seeds} seeds/beta"
+        ),
+        tests=tests,
+        controls=controls,
+        control=CLAIM.control,
+        notes=(
+            "median min-norm (||W v_1||, ||W v_2||) per beta: "
+            + ", ".join(
+                f"{b:g}: ({np.median(align[betas == b, 1]):.3f}, "
+                f"{np.median(align[betas == b, 2]):.3f})"
+                for b in design.betas
+            ),
+        ),
+        seconds=time.perf_counter() - start,
+    )
+    return [main, gd_row, _sgd(design, key, offset + nb * design.gd_seeds)]
+
+
+def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
+    start = time.perf_counter()
+    nb = len(design.betas)
+    seeds = list(range(offset, offset + nb * design.sgd_seeds))
+    betas = np.repeat(design.betas, design.sgd_seeds)
+    runs = run_gd(config(design, design.sgd_batch), seeds, key, beta=betas)
+    quarter = max(1, runs.alignment.shape[1] // 4)
+    w = runs.alignment[:, -quarter:, :].mean(axis=1)
+    t1, t2 = _targets(design, betas)
+    keeps = keeps_both(w[:, 1], w[:, 2], t1, t2, SGD_ABOUT_TOL)
+    lost = w[:, 2] < 0.5 * t2
+    valid = ~runs.diverged & np.all(np.isfinite(w), axis=1)
+    return ClaimOutcome(
+        claim=f"{CLAIM.id} [SGD]",
+        source=CLAIM.source + " (SGD)",
+        summary=f"joint SGD batch {design.sgd_batch}, {len(seeds)} units",
+        design=(
+            f"as JOINT, minibatch SGD batch {design.sgd_batch}/{design.n} originals, "
+            f"T={design.steps}; {design.sgd_seeds} seeds/beta"
+        ),
+        tests=tuple(
+            fraction_test(
+                f"sgd-last-quarter[beta={b:g}]",
+                keeps,
+                PASS_FRACTION,
+                valid=valid,
+                scope=betas == b,
+                statistic="last-quarter mean of phi_1 ||W v_1|| and phi_2 ||W v_2||/sqrt(1-beta)",
+                rule=f"pass if both within {SGD_ABOUT_TOL:g} of 1; holds if P(pass) > "
+                f"{PASS_FRACTION}",
+                data={"w_v1": w[:, 1], "w_v2": w[:, 2]},
+            )
+            for b in design.betas
+        ),
+        controls=(
+            fraction_test(
+                "control:ucl-suppression",
+                w[:, 1] <= SGD_ABOUT_TOL / design.phi[0],
+                PASS_FRACTION,
+                valid=valid,
+                statistic="SGD ||W v_1||, UCL's prediction 0 (within the SGD tolerance)",
+                rule=f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
+            ),
+        ),
+        control=CLAIM.control,
+        notes=(
+            "median last-quarter (||W v_1||, ||W v_2||) per beta: "
+            + ", ".join(
+                f"{b:g}: ({np.median(w[betas == b, 1]):.3f}, {np.median(w[betas == b, 2]):.3f})"
+                for b in design.betas
+            )
+            + f" (targets 1/phi_1 = {1 / design.phi[0]:.3f}, sqrt(1-beta)/phi_2); fraction of "
+            "runs that lost v_2 (||W v_2|| < half its target) per beta: "
+            + ", ".join(f"{b:g}: {np.mean(lost[betas == b]):.2f}" for b in design.betas)
+            + "; median (||W v_3||, ||W v_4||) of those runs: "
+            + (
+                f"({np.median(w[lost, 3]):.3f}, {np.median(w[lost, 4]):.3f})"
+                if lost.any()
+                else "none"
+            )
+            + " (every split of the tied 1-beta eigenspace is a global minimizer; SGD noise "
+            "moves along it and the irrelevant v_3, v_4 can take v_2's slot, GD has no such "
+            "noise)",
+        ),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,270 @@
+"""Verdicts across claims (Holm), the printed table, report.json and report.md.
+
+Each row (a claim, or an extension such as its SGD version) combines its sub-tests with
+:func:`simdyn.verify.stats.combine` (all must hold). The rows' p_hold values form one Holm family,
+their p_fail values another, and the negative controls a third; verdicts come from the adjusted
+p-values (:func:`simdyn.verify.stats.verdict`). A control that does not come out ``fails`` is
+flagged loudly: its pipeline would not have caught a wrong prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from simdyn.verify.common import ClaimOutcome
+from simdyn.verify.stats import ALPHA, TestResult, Verdict, combine, holm, verdict
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """A table row: the outcome, its combined and Holm-adjusted p-values and verdicts."""
+
+    outcome: ClaimOutcome
+    p_hold: float
+    p_fail: float
+    p_hold_adj: float
+    p_fail_adj: float
+    excluded: int
+    verdict: Verdict
+    control_p_fail_adj: float
+    control_verdict: Verdict
+
+    @property
+    def decisive(self) -> TestResult:
+        """The sub-test that decides: the weakest (largest p_hold), or the failing one."""
+        tests = self.outcome.tests
+        if self.verdict == "fails":
+            return min(tests, key=lambda t: t.p_fail)
+        return max(tests, key=lambda t: t.p_hold)
+
+    @property
+    def control_ok(self) -> bool:
+        return self.control_verdict == "fails"
+
+
+def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[RowResult]:
+    """Combine sub-tests per row, Holm-adjust across rows, and decide every verdict."""
+    combined = [combine(o.tests) for o in outcomes]
+    ctrl = [combine(o.controls) for o in outcomes]
+    hold_adj = holm([c[0] for c in combined])
+    fail_adj = holm([c[1] for c in combined])
+    ctrl_hold_adj = holm([c[0] for c in ctrl])
+    ctrl_fail_adj = holm([c[1] for c in ctrl])
+    rows = []
+    for i, o in enumerate(outcomes):
+        excluded = sum(t.n_excluded for t in o.tests)
+        frac = max((t.excluded_fraction for t in o.tests), default=1.0)
+        cfrac = max((t.excluded_fraction for t in o.controls), default=1.0)
+        rows.append(
+            RowResult(
+                outcome=o,
+                p_hold=combined[i][0],
+                p_fail=combined[i][1],
+                p_hold_adj=float(hold_adj[i]),
+                p_fail_adj=float(fail_adj[i]),
+                excluded=excluded,
+                verdict=verdict(float(hold_adj[i]), float(fail_adj[i]), frac, alpha),
+                control_p_fail_adj=float(ctrl_fail_adj[i]),
+                control_verdict=verdict(
+                    float(ctrl_hold_adj[i]), float(ctrl_fail_adj[i]), cfrac, alpha
+                ),
+            )
+        )
+    return rows
+
+
+def _num(x: float) -> str:
+    if not math.isfinite(x):
+        return "nan"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return f"{x:.1e}"
+    return f"{x:.3g}"
+
+
+def _estimate(t: TestResult) -> str:
+    return f"{_num(t.estimate)} [{_num(t.ci[0])}, {_num(t.ci[1])}]"
+
+
+def _p(x: float) -> str:
+    return "<1e-99" if x < 1e-99 else (f"{x:.1e}" if x < 1e-3 else f"{x:.3f}")
+
+
+HEADER = (
+    "claim",
+    "source",
+    "design",
+    "decisive sub-test",
+    "estimate [95% CI]",
+    "threshold",
+    "p_adj",
+    "excl",
+    "verdict",
+    "control",
+)
+
+
+def table_rows(rows: Sequence[RowResult]) -> list[tuple[str, ...]]:
+    out = []
+    for r in rows:
+        t = r.decisive
+        p_adj = r.p_fail_adj if r.verdict == "fails" else r.p_hold_adj
+        ctrl = r.control_verdict if r.control_ok else f"{r.control_verdict.upper()} (!)"
+        out.append(
+            (
+                r.outcome.claim,
+                r.outcome.source,
+                r.outcome.summary or r.outcome.design[:40],
+                f"{t.name} ({len(r.outcome.tests)} sub-tests)",
+                _estimate(t),
+                t.threshold,
+                _p(p_adj),
+                str(r.excluded),
+                r.verdict,
+                ctrl,
+            )
+        )
+    return out
+
+
+def format_table(rows: Sequence[RowResult]) -> str:
+    """Fixed-width text table (what ``simdyn verify`` prints)."""
+    body = [HEADER, *table_rows(rows)]
+    widths = [max(len(row[j]) for row in body) for j in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    bad = [r.outcome.claim for r in rows if not r.control_ok]
+    if bad:
+        lines.append("")
+        lines.append(
+            "!!! NEGATIVE CONTROL DID NOT FAIL for: " + ", ".join(bad) + " - these pipelines "
+            "would not have caught a wrong prediction; their verdicts are not trustworthy."
+        )
+    return "\n".join(lines)
+
+
+def format_details(rows: Sequence[RowResult]) -> str:
+    """Per row: design, every sub-test and control with estimate, CI, threshold, raw p, notes."""
+    lines = []
+    for r in rows:
+        o = r.outcome
+        lines.append(
+            f"[{o.claim}] {o.source} - verdict {r.verdict}, control {r.control_verdict}"
+            f" ({o.seconds:.1f} s)"
+        )
+        lines.append(f"  design: {o.design}")
+        for kind, tests in (("test", o.tests), ("control", o.controls)):
+            for t in tests:
+                lines.append(
+                    f"  {kind:7s} {t.name}: {_estimate(t)} vs {t.threshold}; p_hold "
+                    f"{_p(t.p_hold)}, p_fail {_p(t.p_fail)}; n={t.n_units}, excluded "
+                    f"{t.n_excluded}"
+                )
+                lines.append(f"          statistic: {t.statistic}; rule: {t.rule}")
+        for note in o.notes:
+            lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def _test_json(t: TestResult) -> dict[str, Any]:
+    d = asdict(t)
+    d["ci"] = list(t.ci)
+    return d
+
+
+def to_json(rows: Sequence[RowResult], meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "meta": meta,
+        "alpha": ALPHA,
+        "rows": [
+            {
+                "claim": r.outcome.claim,
+                "source": r.outcome.source,
+                "design": r.outcome.design,
+                "summary": r.outcome.summary,
+                "verdict": r.verdict,
+                "p_hold": r.p_hold,
+                "p_fail": r.p_fail,
+                "p_hold_holm": r.p_hold_adj,
+                "p_fail_holm": r.p_fail_adj,
+                "excluded_units": r.excluded,
+                "control": r.outcome.control,
+                "control_verdict": r.control_verdict,
+                "control_p_fail_holm": r.control_p_fail_adj,
+                "control_ok": r.control_ok,
+                "seconds": r.outcome.seconds,
+                "notes": list(r.outcome.notes),
+                "extra": r.outcome.extra,
+                "tests": [_test_json(t) for t in r.outcome.tests],
+                "controls": [_test_json(t) for t in r.outcome.controls],
+            }
+            for r in rows
+        ],
+    }
+
+
+def to_markdown(rows: Sequence[RowResult], meta: dict[str, Any]) -> str:
+    head = "| " + " | ".join(HEADER) + " |"
+    sep = "|" + "|".join("---" for _ in HEADER) + "|"
+    body = [
+        "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table_rows(rows)
+    ]
+    lines = [
+        "# simdyn verify report",
+        "",
+        f"Scale `{meta.get('scale')}`, key {meta.get('key')}, wall time "
+        f"{meta.get('wall_seconds', float('nan')):.1f} s, alpha = {ALPHA} (Holm over the rows).",
+        "",
+        head,
+        sep,
+        *body,
+        "",
+        "Verdicts: `holds` if the Holm-adjusted p-value of 'the claim is false' is <= alpha, "
+        "`fails` if that of 'the claim is true' is, `inconclusive` otherwise (underpowered, or "
+        "more than 10% of units excluded as diverged). Every row's negative control must "
+        "`fail`.",
+        "",
+        "## Details",
+        "",
+        "```",
+        format_details(rows),
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(rows: Sequence[RowResult], meta: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write report.json and report.md into folder ``out`` (created if missing)."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    jpath, mpath = folder / "report.json", folder / "report.md"
+    payload = _finite(to_json(rows, meta))
+    jpath.write_text(json.dumps(payload, indent=1, allow_nan=False, default=_default))
+    mpath.write_text(to_markdown(rows, meta))
+    return jpath, mpath
+
+
+def _finite(obj: Any) -> Any:
+    """Replace non-finite floats by None (strict JSON) throughout a nested structure."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _finite(obj.tolist())
+    return obj
+
+
+def _default(obj: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")

@@ -1,0 +1,315 @@
+"""Shared statistics of ``simdyn verify``: exact binomial tests, scaling-law slopes, Holm, verdicts.
+
+Every sub-test of a claim reduces to one of two pre-registered forms:
+
+* a FRACTION test: each independent unit (one seed of one design point) passes or not; the claim
+  holds if the pass probability pi exceeds ``threshold``. p_hold is the exact one-sided binomial
+  p-value of H0: pi <= threshold, p_fail that of H0: pi >= threshold (scipy ``binomtest``); the
+  reported interval is the exact two-sided Clopper-Pearson interval.
+* a SLOPE test: a scaling law log y = a + b log x fitted by least squares over all units; the claim
+  holds if b lies in [lo, hi]. p_hold is the two-one-sided-tests (TOST) p-value of H0: b outside
+  [lo, hi]; p_fail the p-value of H0: b inside [lo, hi] (the smaller one-sided p-value, doubled
+  when both sides are finite). The interval is the t-interval of the slope.
+
+Decisions use only p-values: a claim holds when its Holm-adjusted p_hold <= alpha, fails when its
+Holm-adjusted p_fail <= alpha, and is inconclusive otherwise (the interval straddles the
+threshold: underpowered) or when too many units were excluded as diverged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+Verdict = Literal["holds", "fails", "inconclusive"]
+
+ALPHA = 0.05  # family-wise error rate of the claims' verdicts (Holm over the claims)
+MAX_DIVERGED_FRACTION = 0.1  # more excluded (diverged / non-finite) units: inconclusive
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One pre-registered sub-test of a claim.
+
+    name: short id; statistic: what is measured per unit; rule: the decision rule in words;
+    estimate: pass fraction or fitted slope; ci: (lo, hi) 95% interval; threshold: the number the
+    rule compares with (text, e.g. "> 0.9" or "in [0.9, 1.1]"); p_hold / p_fail: unadjusted
+    p-values (see module docs); n_units: units used; n_excluded: units excluded as diverged or
+    non-finite (never averaged in); data: per-unit arrays behind the verdict (JSON-able).
+    """
+
+    name: str
+    statistic: str
+    rule: str
+    kind: Literal["fraction", "slope"]
+    estimate: float
+    ci: tuple[float, float]
+    threshold: str
+    p_hold: float
+    p_fail: float
+    n_units: int
+    n_excluded: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def excluded_fraction(self) -> float:
+        total = self.n_units + self.n_excluded
+        return self.n_excluded / total if total else 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Exact binomial
+# --------------------------------------------------------------------------------------------
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided Clopper-Pearson interval for a binomial proportion k / n."""
+    if n <= 0:
+        return (0.0, 1.0)
+    a = 1.0 - confidence
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    return lo, hi
+
+
+def binomial_p_values(k: int, n: int, threshold: float) -> tuple[float, float]:
+    """(p_hold, p_fail): exact one-sided p-values of H0: pi <= threshold and H0: pi >= threshold."""
+    if n <= 0:
+        return 1.0, 1.0
+    p_hold = float(stats.binomtest(k, n, threshold, alternative="greater").pvalue)
+    p_fail = float(stats.binomtest(k, n, threshold, alternative="less").pvalue)
+    return p_hold, p_fail
+
+
+def _clean(values: np.ndarray | Sequence[float]) -> list[float | None]:
+    """JSON-able floats (NaN/inf -> None)."""
+    out: list[float | None] = []
+    for v in np.asarray(values, dtype=float).ravel():
+        out.append(float(v) if math.isfinite(v) else None)
+    return out
+
+
+def fraction_test(
+    name: str,
+    passed: np.ndarray,
+    threshold: float,
+    *,
+    statistic: str,
+    rule: str,
+    valid: np.ndarray | None = None,
+    scope: np.ndarray | None = None,
+    data: dict[str, Any] | None = None,
+) -> TestResult:
+    """Fraction-of-units test. passed, valid, scope: (units,) bool.
+
+    Units outside ``scope`` (design points the sub-test is not about) are dropped; units in
+    scope but not ``valid`` (diverged, non-finite) are excluded and counted in ``n_excluded``.
+    """
+    passed = np.asarray(passed, bool).ravel()
+    valid = np.ones_like(passed) if valid is None else np.asarray(valid, bool).ravel()
+    if scope is not None:
+        scope = np.asarray(scope, bool).ravel()
+        if scope.shape != passed.shape:
+            raise ValueError(f"passed {passed.shape} and scope {scope.shape} must match")
+        data = {k: np.asarray(v, float).ravel()[scope] for k, v in (data or {}).items()}
+        passed, valid = passed[scope], valid[scope]
+    if passed.shape != valid.shape:
+        raise ValueError(f"passed {passed.shape} and valid {valid.shape} must match")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold: must be in (0, 1), got {threshold}")
+    n = int(valid.sum())
+    k = int((passed & valid).sum())
+    p_hold, p_fail = binomial_p_values(k, n, threshold)
+    est = k / n if n else float("nan")
+    payload = {"passed": passed.astype(int).tolist(), "valid": valid.astype(int).tolist()}
+    payload.update({key: _clean(v) for key, v in (data or {}).items()})
+    return TestResult(
+        name=name,
+        statistic=statistic,
+        rule=rule,
+        kind="fraction",
+        estimate=est,
+        ci=clopper_pearson(k, n),
+        threshold=f"> {threshold:g}",
+        p_hold=p_hold,
+        p_fail=p_fail,
+        n_units=n,
+        n_excluded=int((~valid).sum()),
+        data=payload,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Scaling laws
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """Least-squares fit of log y = intercept + slope log x. se: standard error; dof: n - 2."""
+
+    slope: float
+    intercept: float
+    se: float
+    dof: int
+
+
+def fit_log_log(x: np.ndarray, y: np.ndarray, log_y: bool = True) -> SlopeFit:
+    """OLS of log y (or y itself when ``log_y`` is False) on log x; >= 3 points, 2 distinct x."""
+    lx = np.log(np.asarray(x, float))
+    ly = np.log(np.asarray(y, float)) if log_y else np.asarray(y, float)
+    if lx.size < 3 or np.ptp(lx) == 0:
+        raise ValueError("fit_log_log: need >= 3 points with at least 2 distinct x")
+    xc = lx - lx.mean()
+    sxx = float(xc @ xc)
+    slope = float(xc @ (ly - ly.mean()) / sxx)
+    intercept = float(ly.mean() - slope * lx.mean())
+    resid = ly - intercept - slope * lx
+    dof = lx.size - 2
+    se = math.sqrt(max(float(resid @ resid), 0.0) / dof / sxx)
+    return SlopeFit(slope, intercept, se, dof)
+
+
+def _t_sf(t: float, dof: int) -> float:
+    """P(T > t) for Student t, with se = 0 (exact fits) handled as +-inf."""
+    if math.isnan(t):
+        return 1.0
+    return float(stats.t.sf(t, dof))
+
+
+def slope_p_values(fit: SlopeFit, lo: float, hi: float) -> tuple[float, float]:
+    """(p_hold, p_fail) for the interval hypothesis slope in [lo, hi] (see module docs)."""
+
+    def z(c: float) -> float:
+        diff = fit.slope - c
+        if fit.se == 0.0:
+            return math.copysign(math.inf, diff) if diff != 0 else 0.0
+        return diff / fit.se
+
+    # H0: slope <= lo (rejected when the slope is clearly above lo), H0: slope >= hi.
+    p_above_lo = _t_sf(z(lo), fit.dof) if math.isfinite(lo) else 0.0
+    p_below_hi = _t_sf(-z(hi), fit.dof) if math.isfinite(hi) else 0.0
+    p_hold = max(p_above_lo, p_below_hi)
+    sides = []
+    if math.isfinite(lo):
+        sides.append(_t_sf(-z(lo), fit.dof))  # evidence that slope < lo
+    if math.isfinite(hi):
+        sides.append(_t_sf(z(hi), fit.dof))  # evidence that slope > hi
+    p_fail = min(1.0, len(sides) * min(sides)) if sides else 1.0
+    return p_hold, p_fail
+
+
+def slope_test(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    lo: float,
+    hi: float,
+    *,
+    statistic: str,
+    rule: str,
+    valid: np.ndarray | None = None,
+    data: dict[str, Any] | None = None,
+    log_y: bool = True,
+) -> TestResult:
+    """Scaling-law test: the slope of log y on log x lies in [lo, hi] (lo or hi may be inf).
+
+    ``log_y=False`` fits y itself on log x (a logarithmic law such as t = O(ln 1/x)). Units with
+    an invalid flag or non-positive / non-finite x (or y, for log y) are excluded.
+    """
+    x = np.asarray(x, float).ravel()
+    y = np.asarray(y, float).ravel()
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & ((y > 0) if log_y else True)
+    if valid is not None:
+        ok &= np.asarray(valid, bool).ravel()
+    payload = {"x": _clean(x), "y": _clean(y), "valid": ok.astype(int).tolist()}
+    payload.update({key: _clean(v) for key, v in (data or {}).items()})
+    bounds = f"in [{lo:g}, {hi:g}]"
+    try:
+        fit = fit_log_log(x[ok], y[ok], log_y)
+    except ValueError:
+        return TestResult(
+            name,
+            statistic,
+            rule,
+            "slope",
+            float("nan"),
+            (float("nan"),) * 2,
+            bounds,
+            1.0,
+            1.0,
+            int(ok.sum()),
+            int((~ok).sum()),
+            payload,
+        )
+    half = float(stats.t.ppf(0.975, fit.dof)) * fit.se
+    p_hold, p_fail = slope_p_values(fit, lo, hi)
+    payload["fit"] = {"slope": fit.slope, "intercept": fit.intercept, "se": fit.se, "dof": fit.dof}
+    return TestResult(
+        name=name,
+        statistic=statistic,
+        rule=rule,
+        kind="slope",
+        estimate=fit.slope,
+        ci=(fit.slope - half, fit.slope + half),
+        threshold=bounds,
+        p_hold=p_hold,
+        p_fail=p_fail,
+        n_units=int(ok.sum()),
+        n_excluded=int((~ok).sum()),
+        data=payload,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Combining sub-tests, multiplicity, verdicts
+# --------------------------------------------------------------------------------------------
+
+
+def combine(tests: Sequence[TestResult]) -> tuple[float, float]:
+    """(p_hold, p_fail) of "every sub-test holds".
+
+    Intersection-union: the conjunction holds only if each part does, so its p_hold is the largest
+    part's (valid without correction). It fails if any part fails: Bonferroni over the parts.
+    """
+    if not tests:
+        return 1.0, 1.0
+    p_hold = max(t.p_hold for t in tests)
+    p_fail = min(1.0, len(tests) * min(t.p_fail for t in tests))
+    return p_hold, p_fail
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (same order as the input)."""
+    p = np.asarray(p_values, float)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    adj_sorted = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adj_sorted = np.maximum.accumulate(adj_sorted)
+    out = np.empty(m)
+    out[order] = adj_sorted
+    return out
+
+
+def verdict(
+    p_hold_adj: float,
+    p_fail_adj: float,
+    excluded_fraction: float = 0.0,
+    alpha: float = ALPHA,
+    max_excluded: float = MAX_DIVERGED_FRACTION,
+) -> Verdict:
+    """holds / fails / inconclusive from Holm-adjusted p-values (see module docs)."""
+    if excluded_fraction > max_excluded:
+        return "inconclusive"
+    if p_hold_adj <= alpha and p_fail_adj > alpha:
+        return "holds"
+    if p_fail_adj <= alpha and p_hold_adj > alpha:
+        return "fails"
+    return "inconclusive"
