@@ -226,11 +226,37 @@ HP_CFG = Config(
     beta=st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3),
     sigma_0=st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3),
 )
-def test_valid_hparams_share_one_program_and_stay_finite(lr, beta, sigma_0):
+def test_valid_hparams_share_one_program_and_flag_divergence(lr, beta, sigma_0):
+    # A large lr with a large init can genuinely blow up the quartic loss (lr=0.125 with
+    # sigma_0=1 does within 3 steps), so the property is not "always finite" but: every seed
+    # is either finite and unflagged, or flagged with the step at which it went bad.
     hp = HyperParams(np.array(lr), np.array(beta), np.array(sigma_0))
     ds = simulate(HP_CFG, 3, key=2, chunk_size=3, hparams=hp)
-    assert np.isfinite(ds["alignment"].values).all() and not ds["diverged"].any()
+    diverged = ds["diverged"].values
+    np.testing.assert_array_equal(ds["diverged_step"].values >= 0, diverged)
+    ok = ~diverged
+    assert np.isfinite(ds["alignment"].values[ok]).all()
+    assert np.isfinite(ds["loss"].values[ok]).all()
     np.testing.assert_array_equal(ds["lr"].values, lr)
+
+
+@pytest.mark.parametrize("sigma_0", [0.0, 0.1])
+def test_small_hparams_never_diverge(sigma_0):
+    # With ||Theta_0|| ~ sigma_0 small the cubic term of the gradient is negligible over 3
+    # steps and lr <= 0.2 keeps the linear growth factor (1 + 4 lr ||M+||) modest, so no seed
+    # may be flagged: guards against a divergence check that fires spuriously.
+    hp = HyperParams(np.array([1e-4, 0.05, 0.2]), np.array([0.0, 0.5, 1.0]), np.full(3, sigma_0))
+    ds = simulate(HP_CFG, 3, key=2, chunk_size=3, hparams=hp)
+    assert not ds["diverged"].any()
+    assert np.isfinite(ds["alignment"].values).all()
+
+
+def test_the_failing_ci_example_is_flagged_not_averaged():
+    # The example that failed CI (hypothesis 6.170.17): the sigma_0=1 seed blows up and must be
+    # flagged; its neighbours with sigma_0=0 sit at the stationary point Theta=0 and must not.
+    hp = HyperParams(np.full(3, 0.125), np.zeros(3), np.array([0.0, 1.0, 0.0]))
+    ds = simulate(HP_CFG, 3, key=2, chunk_size=3, hparams=hp)
+    np.testing.assert_array_equal(ds["diverged"].values, [False, True, False])
 
 
 ALLOWED_HP = {"lr": lambda v: v > 0, "beta": lambda v: 0 <= v <= 1, "sigma_0": lambda v: v >= 0}
