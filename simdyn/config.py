@@ -21,7 +21,7 @@ NoisePlacement = Literal["iid", "good_event"]
 Augmentation = Literal["standard", "imperfect"]
 LossName = Literal["scl", "ucl", "joint"]
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
-Backend = Literal["auto", "structured", "dense", "sample"]
+Backend = Literal["auto", "structured", "dense", "projected", "sample"]
 DType = Literal["float32", "float64"]
 
 _OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
@@ -205,8 +205,9 @@ class TrainConfig:
       probe_every: linear-probe accuracies every this many steps (0 = only at the last step,
         -1 = never); must be a multiple of log_every.
       dtype: ``float32`` (default) or ``float64``.
-      backend: ``auto`` (structured when noise is basis and augmentation standard, else dense),
-        ``structured``, ``dense`` (matrix form) or ``sample`` (per-point form).
+      backend: ``auto`` (full batch: the exact path with the lowest modelled cost per step,
+        :func:`simdyn.cost.choose_backend`; minibatch: sample), ``structured``, ``dense`` (matrix
+        form), ``projected`` (matrix form on the span of the data) or ``sample`` (per-point form).
       divergence_threshold: a seed whose loss or Theta becomes non-finite or |Theta| exceeds this
         is flagged as diverged (checked at every recorded step).
       save_theta: keep each seed's final Theta (p x (d + 1)) in the result.
@@ -251,7 +252,9 @@ class TrainConfig:
                 f"0, -1 or a multiple of log_every={self.log_every} dividing steps={self.steps}",
             )
         _check_choice("train.dtype", self.dtype, ("float32", "float64"))
-        _check_choice("train.backend", self.backend, ("auto", "structured", "dense", "sample"))
+        _check_choice(
+            "train.backend", self.backend, ("auto", "structured", "dense", "projected", "sample")
+        )
         _check_real("train.divergence_threshold", self.divergence_threshold, 0.0, open_lo=True)
         if not isinstance(self.save_theta, bool):
             _fail("train.save_theta", self.save_theta, "true or false")
@@ -292,9 +295,9 @@ class Config:
             _fail(
                 "train.backend",
                 t.backend,
-                "'dense' or 'sample' unless noise='basis' and augmentation='standard'",
+                "'dense', 'projected' or 'sample' unless noise='basis' and augmentation='standard'",
             )
-        if t.backend in ("structured", "dense") and not t.full_batch:
+        if t.backend in ("structured", "dense", "projected") and not t.full_batch:
             _fail("train.backend", t.backend, "'auto' or 'sample' for minibatch SGD")
 
     # --- serialisation -------------------------------------------------------------------

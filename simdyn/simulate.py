@@ -40,6 +40,7 @@ from jax.sharding import PartitionSpec
 
 from simdyn import distributed
 from simdyn.config import Config, ConfigError
+from simdyn.cost import memory_per_seed
 from simdyn.train import HyperParams, Trajectory, default_hparams, make_train, resolve_backend
 
 Array = jax.Array
@@ -92,6 +93,8 @@ def bytes_per_seed(config: Config) -> int:
     pts = d.num_points * (d.K + 1 + 2 * s) + d.n_test * (d.K + 1 + 2 * s)
     theta = m.p * dim * 8  # theta, optimiser slots, gradient and product temporaries
     backend = resolve_backend(config)
+    if backend == "projected":
+        return 2 * memory_per_seed(config, "projected")
     if backend == "dense":
         mom = 3 * dim * dim + d.num_points * dim
     elif backend == "structured":
@@ -117,10 +120,20 @@ def available_memory() -> int:
         return 4 << 30
 
 
+# On the CPU a vmapped chunk larger than this stops paying (the step is memory-bound, and
+# bigger chunks fall out of cache): benchmarks/README.md measured fig2a at 1024 seeds in 627 s
+# as one chunk vs 171 s in chunks of 64.
+CPU_MAX_CHUNK = 64
+
+
 def auto_chunk_size(config: Config, num_seeds: int, fraction: float = 0.25) -> int:
-    """Largest per-device chunk that fits ``fraction`` of free memory, at most num_seeds."""
+    """Largest per-device chunk that fits ``fraction`` of free memory, at most num_seeds.
+
+    Capped at ``CPU_MAX_CHUNK`` on the CPU and 4096 on accelerators.
+    """
     fit = int(fraction * available_memory() // max(bytes_per_seed(config), 1))
-    return int(max(1, min(num_seeds, fit, 4096)))
+    cap = CPU_MAX_CHUNK if jax.default_backend() == "cpu" else 4096
+    return int(max(1, min(num_seeds, fit, cap)))
 
 
 # --- compiled programs -----------------------------------------------------------------------

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from simdyn.config import Config, ConfigError, supports_structured
+from simdyn.config import Config, ConfigError
+from simdyn.cost import choose_backend
 from simdyn.data import (
     Points,
     TrainingSet,
@@ -36,6 +37,8 @@ from simdyn.data import (
 from simdyn.losses import gradient_from_products, loss_beta, loss_from_products, sample_loss
 from simdyn.metrics import feature_alignment, probe_accuracy
 from simdyn.moments import dense_moments, products, structured_moments
+from simdyn.projected import loss_and_grad as projected_loss_and_grad
+from simdyn.projected import projected_objective
 
 Array = jax.Array
 
@@ -89,14 +92,27 @@ class _State(NamedTuple):
     diverged_step: Array
 
 
+def seed_training_set(config: Config, seed: int, key: int | Array = 0) -> TrainingSet:
+    """The training set that seed ``seed`` of ``simulate(config, key=key)`` trains on.
+
+    Closed forms (:mod:`simdyn.theory`) computed on it refer to exactly that seed's data.
+    """
+    base = jax.random.key(key) if isinstance(key, int) else key
+    seed_key = jax.random.fold_in(base, seed)
+    return sample_training_set(
+        jax.random.fold_in(seed_key, DATA_KEY), config.data, jnp.dtype(config.train.dtype)
+    )
+
+
 def resolve_backend(config: Config) -> str:
-    """The moment representation that ``auto`` picks: exact structure when it applies."""
+    """The representation ``auto`` picks: full batch, the exact path that the cost model
+    (:func:`simdyn.cost.choose_backend`) finds cheapest per step; minibatch SGD, ``sample``."""
     t = config.train
     if t.backend != "auto":
         return t.backend
     if not t.full_batch:
         return "sample"
-    return "structured" if supports_structured(config.data) else "dense"
+    return choose_backend(config)
 
 
 def make_optimizer(name: str, lr: Array, momentum: float) -> optax.GradientTransformation:
@@ -122,11 +138,15 @@ def full_objective(
     config: Config, ts: TrainingSet, beta: Array
 ) -> tuple[Callable[[Array], Array], Callable[[Array], tuple[Array, Array]]]:
     """(loss(theta), loss_and_grad(theta)) of the full training objective for the backend."""
-    backend = (
-        resolve_backend(config)
-        if config.train.full_batch
-        else ("structured" if supports_structured(config.data) else "sample")
-    )
+    # Minibatch runs still record the FULL loss: use the cheapest exact full-batch path for it.
+    backend = resolve_backend(config) if config.train.full_batch else choose_backend(config)
+    if backend == "projected":
+        obj = projected_objective(ts.points, ts.labels, config.data, beta)
+
+        def reduced_loss_and_grad(theta: Array) -> tuple[Array, Array]:
+            return projected_loss_and_grad(obj, theta)
+
+        return (lambda theta: reduced_loss_and_grad(theta)[0]), reduced_loss_and_grad
     if backend in ("structured", "dense"):
         build = structured_moments if backend == "structured" else dense_moments
         mom = build(ts.points, ts.labels, config.data.d)
