@@ -1,0 +1,430 @@
+"""Shared plumbing of the experiment scripts: CLI, seed bands, GD paths that keep Theta, output.
+
+Everything here is a thin layer over simdyn's public API (``simulate``, presets, configs) plus the
+module functions a researcher would reach for (``simdyn.data``, ``simdyn.moments``,
+``simdyn.theory``). The one piece of "engine" is :func:`gd_runs`, a full-batch GD loop that
+records anything computed from Theta (``simulate`` records only alignments and the loss) and runs
+a whole grid of configs in one compiled program (``simulate`` compiles once per config, seconds
+each on 2 CPU cores); it uses the same data, init and gradient as ``simdyn.train`` and
+tests/test_experiments.py ties its alignments to ``simulate``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # scripts run headless; must precede pyplot
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import simdyn  # noqa: E402
+from simdyn.config import Config, ConfigError, supports_structured  # noqa: E402
+from simdyn.data import (  # noqa: E402
+    Points,
+    TestSet,
+    TrainingSet,
+    feature_block,
+    sample_test_set,
+    sample_training_set,
+)
+from simdyn.losses import gradient_from_products, loss_beta  # noqa: E402
+from simdyn.metrics import feature_alignment  # noqa: E402
+from simdyn.moments import (  # noqa: E402
+    DenseMoments,
+    StructuredMoments,
+    dense_moments,
+    products,
+    structured_moments,
+)
+from simdyn.simulate import as_key, seed_keys  # noqa: E402
+from simdyn.theory import min_norm_minimizer  # noqa: E402
+from simdyn.train import DATA_KEY, INIT_KEY, TEST_KEY, init_theta  # noqa: E402
+
+Array = jax.Array
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent
+SIZES = ("tiny", "quick", "full")
+DPI = 100
+
+# Colours of the features across all figures (v_1 class, v_2 subclass).
+C_V1, C_V2, C_THEORY = "tab:blue", "tab:orange", "black"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """The common CLI: --quick / --tiny (sizes), --out DIR, --seeds N, --key K."""
+    ap = argparse.ArgumentParser(description=description)
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small run (< ~1 min on 2 CPU cores)")
+    size.add_argument("--tiny", action="store_true", help="smallest run (tests, seconds)")
+    ap.add_argument(
+        "--out",
+        default=str(EXPERIMENTS_DIR),
+        help="output folder: writes OUT/figures/NAME.png and OUT/data/NAME.{npz,json}",
+    )
+    ap.add_argument("--seeds", type=int, default=None, help="override the size's seed count")
+    ap.add_argument("--key", type=int, default=0, help="base PRNG key (seed i: fold_in(key, i))")
+    return ap
+
+
+def size_of(args: argparse.Namespace) -> str:
+    return "tiny" if args.tiny else "quick" if args.quick else "full"
+
+
+def seed_count(args: argparse.Namespace, default: int) -> int:
+    n = default if args.seeds is None else args.seeds
+    if n < 1:
+        raise ConfigError(f"invalid --seeds={n}: must be >= 1")
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# Seed statistics
+# --------------------------------------------------------------------------------------------
+
+
+class Band(NamedTuple):
+    """Across-seed summary of values (S, ...) over the kept (non-diverged) seeds.
+
+    lo, median, hi, mean: (...) the 5% / 50% / 95% quantiles and the mean (NaN if no seed kept).
+    kept, diverged: seed counts.
+    """
+
+    lo: np.ndarray
+    median: np.ndarray
+    hi: np.ndarray
+    mean: np.ndarray
+    kept: int
+    diverged: int
+
+
+def seed_band(values: np.ndarray, diverged: np.ndarray | None = None) -> Band:
+    """5-95% band, median and mean across axis 0, diverged seeds excluded (never averaged in)."""
+    values = np.asarray(values, np.float64)
+    bad = np.zeros(values.shape[0], bool) if diverged is None else np.asarray(diverged, bool)
+    # A seed with any non-finite value is treated as diverged even if the flag missed it.
+    bad = bad | ~np.all(np.isfinite(values.reshape(values.shape[0], -1)), axis=1)
+    kept = values[~bad]
+    if kept.shape[0] == 0:
+        nan = np.full(values.shape[1:], np.nan)
+        return Band(nan, nan, nan, nan, 0, int(bad.sum()))
+    lo, med, hi = np.quantile(kept, [0.05, 0.5, 0.95], axis=0)
+    return Band(lo, med, hi, kept.mean(axis=0), int(kept.shape[0]), int(bad.sum()))
+
+
+def plot_band(ax, x, band: Band, color: str, label: str, *, center: str = "median", **kw) -> None:
+    """Median (or mean) line + shaded 5-95% band; the label carries the seed counts."""
+    y = band.median if center == "median" else band.mean
+    tag = f"{label} ({center}, 5-95%, {band.kept} seeds"
+    tag += f", {band.diverged} diverged excl.)" if band.diverged else ")"
+    ax.plot(x, y, color=color, label=tag, **kw)
+    ax.fill_between(x, band.lo, band.hi, color=color, alpha=0.25, lw=0)
+
+
+def late_change(traj: np.ndarray, frac: float = 0.8) -> float:
+    """Convergence check: max over seeds of |a(T) - a(frac T)| / max(|a(T)|, 1e-3).
+
+    traj: (S, R) a quantity at the R recorded steps (diverged seeds already removed).
+    """
+    traj = np.asarray(traj, np.float64)
+    if traj.size == 0:
+        return float("nan")
+    i = int(round(frac * (traj.shape[1] - 1)))
+    end = traj[:, -1]
+    return float(np.max(np.abs(end - traj[:, i]) / np.maximum(np.abs(end), 1e-3)))
+
+
+# --------------------------------------------------------------------------------------------
+# Data and exact instance predictions
+# --------------------------------------------------------------------------------------------
+
+
+# Jitted entry points: called eagerly, JAX compiles every primitive separately (~0.2 s each on a
+# loaded 2-core machine, dozens per call); one program per config is much cheaper.
+_sample_training_set = jax.jit(sample_training_set, static_argnums=(1, 2))
+_sample_test_set = jax.jit(sample_test_set, static_argnums=(1, 2, 3))
+_dense_moments = jax.jit(dense_moments, static_argnums=(2,))
+
+
+def seed_key(key: int, seed: int) -> Array:
+    """The key of seed ``seed`` exactly as ``simulate`` derives it."""
+    return seed_keys(as_key(key), np.asarray([seed]))[0]
+
+
+def training_set(config: Config, key: int, seed: int) -> TrainingSet:
+    """Seed ``seed``'s training set, as ``make_train`` samples it (training dtype)."""
+    k = jax.random.fold_in(seed_key(key, seed), DATA_KEY)
+    return _sample_training_set(k, config.data, jnp.dtype(config.train.dtype))
+
+
+def test_set(config: Config, key: int, seed: int, n: int | None = None) -> TestSet:
+    """Seed ``seed``'s fresh test set, as ``make_train`` samples it for the probes."""
+    k = jax.random.fold_in(seed_key(key, seed), TEST_KEY)
+    return _sample_test_set(k, config.data, n, jnp.dtype(config.train.dtype))
+
+
+def _as_f64(points: Points) -> Points:
+    return jax.tree.map(
+        lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, points
+    )
+
+
+def instance_moments(config: Config, key: int, seed: int) -> DenseMoments:
+    """Dense float64 M, M+, M~ (numpy) of the training set seed ``seed`` actually trains on.
+
+    Sampled in the training dtype (so the instance is the simulated one), then cast: the theory
+    needs float64 because the noise eigenvalues sigma_xi^2/(mn) sit near float32 round-off of M.
+    """
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError("instance_moments needs simdyn.enable_x64() first")
+    ts = training_set(config, key, seed)
+    mom = _dense_moments(_as_f64(ts.points), ts.labels, config.data.d)
+    return DenseMoments(*(np.asarray(a, np.float64) for a in mom))
+
+
+def instance_min_norm_alignment(
+    config: Config, key: int, seed: int, beta: float, p: int | None = None
+) -> np.ndarray:
+    """||W v_j||, j = 0..K, of the exact min-norm global minimizer of seed ``seed``'s instance.
+
+    P = beta M+ + (1 - beta) M~ (beta = 1 SCL, 0 UCL), Q = M; simdyn.theory.min_norm_minimizer
+    with its default tie tolerance. This is the prediction for THIS sampled training set, valid
+    outside the good event too (where the closed-form spectra only approximate it).
+    """
+    mom = instance_moments(config, key, seed)
+    P = beta * mom.m_plus + (1.0 - beta) * mom.m_tilde
+    sol = min_norm_minimizer(P, mom.m, config.model.p if p is None else p)
+    return np.linalg.norm(sol.factor[:, : config.data.K + 1], axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Full-batch GD over many configs and seeds in one compiled program, recording anything
+# --------------------------------------------------------------------------------------------
+
+Observe = Callable[[Array, DenseMoments | StructuredMoments, Array], Any]
+
+# Fields that may differ between the configs of one gd_runs call: numbers the program can take as
+# traced values (data strengths via the feature block, GD hyper-parameters) and p (via row masks).
+_CELL_FIELDS = ("phi", "mu", "lr", "beta", "loss", "sigma_0", "p")
+
+
+class _Strengths(NamedTuple):
+    """Duck-typed stand-in for DataConfig in simdyn.data.feature_block, with traced phi and mu."""
+
+    phi: Array
+    mu: Array
+    K: int
+
+
+class Runs(NamedTuple):
+    """gd_runs output: observed (C, S, T, ...) pytree; diverged (C, S) bool."""
+
+    observed: Any
+    diverged: np.ndarray
+
+
+def _structure_key(config: Config, base: Config) -> Config:
+    return config.replace(
+        **{
+            "phi": base.data.phi,
+            "mu": base.data.mu,
+            "lr": base.train.lr,
+            "train.beta": base.train.beta,
+            "loss": base.train.loss,
+            "sigma_0": base.model.sigma_0,
+            "p": base.model.p,
+        }
+    )
+
+
+def gd_runs(
+    configs: Sequence[Config],
+    seeds: int | Sequence[int],
+    key: int,
+    record_steps: Sequence[int],
+    observe: Observe,
+) -> Runs:
+    """Full-batch GD of every (config, seed) pair in ONE compiled program, exactly as
+    ``simdyn.make_train`` runs it, recording ``observe(theta, moments, beta)`` at
+    ``record_steps`` (sorted, distinct, in [0, steps]).
+
+    The configs may differ only in phi, mu, lr, beta/loss, sigma_0 and p (``_CELL_FIELDS``):
+    one compile serves a whole phase diagram. How each is handled, and why it is exact:
+
+    * data: seed i's training set is sampled once from configs[0].data (labels and noise do not
+      depend on phi or mu), then its feature block is rebuilt with simdyn.data.feature_block from
+      the config's (traced) phi and mu; under the standard augmentation every augmentation
+      carries exactly that block, so the points equal what ``simulate`` samples for the config.
+      Varying phi/mu is refused for the imperfect augmentation (its jitter is added on top).
+    * p: Theta has max(p) rows and rows >= p start at 0. Zero rows stay exactly zero under GD
+      (row i of -4 Theta P + 4 (Theta M Theta^T)(Theta M) vanishes when Theta_i = 0), so this is
+      the p-row model; its init is the first p rows of a max(p)-row draw (same distribution as
+      ``simulate``'s p-row draw, not the same numbers unless p = max(p)).
+    * init, gradient, moment representation (structured for basis noise + standard
+      augmentation, else dense) and the update theta - lr * grad are those of ``train`` with
+      ``optimizer='sgd'``; tests/test_experiments.py checks the alignments against ``simulate``.
+
+    A run is flagged ``diverged`` (and must be excluded) if at a recorded step Theta is
+    non-finite or max |Theta| exceeds train.divergence_threshold (simulate also checks the loss).
+    """
+    if not configs:
+        raise ConfigError("gd_runs: needs at least one config")
+    base = configs[0]
+    t, dcfg, mcfg = base.train, base.data, base.model
+    if not t.full_batch or t.optimizer != "sgd":
+        raise ConfigError("gd_runs: needs full-batch plain GD (batch_size=None, optimizer='sgd')")
+    for c in configs[1:]:
+        if _structure_key(c, base) != base:
+            raise ConfigError(f"gd_runs: configs may differ only in {_CELL_FIELDS}")
+    vary_features = any((c.data.phi, c.data.mu) != (dcfg.phi, dcfg.mu) for c in configs)
+    if vary_features and dcfg.augmentation != "standard":
+        raise ConfigError("gd_runs: phi/mu may vary only with augmentation='standard'")
+    steps = np.asarray(record_steps, np.int64)
+    if steps.size == 0 or np.any(np.diff(steps) <= 0) or steps[0] < 0 or steps[-1] > t.steps:
+        raise ConfigError(
+            f"invalid record_steps={list(steps)}: sorted, distinct, in [0, steps={t.steps}]"
+        )
+    gaps = jnp.asarray(np.diff(np.concatenate([[0], steps])), jnp.int32)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    dtype = jnp.dtype(t.dtype)
+    p_max = max(c.model.p for c in configs)
+    # Cell parameters as host arrays (one transfer; eager jnp ops would each compile). The
+    # numbers are default_hparams' (lr, loss_beta(loss, beta), sigma_0) cast to the train dtype.
+    np_dtype = np.dtype(t.dtype)
+    cells = {
+        "phi": np.asarray([c.data.phi for c in configs], np_dtype),
+        "mu": np.asarray([c.data.mu for c in configs], np_dtype),
+        "lr": np.asarray([c.train.lr for c in configs], np_dtype),
+        "beta": np.asarray([loss_beta(c.train.loss, c.train.beta) for c in configs], np_dtype),
+        "sigma_0": np.asarray([c.model.sigma_0 for c in configs], np_dtype),
+        "rows": np.asarray([np.arange(p_max) < c.model.p for c in configs], np_dtype),
+    }
+    build = structured_moments if supports_structured(dcfg) else dense_moments
+    threshold = t.divergence_threshold
+
+    def one(cell: dict[str, Array], sk: Array):
+        ts = sample_training_set(jax.random.fold_in(sk, DATA_KEY), dcfg, dtype)
+        points = ts.points
+        if dcfg.augmentation == "standard":
+            u = feature_block(ts.labels, _Strengths(cell["phi"], cell["mu"], dcfg.K), dtype)
+            points = points._replace(features=jnp.broadcast_to(u[:, None], points.features.shape))
+        mom = build(points, ts.labels, dcfg.d)
+        theta0 = init_theta(
+            jax.random.fold_in(sk, INIT_KEY), p_max, dcfg.d, cell["sigma_0"], mcfg.bias, dtype
+        )
+        theta0 = theta0 * cell["rows"][:, None]
+        lr, beta = cell["lr"], cell["beta"]
+
+        def step(_, theta):
+            g = gradient_from_products(theta, products(mom, theta), beta)
+            if not mcfg.bias:
+                g = g.at[:, 0].set(0.0)
+            return theta - lr * g
+
+        def block(carry, gap):
+            theta, bad = carry
+            theta = jax.lax.fori_loop(0, gap, step, theta)
+            bad = bad | ~jnp.all(jnp.isfinite(theta)) | (jnp.max(jnp.abs(theta)) > threshold)
+            return (theta, bad), observe(theta, mom, beta)
+
+        (_, bad), recs = jax.lax.scan(block, (theta0, jnp.zeros((), bool)), gaps)
+        return recs, bad
+
+    def program(cells: dict[str, Array], base_key: Array, seed_idx: Array):
+        keys = seed_keys(base_key, seed_idx)  # fold_in(key, i): simulate's seed keys
+        return jax.vmap(one)(cells, keys)
+
+    # One flat vmap over the C x S (config, seed) pairs (compiles faster than nested vmaps).
+    num_c, num_s = len(configs), len(seed_list)
+    flat = {k: np.repeat(v, num_s, axis=0) for k, v in cells.items()}
+    idx = np.tile(np.asarray(seed_list, np.uint32), num_c)
+    recs, bad = jax.jit(program)(flat, as_key(key), idx)
+    unflat = lambda a: np.asarray(a).reshape((num_c, num_s) + a.shape[1:])
+    return Runs(jax.tree.map(unflat, recs), unflat(bad))
+
+
+def alignment_observer(K: int) -> Observe:
+    """observe(theta, ...) -> ||Theta v_j||, j = 0..K, shape (K + 1,)."""
+    return lambda theta, mom, beta: feature_alignment(theta, K)
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+class Outputs(NamedTuple):
+    png: Path
+    npz: Path
+    json: Path
+
+
+def write_outputs(
+    out: str | Path, name: str, fig, arrays: dict[str, Any], meta: dict[str, Any]
+) -> Outputs:
+    """Save OUT/figures/NAME.png (dpi 100), OUT/data/NAME.npz (arrays) and NAME.json (meta)."""
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    png = out / "figures" / f"{name}.png"
+    npz = out / "data" / f"{name}.npz"
+    js = out / "data" / f"{name}.json"
+    fig.savefig(png, dpi=DPI)
+    plt.close(fig)
+    np.savez_compressed(npz, **{k: np.asarray(v) for k, v in arrays.items()})
+    meta = {"simdyn_version": simdyn.__version__, "jax_version": jax.__version__, **meta}
+    js.write_text(json.dumps(meta, indent=1, sort_keys=True, default=_json_default) + "\n")
+    return Outputs(png, npz, js)
+
+
+def finish(
+    out: str | Path, name: str, size: str, fig, arrays: dict[str, Any], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the outputs, say where they went, and return what every script's main returns."""
+    paths = write_outputs(out, name, fig, arrays, meta)
+    print(f"{name}: {size} run in {meta['runtime_s']} s -> {paths.png}")
+    return {"paths": paths, "meta": meta}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray | jax.Array):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Config):
+        return json.loads(obj.to_json())
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+class Timer:
+    """Wall-clock seconds since creation (reported in each script's JSON)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return round(time.perf_counter() - self.start, 2)
+
+
+def stable_lr(a_max: float, lr: float = 0.05, lr_times_a: float = 0.1) -> float:
+    """min(lr, lr_times_a / a_max): keep eta * (largest P eigenvalue) fixed for large features.
+
+    Why: a mode of P-eigenvalue a follows c <- c (1 + 4 eta a - 4 eta q^2 c^2); linearised at
+    its fixed point the factor is 1 - 8 eta a, so GD is stable and monotone for eta a < 1/8.
+    eta a <= 0.1 keeps 1 - 8 eta a >= 0.2.
+    """
+    return float(min(lr, lr_times_a / a_max))

@@ -1,0 +1,177 @@
+"""Fig. 2 of Xue et al. (2023): ||W_t v_1|| and ||W_t v_2|| against epoch, SCL, p = 3 and p = 500.
+
+Full-batch GD (one step = one paper "epoch") on the Fig. 1 setting (presets ``fig2a``, ``fig2b``),
+seed bands (median + 5-95%) with two closed-form overlays:
+
+* min-norm SCL minimizer (Thm 4.4/4.7), horizontal lines: the good-event formula
+  ``theory.predicted_alignment_scl`` and the exact min-norm minimizer of seed 0's sampled
+  instance (``theory.min_norm_minimizer`` on its dense M+, M; the paper's setting has
+  m n = 5000 > d = 2000, so the good event cannot hold and the formula is only approximate);
+* early growth (Thm 4.5, linear regime Theta_t = Theta_0 (I + 4 eta M+)^t): with init entries
+  N(0, sigma_0^2/d), E||Theta_t v_j||^2 = sigma_0^2 (p/d) (1 + c_j^2 ((1 + 4 eta a)^{2t} - 1)),
+  a the M+ eigenvalue whose eigenvector carries v_j with weight c_j: v_2 rides on a_1 = 1 + mu^2
+  + s with c = mu/sqrt(a_1), v_1 on a_2 = phi_1^2 + s with c = phi_1/sqrt(a_2) (s =
+  sigma_xi^2/(mn)). Drawn while it is below 0.3 (the cubic term is negligible there).
+
+Run: ``python -m experiments.fig2_alignment [--quick|--tiny] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+import simdyn
+from experiments._common import (
+    C_THEORY,
+    C_V1,
+    C_V2,
+    Timer,
+    finish,
+    instance_min_norm_alignment,
+    make_parser,
+    plot_band,
+    seed_band,
+    seed_count,
+    size_of,
+)
+from simdyn import preset, simulate, theory
+
+NAME = "fig2_alignment"
+
+# Per size: (preset, overrides, seeds, chunk_size) for each panel. p = 500 costs ~0.1-0.3 s per
+# step per seed on 2 CPU cores, so its seeds run one at a time (chunk_size=1).
+SIZES = {
+    "tiny": [
+        ("fig2a", {"n": 200, "d": 400, "steps": 150}, 2, None),
+        ("fig2b", {"n": 200, "d": 400, "steps": 150, "p": 20}, 2, None),
+    ],
+    "quick": [
+        ("fig2a", {}, 8, None),
+        ("fig2b", {"steps": 200, "log_every": 2}, 1, 1),
+    ],
+    "full": [
+        ("fig2a", {}, 64, None),
+        ("fig2b", {}, 6, 1),
+    ],
+}
+NO_PROBES = {"probe_every": -1}  # no linear probes: they are not plotted and cost compile time
+
+
+def early_growth(config: simdyn.Config, steps: np.ndarray) -> dict[str, np.ndarray]:
+    """sqrt(E||Theta_t v_j||^2) in the linear regime for j = 1, 2 (see the module docstring)."""
+    dc, mc, tc = config.data, config.model, config.train
+    a1, a2 = jax.jit(theory.scl_plus_eigenvalues)(dc.mu, dc.phi[0], dc.sigma_xi, dc.m, dc.n)
+    init2 = mc.sigma_0**2 * mc.p / dc.d
+    out = {}
+    for name, a, c in (("v1", a2, dc.phi[0] / jnp.sqrt(a2)), ("v2", a1, dc.mu / jnp.sqrt(a1))):
+        g2 = jax.jit(theory.early_growth_factor)(tc.lr, a, 2 * jnp.asarray(steps, jnp.float64))
+        out[name] = np.sqrt(init2 * (1.0 + c**2 * (np.asarray(g2) - 1.0)))
+    return out
+
+
+def run_panel(name: str, overrides: dict, seeds: int, chunk: int | None, key: int) -> dict:
+    config = preset(name).replace(**NO_PROBES, **overrides)
+    dc, mc = config.data, config.model
+    ds = simulate(config, seeds=seeds, key=key, chunk_size=chunk)
+    steps = ds["step"].values
+    align = ds["alignment"].values  # (S, R, K+1)
+    div = ds["diverged"].values
+    bands = {j: seed_band(align[:, :, j], div) for j in (1, 2)}
+    formula = np.asarray(
+        jax.jit(theory.predicted_alignment_scl)(dc.phi, dc.mu, dc.sigma_xi, dc.m, dc.n, mc.p)
+    )
+    instance = instance_min_norm_alignment(config, key, 0, beta=1.0)
+    return {
+        "config": config,
+        "steps": steps,
+        "bands": bands,
+        "per_seed": align[:, :, 1:3],
+        "diverged": div,
+        "formula": formula,
+        "instance": instance,
+        "growth": early_growth(config, steps),
+    }
+
+
+def draw(ax, panel: dict, log_y: bool) -> None:
+    steps, cfg = panel["steps"], panel["config"]
+    x = steps[1:]  # log epoch axis: step 0 (init) is not drawable
+    for j, color in ((1, C_V1), (2, C_V2)):
+        b = panel["bands"][j]
+        sub = type(b)(b.lo[1:], b.median[1:], b.hi[1:], b.mean[1:], b.kept, b.diverged)
+        plot_band(ax, x, sub, color, f"||W v{j}||")
+        ax.axhline(panel["formula"][j], color=color, ls=":", lw=1.2)
+        ax.axhline(panel["instance"][j], color=C_THEORY, ls="--", lw=0.8, alpha=0.7)
+        if log_y:
+            g = panel["growth"][f"v{j}"][1:]
+            ok = g < 0.3
+            ax.plot(x[ok], g[ok], color=color, ls="-.", lw=1.2)
+    ax.set_xscale("log")
+    ax.set_xlim(1, steps[-1])
+    if log_y:
+        ax.set_yscale("log")
+        lo = min(float(np.nanmin(panel["bands"][j].lo[1:])) for j in (1, 2))
+        ax.set_ylim(max(lo / 3, 1e-7), 3)
+    ax.set_xlabel("epoch (full-batch GD step)")
+    ax.set_title(f"SCL, p = {cfg.model.p}, n = {cfg.data.n}, d = {cfg.data.d}", fontsize=9)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
+    simdyn.enable_x64()  # float64 theory; training keeps its float32 config dtype
+    size, timer = size_of(args), Timer()
+    panels = [
+        run_panel(name, over, seed_count(args, seeds), chunk, args.key)
+        for name, over, seeds, chunk in SIZES[size]
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharex="col")
+    for col, panel in enumerate(panels):
+        draw(axes[0, col], panel, log_y=False)
+        draw(axes[1, col], panel, log_y=True)
+    axes[0, 0].set_ylabel("||W_t v_j|| (linear)")
+    axes[1, 0].set_ylabel("||W_t v_j|| (log)")
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    handles += [
+        plt.Line2D([], [], color="gray", ls=":"),
+        plt.Line2D([], [], color=C_THEORY, ls="--", alpha=0.7),
+        plt.Line2D([], [], color="gray", ls="-."),
+    ]
+    labels += [
+        "min-norm, good-event formula",
+        "min-norm, exact for seed 0's instance",
+        "early growth sigma_0 sqrt(p/d)(1+4 eta a)^t",
+    ]
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
+    fig.suptitle(f"Fig. 2: feature alignment during SCL training ({size} run)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+
+    arrays, meta = {}, {"size": size, "key": args.key, "panels": []}
+    for tag, panel in zip("ab", panels, strict=True):
+        arrays[f"{tag}_steps"] = panel["steps"]
+        for j in (1, 2):
+            b = panel["bands"][j]
+            arrays[f"{tag}_v{j}_band"] = np.stack([b.lo, b.median, b.hi])  # (3, R)
+        arrays[f"{tag}_per_seed"] = panel["per_seed"]  # (S, R, 2): v1, v2
+        arrays[f"{tag}_growth"] = np.stack([panel["growth"]["v1"], panel["growth"]["v2"]])
+        med2 = panel["bands"][2].median
+        meta["panels"].append(
+            {
+                "config": panel["config"],
+                "seeds": int(panel["per_seed"].shape[0]),
+                "diverged": int(panel["diverged"].sum()),
+                "min_norm_formula": panel["formula"],
+                "min_norm_instance_seed0": panel["instance"],
+                "median_v2_peak": float(np.nanmax(med2)),
+                "median_v2_peak_step": int(panel["steps"][int(np.nanargmax(med2))]),
+                "median_final": [float(panel["bands"][j].median[-1]) for j in (1, 2)],
+            }
+        )
+    meta["runtime_s"] = timer()
+    return finish(args.out, NAME, size, fig, arrays, meta)
+
+
+if __name__ == "__main__":
+    main()
