@@ -19,7 +19,7 @@ TINY = Config(
 )
 
 
-@pytest.mark.parametrize("loss", ["scl", "ucl"])
+@pytest.mark.parametrize("loss", ["scl", pytest.param("ucl", marks=pytest.mark.slow)])
 def test_linear_encoder_matches_fast_path(loss):
     """Flax linear map + autodiff of the sample loss == closed-form gradient path (float64)."""
     cfg = TINY.replace(loss=loss)
@@ -38,6 +38,7 @@ def test_linear_encoder_matches_fast_path(loss):
     assert not bool(generic.diverged)
 
 
+@pytest.mark.slow
 def test_linear_encoder_matches_fast_path_minibatch_fresh():
     """Minibatch SGD with fresh augmentations: same batches, same keys, same trajectory."""
     cfg = TINY.replace(

@@ -49,6 +49,7 @@ def test_two_layer_mlp_trains_and_seeds_are_independent_of_batching():
     _trains_sanely(five)  # also the negative control of test_divergence_is_flagged
 
 
+@pytest.mark.slow
 def test_deep_mlp_with_head_and_nce_minibatch_fresh_augmentations():
     """Deep MLP + projection head + joint NCE, minibatch SGD with fresh views: trains, and a
     seed's result does not depend on its position among the seeds or on the chunking."""

@@ -82,7 +82,11 @@ def test_dense_moments_match_definition(cfg):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cfg", [CASES[0], CASES[1]], ids=["collisions", "good_event"])
+@pytest.mark.parametrize(
+    "cfg",
+    [CASES[0], pytest.param(CASES[1], marks=pytest.mark.slow)],
+    ids=["collisions", "good_event"],
+)
 def test_structured_moments_equal_dense(cfg):
     for seed in range(3):
         ts, theta = _instance(cfg, seed)

@@ -45,7 +45,7 @@ def _batch(seed, n, m, p):
     return z, y
 
 
-@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("m", [pytest.param(2, marks=pytest.mark.slow), 3])
 @pytest.mark.parametrize("cosine", [True, False])
 def test_info_nce_matches_loops(m, cosine):
     z, _ = _batch(0, 5, m, 4)
@@ -65,7 +65,7 @@ def test_info_nce_with_two_views_is_nt_xent():
     assert float(info_nce(jnp.asarray(z), 0.5)) == pytest.approx(np.mean(terms), rel=1e-12)
 
 
-@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("m", [pytest.param(2, marks=pytest.mark.slow), 3])
 @pytest.mark.parametrize("cosine", [True, False])
 def test_supcon_matches_loops(m, cosine):
     z, y = _batch(2, 6, m, 4)

@@ -34,16 +34,21 @@ from simdyn.verify.runs import clear_memo
     [
         DataConfig(n=16, m=2, d=60, K=4, mu=1.0, sampling="balanced", noise_placement="good_event"),
         # i.i.d. noise on a small d: coordinates collide and hit the feature block.
-        DataConfig(n=12, m=3, d=20, K=3, phi=(0.8, 1.0, 0.7), mu=0.5),
-        DataConfig(
-            n=6,
-            m=4,
-            d=50,
-            K=5,
-            augmentation="imperfect",
-            aug_noise_rank=2,
-            aug_noise_scale=0.3,
-            phi=(1.0,) * 5,
+        pytest.param(
+            DataConfig(n=12, m=3, d=20, K=3, phi=(0.8, 1.0, 0.7), mu=0.5), marks=pytest.mark.slow
+        ),
+        pytest.param(
+            DataConfig(
+                n=6,
+                m=4,
+                d=50,
+                K=5,
+                augmentation="imperfect",
+                aug_noise_rank=2,
+                aug_noise_scale=0.3,
+                phi=(1.0,) * 5,
+            ),
+            marks=pytest.mark.slow,
         ),
     ],
 )
