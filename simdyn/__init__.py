@@ -17,7 +17,13 @@ from simdyn.config import (  # noqa: E402
 )
 from simdyn.distributed import enable_deterministic  # noqa: E402
 from simdyn.presets import PRESETS, fig4_config, preset  # noqa: E402
-from simdyn.simulate import load, save, simulate  # noqa: E402
+from simdyn.simulate import (  # noqa: E402
+    load,
+    save,
+    seed_test_set,
+    seed_training_set,
+    simulate,
+)
 from simdyn.train import HyperParams, Trajectory, default_hparams, make_train  # noqa: E402
 
 
@@ -46,5 +52,7 @@ __all__ = [
     "make_train",
     "preset",
     "save",
+    "seed_test_set",
+    "seed_training_set",
     "simulate",
 ]

@@ -41,7 +41,16 @@ from jax.sharding import PartitionSpec
 from simdyn import distributed
 from simdyn.config import Config, ConfigError
 from simdyn.cost import memory_per_seed
-from simdyn.train import HyperParams, Trajectory, default_hparams, make_train, resolve_backend
+from simdyn.data import TestSet, TrainingSet
+from simdyn.train import (
+    HyperParams,
+    Trajectory,
+    default_hparams,
+    fresh_test_set_of,
+    make_train,
+    resolve_backend,
+    training_set_of,
+)
 
 Array = jax.Array
 
@@ -79,30 +88,38 @@ def seed_keys(key: Array, seed_indices: Array) -> Array:
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(seed_indices, jnp.uint32))
 
 
+def seed_key(key: int | Array, seed: int) -> Array:
+    """The key of seed ``seed`` of ``simulate(..., key=key)``."""
+    return seed_keys(as_key(key), np.asarray([seed]))[0]
+
+
+# Jitted once per config: called eagerly, JAX would compile every primitive separately.
+_training_set_of = jax.jit(training_set_of, static_argnums=0)
+_fresh_test_set_of = jax.jit(fresh_test_set_of, static_argnums=(0, 2))
+
+
+def seed_training_set(config: Config, seed: int, key: int | Array = 0) -> TrainingSet:
+    """The training set that seed ``seed`` of ``simulate(config, key=key)`` trains on.
+
+    Closed forms (:mod:`simdyn.theory`) computed on it refer to exactly that seed's data.
+    """
+    return _training_set_of(config, seed_key(key, seed))
+
+
+def seed_test_set(config: Config, seed: int, key: int | Array = 0, n: int | None = None) -> TestSet:
+    """The fresh test set of that seed's probes (``n`` points instead of data.n_test if given)."""
+    return _fresh_test_set_of(config, seed_key(key, seed), n)
+
+
 def key_data(key: Array) -> list[int]:
     return [int(v) for v in np.asarray(jax.random.key_data(key)).ravel()]
 
 
 # --- memory ----------------------------------------------------------------------------------
 def bytes_per_seed(config: Config) -> int:
-    """A deliberately generous estimate of one seed's device memory in the vmapped program."""
-    d, t, m = config.data, config.train, config.model
-    dim = d.d + 1
-    item = 8 if t.dtype == "float64" else 4
-    s = d.noise_nnz
-    pts = d.num_points * (d.K + 1 + 2 * s) + d.n_test * (d.K + 1 + 2 * s)
-    theta = m.p * dim * 8  # theta, optimiser slots, gradient and product temporaries
-    backend = resolve_backend(config)
-    if backend == "projected":
-        return 2 * memory_per_seed(config, "projected")
-    if backend == "dense":
-        mom = 3 * dim * dim + d.num_points * dim
-    elif backend == "structured":
-        mom = (d.K + 4) * dim + 2 * d.n * (d.K + 1 + d.m * s) + m.p * d.num_points
-    else:
-        mom = 3 * m.p * d.num_points * max(1, min(s, 64)) + m.p * dim
-    rec = len(t.record_steps) * (d.K + 2) + 2 * len(t.probe_steps)
-    return int(2 * item * (pts + theta + mom + rec))
+    """A deliberately generous estimate of one seed's device memory in the vmapped program:
+    twice :func:`simdyn.cost.memory_per_seed` of the path ``auto`` resolves to."""
+    return 2 * memory_per_seed(config, resolve_backend(config))
 
 
 def available_memory() -> int:

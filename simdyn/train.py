@@ -16,6 +16,7 @@ augmentations or fresh ones every step.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ from simdyn.config import Config, ConfigError
 from simdyn.cost import choose_backend
 from simdyn.data import (
     Points,
+    TestSet,
     TrainingSet,
     augment,
     embed,
@@ -92,16 +94,16 @@ class _State(NamedTuple):
     diverged_step: Array
 
 
-def seed_training_set(config: Config, seed: int, key: int | Array = 0) -> TrainingSet:
-    """The training set that seed ``seed`` of ``simulate(config, key=key)`` trains on.
+def training_set_of(config: Config, seed_key: Array) -> TrainingSet:
+    """The training set a seed with key ``seed_key`` trains on (training dtype)."""
+    key = jax.random.fold_in(seed_key, DATA_KEY)
+    return sample_training_set(key, config.data, jnp.dtype(config.train.dtype))
 
-    Closed forms (:mod:`simdyn.theory`) computed on it refer to exactly that seed's data.
-    """
-    base = jax.random.key(key) if isinstance(key, int) else key
-    seed_key = jax.random.fold_in(base, seed)
-    return sample_training_set(
-        jax.random.fold_in(seed_key, DATA_KEY), config.data, jnp.dtype(config.train.dtype)
-    )
+
+def fresh_test_set_of(config: Config, seed_key: Array, n: int | None = None) -> TestSet:
+    """The fresh test set (``n`` points, default data.n_test) that seed's probes use."""
+    key = jax.random.fold_in(seed_key, TEST_KEY)
+    return sample_test_set(key, config.data, n, jnp.dtype(config.train.dtype))
 
 
 def resolve_backend(config: Config) -> str:
@@ -142,11 +144,8 @@ def full_objective(
     backend = resolve_backend(config) if config.train.full_batch else choose_backend(config)
     if backend == "projected":
         obj = projected_objective(ts.points, ts.labels, config.data, beta)
-
-        def reduced_loss_and_grad(theta: Array) -> tuple[Array, Array]:
-            return projected_loss_and_grad(obj, theta)
-
-        return (lambda theta: reduced_loss_and_grad(theta)[0]), reduced_loss_and_grad
+        loss_and_grad = functools.partial(projected_loss_and_grad, obj)
+        return (lambda theta: loss_and_grad(theta)[0]), loss_and_grad
     if backend in ("structured", "dense"):
         build = structured_moments if backend == "structured" else dense_moments
         mom = build(ts.points, ts.labels, config.data.d)
@@ -208,8 +207,8 @@ def make_train(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
     with_probes = t.probe_every >= 0
 
     def train(seed_key: Array, hp: HyperParams) -> Trajectory:
-        ts = sample_training_set(jax.random.fold_in(seed_key, DATA_KEY), dcfg, dtype)
-        test = sample_test_set(jax.random.fold_in(seed_key, TEST_KEY), dcfg, dtype=dtype)
+        ts = training_set_of(config, seed_key)
+        test = fresh_test_set_of(config, seed_key)
         batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
         full_loss, full_loss_and_grad = full_objective(config, ts, hp.beta)
         batch_grad = None if t.full_batch else _minibatch_grad(config, ts, hp.beta)

@@ -192,3 +192,24 @@ def test_load_rejects_non_results(tmp_path, run5):
         load(tmp_path / "wrong.nc")
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "absent.nc")
+
+
+def test_auto_chunk_is_capped_on_cpu_and_by_memory(monkeypatch):
+    import importlib
+
+    from simdyn import preset
+
+    sim = importlib.import_module("simdyn.simulate")  # the module; simdyn.simulate is the function
+
+    assert jax.default_backend() == "cpu"  # the test suite runs on the CPU
+    cfg = preset("fig2a")
+    per_seed = sim.bytes_per_seed(cfg)
+    # Plenty of memory: the CPU cap decides; few seeds: the seed count does.
+    monkeypatch.setattr(sim, "available_memory", lambda: 10**6 * per_seed)
+    assert sim.auto_chunk_size(cfg, 1024) == sim.CPU_MAX_CHUNK
+    assert sim.auto_chunk_size(cfg, 5) == 5
+    # Memory for 40 seeds at the default quarter: 10 per chunk; never below 1.
+    monkeypatch.setattr(sim, "available_memory", lambda: 40 * per_seed)
+    assert sim.auto_chunk_size(cfg, 1024) == 10
+    monkeypatch.setattr(sim, "available_memory", lambda: 0)
+    assert sim.auto_chunk_size(cfg, 1024) == 1

@@ -181,7 +181,6 @@ def test_seed_training_set_is_the_data_simulate_trains_on():
     import simdyn
     from simdyn.losses import matrix_loss
     from simdyn.moments import dense_moments
-    from simdyn.train import seed_training_set
 
     cfg = Config(
         DataConfig(n=16, m=2, d=40, K=3, phi=(1.0, 1.0, 0.8), mu=0.5),
@@ -194,7 +193,7 @@ def test_seed_training_set_is_the_data_simulate_trains_on():
     theta = jnp.asarray(ds.theta.sel(seed=3).values)
 
     def loss_on(seed):
-        ts = seed_training_set(cfg, seed, key=11)
+        ts = simdyn.seed_training_set(cfg, seed, key=11)
         mom = dense_moments(ts.points, ts.labels, cfg.data.d)
         return float(matrix_loss(theta, mom.m, mom.m_plus))
 
