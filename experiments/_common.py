@@ -31,10 +31,7 @@ import simdyn  # noqa: E402
 from simdyn.config import Config, ConfigError, supports_structured  # noqa: E402
 from simdyn.data import (  # noqa: E402
     Points,
-    TestSet,
-    TrainingSet,
     feature_block,
-    sample_test_set,
     sample_training_set,
 )
 from simdyn.losses import gradient_from_products, loss_beta  # noqa: E402
@@ -46,9 +43,9 @@ from simdyn.moments import (  # noqa: E402
     products,
     structured_moments,
 )
-from simdyn.simulate import as_key, seed_keys  # noqa: E402
+from simdyn.simulate import as_key, seed_keys, seed_training_set  # noqa: E402
 from simdyn.theory import min_norm_minimizer  # noqa: E402
-from simdyn.train import DATA_KEY, INIT_KEY, TEST_KEY, init_theta  # noqa: E402
+from simdyn.train import DATA_KEY, INIT_KEY, init_theta  # noqa: E402
 
 Array = jax.Array
 
@@ -83,6 +80,15 @@ def make_parser(description: str) -> argparse.ArgumentParser:
 
 def size_of(args: argparse.Namespace) -> str:
     return "tiny" if args.tiny else "quick" if args.quick else "full"
+
+
+def start(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, str, Timer]:
+    """Every script's preamble: parse the common CLI (description = the doc's first line),
+    switch JAX to float64 (the theory needs it; training keeps its config's dtype), start the
+    clock. Returns (args, size, timer)."""
+    args = make_parser(doc.splitlines()[0]).parse_args(argv)
+    simdyn.enable_x64()
+    return args, size_of(args), Timer()
 
 
 def seed_count(args: argparse.Namespace, default: int) -> int:
@@ -153,28 +159,9 @@ def late_change(traj: np.ndarray, frac: float = 0.8) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-# Jitted entry points: called eagerly, JAX compiles every primitive separately (~0.2 s each on a
+# Jitted entry point: called eagerly, JAX compiles every primitive separately (~0.2 s each on a
 # loaded 2-core machine, dozens per call); one program per config is much cheaper.
-_sample_training_set = jax.jit(sample_training_set, static_argnums=(1, 2))
-_sample_test_set = jax.jit(sample_test_set, static_argnums=(1, 2, 3))
 _dense_moments = jax.jit(dense_moments, static_argnums=(2,))
-
-
-def seed_key(key: int, seed: int) -> Array:
-    """The key of seed ``seed`` exactly as ``simulate`` derives it."""
-    return seed_keys(as_key(key), np.asarray([seed]))[0]
-
-
-def training_set(config: Config, key: int, seed: int) -> TrainingSet:
-    """Seed ``seed``'s training set, as ``make_train`` samples it (training dtype)."""
-    k = jax.random.fold_in(seed_key(key, seed), DATA_KEY)
-    return _sample_training_set(k, config.data, jnp.dtype(config.train.dtype))
-
-
-def test_set(config: Config, key: int, seed: int, n: int | None = None) -> TestSet:
-    """Seed ``seed``'s fresh test set, as ``make_train`` samples it for the probes."""
-    k = jax.random.fold_in(seed_key(key, seed), TEST_KEY)
-    return _sample_test_set(k, config.data, n, jnp.dtype(config.train.dtype))
 
 
 def _as_f64(points: Points) -> Points:
@@ -191,7 +178,7 @@ def instance_moments(config: Config, key: int, seed: int) -> DenseMoments:
     """
     if not jax.config.jax_enable_x64:
         raise RuntimeError("instance_moments needs simdyn.enable_x64() first")
-    ts = training_set(config, key, seed)
+    ts = seed_training_set(config, seed, key)
     mom = _dense_moments(_as_f64(ts.points), ts.labels, config.data.d)
     return DenseMoments(*(np.asarray(a, np.float64) for a in mom))
 

@@ -19,16 +19,12 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-import simdyn
 from experiments._common import (
-    Timer,
     finish,
     gd_runs,
-    make_parser,
-    size_of,
-    test_set,
+    start,
 )
-from simdyn import preset, theory
+from simdyn import preset, seed_test_set, theory
 from simdyn.data import embed
 from simdyn.metrics import feature_alignment
 
@@ -44,15 +40,13 @@ SIZES = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     config = preset("fig1").replace(**SIZES[size])
     dc = config.data
     seed = 0 if args.seeds is None else args.seeds - 1  # --seeds N shows seed N-1
     runs = gd_runs([config], [seed], args.key, EPOCHS, lambda th, mom, beta: th)
     thetas = runs.observed[0, 0]  # (4, p, D)
-    test = test_set(config, args.key, seed)
+    test = seed_test_set(config, seed, args.key)
     emb = np.asarray(jax.jit(jax.vmap(embed, in_axes=(0, None)))(thetas, test.points))  # (4, N, p)
     align = np.stack([np.asarray(feature_alignment(jnp.asarray(th), dc.K)) for th in thetas])
     y, ysub = np.asarray(test.labels.y), np.asarray(test.labels.y_sub)

@@ -28,14 +28,12 @@ from experiments._common import (
     C_THEORY,
     C_V1,
     C_V2,
-    Timer,
     finish,
     instance_min_norm_alignment,
-    make_parser,
     plot_band,
     seed_band,
     seed_count,
-    size_of,
+    start,
 )
 from simdyn import preset, simulate, theory
 
@@ -120,9 +118,7 @@ def draw(ax, panel: dict, log_y: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()  # float64 theory; training keeps its float32 config dtype
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     panels = [
         run_panel(name, over, seed_count(args, seeds), chunk, args.key)
         for name, over, seeds, chunk in SIZES[size]

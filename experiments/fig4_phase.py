@@ -26,20 +26,17 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-import simdyn
 from experiments._common import (
     C_THEORY,
     C_V1,
-    Timer,
     alignment_observer,
     finish,
     gd_runs,
     late_change,
-    make_parser,
     seed_band,
     seed_count,
-    size_of,
     stable_lr,
+    start,
 )
 from simdyn import Config, preset, theory
 
@@ -104,9 +101,7 @@ def run_panel(name: str, overrides: dict, xs: np.ndarray, seeds: int, key: int) 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     panels_spec, num_x, default_seeds = SIZES[size]
     seeds = seed_count(args, default_seeds)
     xs = np.geomspace(1e-2, 1e1, num_x)

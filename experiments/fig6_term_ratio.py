@@ -22,18 +22,15 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-import simdyn
 from experiments._common import (
     C_THEORY,
     C_V2,
-    Timer,
     finish,
     gd_runs,
-    make_parser,
     plot_band,
     seed_band,
     seed_count,
-    size_of,
+    start,
 )
 from experiments.fig2_alignment import early_growth
 from simdyn import preset, theory
@@ -64,9 +61,7 @@ def term_ratio_observer(K: int):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     overrides, default_seeds = SIZES[size]
     config = preset("fig6").replace(**overrides)
     dc = config.data

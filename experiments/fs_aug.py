@@ -30,22 +30,18 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-import simdyn
 from experiments._common import (
     C_THEORY,
-    Timer,
     alignment_observer,
     finish,
     gd_runs,
     instance_min_norm_alignment,
     late_change,
-    make_parser,
     seed_band,
     seed_count,
-    size_of,
-    training_set,
+    start,
 )
-from simdyn import Config, DataConfig, ModelConfig, TrainConfig, theory
+from simdyn import Config, DataConfig, ModelConfig, TrainConfig, seed_training_set, theory
 
 NAME = "fs_aug"
 PHI_1, PHI_2, PHI_K = 0.8, 1.0, 1.0
@@ -84,14 +80,14 @@ def make_config(n: int, d: int, steps: int, p: int, augmentation: str) -> Config
 
 def feature_moment(config: Config, key: int, seed: int) -> np.ndarray:
     """F^ = Phi^T Phi / N over the training points' feature blocks, (K+1, K+1)."""
-    f = np.asarray(training_set(config, key, seed).points.features, np.float64)
+    f = np.asarray(seed_training_set(config, seed, key).points.features, np.float64)
     flat = f.reshape(-1, f.shape[-1])
     return flat.T @ flat / flat.shape[0]
 
 
 def shared_feature(config: Config, key: int, seed: int) -> bool:
     """Whether two originals of the seed share their irrelevant feature."""
-    k = np.asarray(training_set(config, key, seed).labels.k)
+    k = np.asarray(seed_training_set(config, seed, key).labels.k)
     return len(np.unique(k)) < len(k)
 
 
@@ -138,9 +134,7 @@ def run_aug(n, d, steps, ps, seeds, pred_seeds, augmentation, key) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     n, d, steps, ps, default_seeds, pred_seeds = SIZES[size]
     seeds = seed_count(args, default_seeds)
     pred_seeds = min(pred_seeds, seeds)

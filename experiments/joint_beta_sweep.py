@@ -23,20 +23,17 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-import simdyn
 from experiments._common import (
     C_THEORY,
     C_V1,
     C_V2,
-    Timer,
     alignment_observer,
     finish,
     gd_runs,
     late_change,
-    make_parser,
     seed_band,
     seed_count,
-    size_of,
+    start,
 )
 from simdyn import Config, preset, theory
 
@@ -103,9 +100,7 @@ def run_grid(configs: list[Config], seeds: int, key: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     overrides, interior, default_seeds = SIZES[size]
     seeds = seed_count(args, default_seeds)
     base = preset("joint").replace(**overrides)

@@ -21,17 +21,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
-import simdyn
 from experiments._common import (
-    Timer,
     alignment_observer,
     finish,
     gd_runs,
-    make_parser,
     seed_band,
     seed_count,
-    size_of,
     stable_lr,
+    start,
 )
 from simdyn import Config, preset, theory
 
@@ -66,9 +63,7 @@ def cell_config(base: Config, mu: float, phi_1: float) -> Config:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     overrides, mus, phis, default_seeds = SIZES[size]
     seeds = seed_count(args, default_seeds)
     base = preset("fig1").replace(probe_every=-1, **overrides)

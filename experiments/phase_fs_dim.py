@@ -21,18 +21,15 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-import simdyn
 from experiments._common import (
-    Timer,
     alignment_observer,
     finish,
     gd_runs,
     late_change,
-    make_parser,
     seed_band,
     seed_count,
-    size_of,
     stable_lr,
+    start,
 )
 from simdyn import Config, DataConfig, ModelConfig, TrainConfig, theory
 
@@ -92,9 +89,7 @@ def suppressed_up_to(K: int, xs: np.ndarray, p_max: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     K, n, d, steps, num_x, ps, default_seeds = SIZES[size]
     seeds = seed_count(args, default_seeds)
     xs = np.geomspace(1e-2, 1e1, num_x)

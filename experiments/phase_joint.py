@@ -20,13 +20,10 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-import simdyn
 from experiments._common import (
-    Timer,
     finish,
-    make_parser,
     seed_count,
-    size_of,
+    start,
 )
 from experiments.joint_beta_sweep import loss_config, predicted, run_grid
 from simdyn import preset, theory
@@ -52,9 +49,7 @@ SIZES = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = make_parser(__doc__.splitlines()[0]).parse_args(argv)
-    simdyn.enable_x64()
-    size, timer = size_of(args), Timer()
+    args, size, timer = start(__doc__, argv)
     overrides, betas, phi1_sq, default_seeds = SIZES[size]
     seeds = seed_count(args, default_seeds)
     base = preset("joint").replace(**overrides)
