@@ -50,6 +50,7 @@ from simdyn.train import DATA_KEY, INIT_KEY, init_theta  # noqa: E402
 Array = jax.Array
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent
+RUNS_DIR = EXPERIMENTS_DIR.parent / "runs"  # default output root; /runs/ is git-ignored
 SIZES = ("tiny", "quick", "full")
 DPI = 100
 
@@ -70,8 +71,10 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     size.add_argument("--tiny", action="store_true", help="smallest run (tests, seconds)")
     ap.add_argument(
         "--out",
-        default=str(EXPERIMENTS_DIR),
-        help="output folder: writes OUT/figures/NAME.png and OUT/data/NAME.{npz,json}",
+        default=None,
+        help="output folder: writes OUT/figures/NAME.png and OUT/data/NAME.{npz,json} "
+        "(default: runs/NAME at the repository root, git-ignored; pass --out experiments to "
+        "rewrite the committed figures and data)",
     )
     ap.add_argument("--seeds", type=int, default=None, help="override the size's seed count")
     ap.add_argument("--key", type=int, default=0, help="base PRNG key (seed i: fold_in(key, i))")
@@ -378,11 +381,23 @@ def write_outputs(
     return Outputs(png, npz, js)
 
 
+def default_out(name: str) -> Path:
+    """Where a script writes when no --out is given: REPO/runs/NAME (git-ignored), never the
+    committed experiments/figures and experiments/data."""
+    return RUNS_DIR / name
+
+
 def finish(
-    out: str | Path, name: str, size: str, fig, arrays: dict[str, Any], meta: dict[str, Any]
+    out: str | Path | None,
+    name: str,
+    size: str,
+    fig,
+    arrays: dict[str, Any],
+    meta: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write the outputs, say where they went, and return what every script's main returns."""
-    paths = write_outputs(out, name, fig, arrays, meta)
+    """Write the outputs (to ``default_out(name)`` when ``out`` is None), say where they went,
+    and return what every script's main returns."""
+    paths = write_outputs(default_out(name) if out is None else out, name, fig, arrays, meta)
     print(f"{name}: {size} run in {meta['runtime_s']} s -> {paths.png}")
     return {"paths": paths, "meta": meta}
 

@@ -186,8 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 seeds, shorter runs (smoke test)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per run (default 16; quick 3)")
     ap.add_argument("--key", type=int, default=2023, help="base PRNG key")
-    ap.add_argument("--out", type=Path, default=ROOT, help="folder holding data/ and figures/")
-    ap.add_argument("--docs", type=Path, default=ROOT.parent / "docs" / "beyond_linear.md")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT.parent / "runs" / "beyond_linear",
+        help="folder holding data/ and figures/ (default: runs/beyond_linear, git-ignored; "
+        "--out experiments rewrites the committed ones)",
+    )
+    ap.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="markdown report (default: docs/beyond_linear.md with --out experiments, "
+        "else OUT/beyond_linear.md)",
+    )
     ap.add_argument(
         "--exploratory-p2",
         action="store_true",
@@ -199,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         help="no training: rebuild verdicts, report and figures from the saved data/beyond_*.nc",
     )
     args = ap.parse_args(argv)
+    if args.docs is None:
+        committed = args.out.resolve() == ROOT.resolve()
+        args.docs = (
+            ROOT.parent / "docs" / "beyond_linear.md"
+            if committed
+            else args.out / "beyond_linear.md"
+        )
     seeds = args.seeds or (3 if args.quick else 16)
     data_dir, fig_dir = args.out / "data", args.out / "figures"
     data_dir.mkdir(parents=True, exist_ok=True)

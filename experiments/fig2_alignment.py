@@ -18,6 +18,12 @@ Run: ``python -m experiments.fig2_alignment [--quick|--tiny] [--out DIR]``.
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -114,7 +120,12 @@ def draw(ax, panel: dict, log_y: bool) -> None:
         lo = min(float(np.nanmin(panel["bands"][j].lo[1:])) for j in (1, 2))
         ax.set_ylim(max(lo / 3, 1e-7), 3)
     ax.set_xlabel("epoch (full-batch GD step)")
-    ax.set_title(f"SCL, p = {cfg.model.p}, n = {cfg.data.n}, d = {cfg.data.d}", fontsize=9)
+    b = panel["bands"][1]
+    count = f"{b.kept} seed{'s' if b.kept != 1 else ''}"
+    count += f", {b.diverged} diverged excl." if b.diverged else ""
+    ax.set_title(
+        f"SCL, p = {cfg.model.p}, n = {cfg.data.n}, d = {cfg.data.d} ({count})", fontsize=9
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -129,7 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
         draw(axes[1, col], panel, log_y=True)
     axes[0, 0].set_ylabel("||W_t v_j|| (linear)")
     axes[1, 0].set_ylabel("||W_t v_j|| (log)")
-    handles, labels = axes[1, 0].get_legend_handles_labels()
+    # One shared legend; the seed counts differ per panel, so they are in each panel's title
+    # (the legend used to carry the p = 3 panel's count for both).
+    handles, _ = axes[1, 0].get_legend_handles_labels()
+    labels = [f"||W v{j}|| (median, 5-95% over seeds)" for j in (1, 2)]
     handles += [
         plt.Line2D([], [], color="gray", ls=":"),
         plt.Line2D([], [], color=C_THEORY, ls="--", alpha=0.7),

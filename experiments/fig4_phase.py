@@ -21,6 +21,12 @@ All points of a panel run in one compiled program (``_common.gd_runs``, the same
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt

@@ -16,6 +16,12 @@ Run: ``python -m experiments.phase_fs_dim [--quick|--tiny] [--out DIR]``.
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
