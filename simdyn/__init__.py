@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from simdyn.config import (  # noqa: E402
+from simdyn.config import (  # noqa: E402  (no JAX: cheap)
     Config,
     ConfigError,
     DataConfig,
@@ -15,16 +15,37 @@ from simdyn.config import (  # noqa: E402
     TrainConfig,
     apply_overrides,
 )
-from simdyn.distributed import enable_deterministic  # noqa: E402
-from simdyn.presets import PRESETS, fig4_config, preset  # noqa: E402
-from simdyn.simulate import (  # noqa: E402
-    load,
-    save,
-    seed_test_set,
-    seed_training_set,
-    simulate,
-)
-from simdyn.train import HyperParams, Trajectory, default_hparams, make_train  # noqa: E402
+from simdyn.presets import PRESETS, fig4_config, preset  # noqa: E402  (no JAX: cheap)
+
+# The names below pull in JAX (seconds to import). They load on first use (PEP 562), so
+# ``import simdyn`` and the command line's --help, typos and bad input answer at once.
+_LAZY = {
+    "enable_deterministic": "simdyn.distributed",
+    "load": "simdyn.simulate",
+    "save": "simdyn.simulate",
+    "seed_test_set": "simdyn.simulate",
+    "seed_training_set": "simdyn.simulate",
+    "simulate": "simdyn.simulate",
+    "HyperParams": "simdyn.train",
+    "Trajectory": "simdyn.train",
+    "default_hparams": "simdyn.train",
+    "make_train": "simdyn.train",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simdyn' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def enable_x64() -> None:

@@ -1,4 +1,11 @@
-"""Command line: argument parsing and printing only."""
+"""simdyn: simulate (S)GD training of linear contrastive learners over many seeds at once, and
+check the results against the paper's closed forms (Xue et al., ICML 2023).
+
+Commands: simulate (one preset, many seeds -> .nc), sweep (a grid of lr/beta/sigma_0), show
+(summarise or plot a .nc), presets (the named settings), verify (statistical checks of the
+paper's claims). Add --help after any command for its options. Exit status: 0 ok, 2 bad input.
+The theory, a user guide and this reference are in docs/ (theory.md, guide.md, cli.md).
+"""
 
 from __future__ import annotations
 
@@ -69,6 +76,16 @@ def _prepare_run(args: argparse.Namespace) -> None:
         distributed.resolve_devices(args.devices)  # clear error before compiling anything
 
 
+def _progress(args: argparse.Namespace, desc: str, unit: str):
+    """Progress callback for simulate/sweep: a tqdm bar on a terminal, plain lines in a log,
+    nothing with --quiet or on processes other than 0."""
+    if args.quiet or not _is_writer():
+        return False
+    from simdyn.progress import progress_bar
+
+    return progress_bar(f"{args.preset} {desc}", unit=unit)
+
+
 def _is_writer() -> bool:
     """Only process 0 writes files and prints summaries in a multi-process run."""
     import jax
@@ -91,7 +108,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         devices=args.devices,
         checkpoint_dir=args.resume,
-        progress=not args.quiet,
+        progress=_progress(args, "simulate", "seeds"),
     )
     wall = time.perf_counter() - start
     if not _is_writer():
@@ -143,7 +160,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         devices=args.devices,
         checkpoint_dir=args.resume,
-        progress=not args.quiet,
+        progress=_progress(args, "sweep", "runs"),
     )
     wall = time.perf_counter() - start
     if not _is_writer():
@@ -157,12 +174,40 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_input_file(path: str) -> Path:
+    """A clear error for a missing or unusable input file, before JAX is imported."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"no such file: {p}")
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder, expected a result file like f.nc")
+    return p
+
+
+def _check_output_file(path: str, what: str, example: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(
+            f"invalid {what} {p}: it is a folder, expected a file name like {example}"
+        )
+    if p.parent and not p.parent.exists():
+        raise ConfigError(f"invalid {what} {p}: folder {p.parent} does not exist")
+    return p
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
+    path = _check_input_file(args.file)
+    plot = _check_output_file(args.plot, "--plot", "a.png") if args.plot else None
     from simdyn.simulate import load
     from simdyn.summary import format_summary
 
-    ds = load(args.file)
+    ds = load(path)
     print(format_summary(ds))
+    if plot is not None:
+        from simdyn.plots import plot_alignment
+
+        plot_alignment(ds, plot, title=path.name)
+        print(f"wrote {plot}")
     return 0
 
 
@@ -186,84 +231,258 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return run_verify(args)
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("preset", choices=sorted(PRESETS))
-    p.add_argument("--seeds", type=int, default=16)
-    p.add_argument("--steps", type=int, default=None)
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the descriptions' line breaks; a little wider option column."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+
+def _add_run_flags(p: argparse.ArgumentParser, unit: str = "seeds") -> None:
+    p.add_argument(
+        "preset",
+        choices=sorted(PRESETS),
+        metavar="PRESET",
+        help="named setting to start from: " + ", ".join(sorted(PRESETS)) + " (simdyn presets)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=16,
+        metavar="N",
+        help="independent seeds (data draw + init) per run, N >= 1 (default: 16)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="T",
+        help="training steps, T >= 1 (default: the preset's train.steps; see `simdyn presets`)",
+    )
     p.add_argument(
         "--set",
         action="append",
         metavar="FIELD=VALUE",
-        help="override a config field (unique name like p=5, or dotted model.p=5)",
+        help="override a config field, repeatable: unique name like p=5 or dotted model.p=5; "
+        "ranges are checked (default: none)",
     )
-    p.add_argument("--key", type=int, default=0, help="base PRNG key")
-    p.add_argument("--chunk-size", type=int, default=None, help="seeds per device per call")
+    p.add_argument(
+        "--key",
+        type=int,
+        default=0,
+        metavar="K",
+        help="base PRNG key, K >= 0; seed i uses fold_in(K, i) (default: 0)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        metavar="C",
+        help="seeds per device per compiled call, C >= 1 (default: sized from free memory)",
+    )
     p.add_argument(
         "--devices",
         type=int,
         default=None,
-        help="local devices to split the seeds over (default: all local devices)",
+        metavar="D",
+        help="local devices to split the seeds over, 1 <= D <= available (default: all)",
     )
     p.add_argument(
         "--resume",
         metavar="DIR",
         default=None,
-        help="checkpoint folder: finished chunks are kept and skipped on rerun",
+        help="checkpoint folder: finished chunks are kept and skipped on rerun "
+        "(default: no checkpoints)",
     )
-    p.add_argument("--out", required=True)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.nc",
+        help="result file to write (required; its folder must exist)",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help=f"no progress output (default: a bar on a terminal, one line per chunk of {unit} "
+        "in a log)",
+    )
     p.add_argument(
         "--deterministic",
         action="store_true",
-        help="deterministic GPU kernels (XLA_FLAGS=--xla_gpu_deterministic_ops=true)",
+        help="deterministic GPU kernels (XLA_FLAGS=--xla_gpu_deterministic_ops=true; default: off)",
     )
     m = p.add_argument_group("multi-process (jax.distributed; see docs/scaling.md)")
-    m.add_argument("--coordinator", metavar="HOST:PORT", default=None)
-    m.add_argument("--num-processes", type=int, default=None)
-    m.add_argument("--process-id", type=int, default=None)
+    m.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=None,
+        help="address of process 0, port in [1, 65535] (default: single process)",
+    )
+    m.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number of processes, N >= 1 (give with --coordinator and --process-id)",
+    )
+    m.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        metavar="I",
+        help="this process's index, 0 <= I < N (give with --coordinator and --num-processes)",
+    )
     m.add_argument(
         "--auto-cluster",
         action="store_true",
-        help="let JAX detect the cluster (SLURM, TPU pod, Open MPI) and its process layout",
+        help="let JAX detect the cluster (SLURM, TPU pod, Open MPI) and its process layout "
+        "(default: off)",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="simdyn", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+_SIMULATE_DOC = """Run many seeds of one preset (optionally changed with --set/--steps) and write
+the labelled (seed, step, feature) alignments, losses and probes to a .nc file, then print a
+summary. Example:
+  simdyn simulate fig2a --seeds 64 --out f.nc
+  simdyn simulate fig2a --seeds 8 --set p=5 --set lr=0.02 --steps 200 --out g.nc"""
 
-    p = sub.add_parser("simulate", help="run many seeds of a preset and write a .nc dataset")
+_SWEEP_DOC = """Run every seed at every point of a grid of lr, beta (loss=joint) or sigma_0, in
+one compiled program, and write one .nc file. Example:
+  simdyn sweep joint --grid beta=0.25,0.5,0.75 --seeds 64 --out sweep.nc"""
+
+_SHOW_DOC = """Print the summary of a result file written by simulate or sweep; with --plot also
+draw the median and 5-95% band of every feature's alignment over the steps. Example:
+  simdyn show f.nc --plot f.png"""
+
+_VERIFY_DOC = """Check the paper's claims statistically: each claim runs its seeds, compares them
+with the closed form under its conditions, and gets a verdict; negative controls must fail.
+Prints a table and writes OUT/report.json and OUT/report.md. `simdyn verify --list` names the
+claims. Example:
+  simdyn verify --claims CC-unlearn --seeds 32"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simdyn",
+        description=__doc__,
+        formatter_class=_Formatter,
+        epilog="examples:\n  simdyn presets\n  simdyn simulate fig2a --seeds 64 --out f.nc\n"
+        "  simdyn show f.nc --plot f.png\n  simdyn verify",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "simulate",
+        help="run many seeds of a preset and write a .nc dataset",
+        description=_SIMULATE_DOC,
+        formatter_class=_Formatter,
+    )
     _add_run_flags(p)
     p.set_defaults(func=_cmd_simulate)
 
     w = sub.add_parser(
-        "sweep", help="run every seed at every point of a lr/beta/sigma_0 grid (one program)"
+        "sweep",
+        help="run every seed at every point of a lr/beta/sigma_0 grid (one program)",
+        description=_SWEEP_DOC,
+        formatter_class=_Formatter,
     )
-    _add_run_flags(w)
+    _add_run_flags(w, unit="runs")
     w.add_argument(
         "--grid",
         action="append",
         required=True,
         metavar="FIELD=V1,V2,...",
-        help="grid values of lr, beta (loss=joint) or sigma_0; repeat for a product grid",
+        help="grid values of lr (> 0), beta (loss=joint, in [0, 1]) or sigma_0 (> 0); "
+        "repeat for a product grid (required)",
     )
     w.set_defaults(func=_cmd_sweep)
 
-    s = sub.add_parser("show", help="summarise a result file")
-    s.add_argument("file")
+    s = sub.add_parser(
+        "show",
+        help="summarise (and optionally plot) a result file",
+        description=_SHOW_DOC,
+        formatter_class=_Formatter,
+    )
+    s.add_argument("file", metavar="FILE.nc", help="a result file written by simulate or sweep")
+    s.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        default=None,
+        help="also write a figure: median and 5-95%% band of each feature's alignment over "
+        "steps, log step axis (simulate results; default: no figure)",
+    )
     s.set_defaults(func=_cmd_show)
 
-    r = sub.add_parser("presets", help="list the named presets")
-    r.add_argument("--json", action="store_true")
+    r = sub.add_parser(
+        "presets",
+        help="list the named presets",
+        description="List the named presets with their main settings.",
+        formatter_class=_Formatter,
+    )
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print each preset's full config as JSON (default: brief)",
+    )
     r.set_defaults(func=_cmd_presets)
 
-    v = sub.add_parser("verify", help="check the paper's claims statistically")
-    v.add_argument("--claims", nargs="*", default=None)
-    v.add_argument("--seeds", type=int, default=None)
-    v.add_argument("--quick", action="store_true", default=True)
-    v.add_argument("--full", dest="quick", action="store_false")
-    v.add_argument("--out", default="verify-report")
-    v.add_argument("--key", type=int, default=0)
+    v = sub.add_parser(
+        "verify",
+        help="check the paper's claims statistically",
+        description=_VERIFY_DOC,
+        formatter_class=_Formatter,
+    )
+    v.add_argument(
+        "--claims",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="claims to check, names from --list, space- or comma-separated, case-insensitive "
+        "(default: all)",
+    )
+    v.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seeds per claim, N >= 1 (default: the scale's registered count)",
+    )
+    v.add_argument(
+        "--quick",
+        action="store_true",
+        default=True,
+        help="the small registered scale, minutes on a laptop (default)",
+    )
+    v.add_argument(
+        "--full",
+        dest="quick",
+        action="store_false",
+        help="the full registered scale (paper-size settings, more seeds; default: off)",
+    )
+    v.add_argument(
+        "--key",
+        type=int,
+        default=None,
+        metavar="K",
+        help="base PRNG key, K >= 0 (default: the scale's registered key)",
+    )
+    v.add_argument(
+        "--out",
+        default="verify-report",
+        metavar="DIR",
+        help="folder for report.json, report.md and figures (default: verify-report, git-ignored)",
+    )
+    v.add_argument(
+        "--self-test",
+        action="store_true",
+        help="run the verifier against deliberately broken simulators: each must be caught "
+        "(default: off)",
+    )
+    v.add_argument(
+        "--list",
+        action="store_true",
+        help="print the claim names (with their conditions) and exit",
+    )
     v.set_defaults(func=_cmd_verify)
     return parser
 
@@ -277,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as err:
         print(f"simdyn: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # unreadable/unwritable paths: one line, not a traceback
+        where = f": {err.filename}" if getattr(err, "filename", None) else ""
+        print(f"simdyn: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
 
 
