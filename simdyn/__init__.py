@@ -5,6 +5,9 @@ The public API is what this module exports.
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 __version__ = "0.1.0"
 
 from simdyn.config import (  # noqa: E402  (no JAX: cheap)
@@ -46,6 +49,20 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(_types.ModuleType):
+    """The package object. Importing the submodule ``simdyn.simulate`` makes the import system
+    bind it as ``simdyn.simulate``; the public name is the function (as the former eager
+    ``from simdyn.simulate import simulate`` made it), so it is rebound to the function."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "simulate" and isinstance(value, _types.ModuleType):
+            value = value.simulate
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 def enable_x64() -> None:
