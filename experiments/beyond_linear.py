@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.time() - start
     save_data(results, data_dir)
     command = "python experiments/beyond_linear.py" + (" --quick" if args.quick else "")
+    if args.out.resolve() == ROOT.resolve():
+        command += " --out experiments"  # the committed outputs are rewritten only when named
     if args.seeds is not None:
         command += f" --seeds {args.seeds}"
     return report(results, runs, command, seeds, args.key, wall, args)
