@@ -188,11 +188,33 @@ def _minibatch_grad(
     return grad
 
 
-def make_train(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
+ObjectiveFactory = Callable[
+    [Config, TrainingSet, Array],
+    tuple[Callable[[Array], Array], Callable[[Array], tuple[Array, Array]]],
+]
+TrainingSetFactory = Callable[[Config, Array], TrainingSet]
+
+
+def make_train(
+    config: Config,
+    *,
+    objective: ObjectiveFactory | None = None,
+    training_set: TrainingSetFactory | None = None,
+) -> Callable[[Array, HyperParams], Trajectory]:
     """Build the per-seed training function for a (static) config.
+
+    Args:
+      config: the run's static configuration.
+      objective: ``(config, training_set, beta) -> (loss, loss_and_grad)`` of the full-batch
+        objective; default :func:`full_objective` (the exact representation ``train.backend``
+        picks). An extension point: ``simdyn verify --self-test`` passes deliberately broken
+        objectives through it.
+      training_set: ``(config, seed_key) -> TrainingSet``; default :func:`training_set_of`.
 
     Returns ``train(seed_key, hparams) -> Trajectory``; pure, jit- and vmap-compatible.
     """
+    objective = full_objective if objective is None else objective
+    training_set = training_set_of if training_set is None else training_set
     t, dcfg, mcfg = config.train, config.data, config.model
     dtype = jnp.dtype(t.dtype)
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
@@ -207,10 +229,10 @@ def make_train(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
     with_probes = t.probe_every >= 0
 
     def train(seed_key: Array, hp: HyperParams) -> Trajectory:
-        ts = training_set_of(config, seed_key)
+        ts = training_set(config, seed_key)
         test = fresh_test_set_of(config, seed_key)
         batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
-        full_loss, full_loss_and_grad = full_objective(config, ts, hp.beta)
+        full_loss, full_loss_and_grad = objective(config, ts, hp.beta)
         batch_grad = None if t.full_batch else _minibatch_grad(config, ts, hp.beta)
         opt = make_optimizer(t.optimizer, hp.lr, t.momentum)
         theta0 = init_theta(

@@ -56,14 +56,15 @@ def test_fraction_verdicts_true_false_and_underpowered():
     assert verdict(small.p_hold, small.p_fail) == "inconclusive"
 
 
-def test_excluded_units_are_dropped_counted_and_make_it_inconclusive():
+def test_invalid_units_count_as_failures():
     passed = np.ones(40, bool)
     valid = np.ones(40, bool)
-    valid[:8] = False  # 20% diverged
-    t = fraction_test("t", passed, 0.5, statistic="s", rule="r", valid=valid)
-    assert (t.n_units, t.n_excluded) == (32, 8)
-    assert t.p_hold < ALPHA  # the kept units alone would pass ...
-    assert verdict(t.p_hold, t.p_fail, t.excluded_fraction) == "inconclusive"  # ... but 20% > 10%
+    valid[:8] = False  # 20% diverged or never crossed: failures, not exclusions
+    t = fraction_test("t", passed, 0.9, statistic="s", rule="r", valid=valid)
+    assert (t.n_units, t.n_excluded, t.estimate) == (40, 8, 0.8)
+    # Dropping them would give 32/32 and p_hold = 0.9^32 = 0.034 < alpha: a false "holds".
+    assert verdict(t.p_hold, t.p_fail) != "holds"
+    assert t.p_hold > ALPHA
 
 
 def test_scope_drops_units_without_counting_them_as_excluded():
@@ -143,8 +144,10 @@ def test_evaluate_holm_verdicts_and_loud_flag_for_a_control_that_does_not_fail()
     )
     assert [r.verdict for r in rows] == ["holds", "fails", "holds"]
     assert [r.control_ok for r in rows] == [True, True, False]
-    # Holm over the three p_hold values: the two equal smallest are multiplied by 3 and 2.
-    assert rows[0].p_hold_adj == pytest.approx(3 * 0.9**64)
+    # One Holm family of 12 p-values (p_hold, p_fail of 3 rows and of 3 controls). Three are
+    # ~1e-64 (the 0/64 controls' and B's p_fail), then three tie at 0.9^64 (A's and C's p_hold,
+    # C's control p_hold): A's comes first among the ties, at rank 4 of 12 -> multiplier 9.
+    assert rows[0].p_hold_adj == pytest.approx(9 * 0.9**64)
     text = format_table(rows)
     assert "NEGATIVE CONTROL DID NOT FAIL for: C" in text
     payload = to_json(rows, {"scale": "test"})

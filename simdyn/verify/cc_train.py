@@ -67,7 +67,7 @@ class Design:
 
 
 DESIGNS: dict[Scale, Design] = {
-    "small": Design(n=16, d=300, steps=400, points=((1.0, "balanced"),), seeds=32),
+    "small": Design(n=16, d=300, steps=400, points=((1.0, "balanced"),), seeds=48),
     "quick": Design(steps=500, seeds=32),
     "full": Design(n=64, d=4000, steps=2000, seeds=256),
 }

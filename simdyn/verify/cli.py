@@ -10,54 +10,131 @@ import time
 
 from simdyn.config import ConfigError
 
+# Registered base keys, fixed before any confirmatory run. The full scale's key is used by the
+# confirmatory run only: no test and no development run uses it (tests use DEV_KEYS).
+SCALE_KEYS = {"small": 11, "quick": 1, "full": 20261202}
+DEV_KEYS = (0, 2, 3, 11)
+
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Entry point called by ``simdyn.cli`` (args: claims, seeds, quick, out, key).
+    """Entry point called by ``simdyn.cli`` (args: claims, seeds, quick, out, key, self_test, list).
 
     Returns 0 when every negative control failed as it must (whatever the claims' verdicts),
-    1 when some control did not fail (the pipeline cannot be trusted).
+    1 when some control did not fail (the pipeline cannot be trusted); with ``--self-test``, 0
+    when every broken simulator was caught and 1 otherwise.
     """
+    from simdyn.verify.registry import CLAIM_IDS, module, resolve_claims
+
+    if getattr(args, "list", False):
+        for claim in CLAIM_IDS:
+            info = module(claim).CLAIM
+            print(f"{claim:12s} {info.source}: {info.statement}")
+        return 0
     import jax
 
     import simdyn
     from simdyn.verify import report
-    from simdyn.verify.registry import resolve_claims, run_claim
+    from simdyn.verify.registry import run_claim
     from simdyn.verify.runs import clear_memo
 
     simdyn.enable_x64()  # before anything is built: closed-form comparisons run in float64
     claims = resolve_claims(getattr(args, "claims", None))
     scale = "quick" if getattr(args, "quick", True) else "full"
-    key = int(getattr(args, "key", 0))
+    key = getattr(args, "key", None)
+    key = SCALE_KEYS[scale] if key is None else int(key)
     if key < 0:
         raise ConfigError(f"invalid --key {key}: must be a non-negative integer")
     seeds = getattr(args, "seeds", None)
     out = getattr(args, "out", "verify-report")
-    clear_memo()
-    start = time.perf_counter()
-    outcomes = []
-    for claim in claims:
-        t0 = time.perf_counter()
-        print(f"[verify] {claim} ({scale}) ...", file=sys.stderr, flush=True)
-        outcomes.extend(run_claim(claim, scale, key, seeds))
-        print(f"[verify] {claim} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    wall = time.perf_counter() - start
-    rows = report.evaluate(outcomes)
+
+    def run_all() -> list:
+        outcomes = []
+        for claim in claims:
+            t0 = time.perf_counter()
+            print(f"[verify] {claim} ({scale}) ...", file=sys.stderr, flush=True)
+            outcomes.extend(run_claim(claim, scale, key, seeds))
+            print(f"[verify] {claim} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        return outcomes
+
     meta = {
         "scale": scale,
         "claims": claims,
         "key": key,
         "seeds_override": seeds,
-        "wall_seconds": wall,
-        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "rules_commit": _rules_commit(),
         "simdyn_version": simdyn.__version__,
         "jax_version": jax.__version__,
         "platform": jax.default_backend(),
         "python": platform.python_version(),
     }
-    print(report.format_table(rows))
-    print()
-    print(report.format_details(rows))
+    start = time.perf_counter()
+    if getattr(args, "self_test", False):
+        return _self_test(run_all, meta, out, start)
+    clear_memo()
+    outcomes = run_all()
+    meta["wall_seconds"] = time.perf_counter() - start
+    meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    rows = report.evaluate(outcomes)
     jpath, mpath = report.write(rows, meta, out)
-    print(f"\n{len(claims)} claims, {len(rows)} rows in {wall:.1f} s; wrote {jpath} and {mpath}")
+    print(report.format_details(rows))
+    print()
+    print(report.format_table(rows))  # last, so it does not scroll away
+    print(
+        f"\n{len(claims)} claims, {len(rows)} rows in {meta['wall_seconds']:.1f} s (key {key}); "
+        f"wrote {jpath} and {mpath}"
+    )
     clear_memo()
     return 0 if all(r.control_ok for r in rows) else 1
+
+
+def _self_test(run_all, meta: dict, out: str, start: float) -> int:
+    from pathlib import Path
+
+    from simdyn.verify import report, selftest
+
+    reference, results = selftest.run_self_test(
+        run_all, progress=lambda name: print(f"[self-test] simulator {name}", file=sys.stderr)
+    )
+    meta["wall_seconds"] = time.perf_counter() - start
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "self-test.md").write_text(
+        f"# simdyn verify --self-test\n\nScale `{meta['scale']}`, key {meta['key']}, rules "
+        f"commit {meta['rules_commit']}, wall {meta['wall_seconds']:.0f} s.\n\n"
+        "Reference verdicts:\n\n```\n"
+        + report.format_table(reference)
+        + "\n```\n\n"
+        + selftest.to_markdown(results)
+    )
+    print(report.format_table(reference))
+    print()
+    print(selftest.format_results(results))
+    missed = [r.simulator for r in results if not r.caught]
+    print(
+        f"\n{len(results) - len(missed)} of {len(results)} broken simulators caught in "
+        f"{meta['wall_seconds']:.0f} s; wrote {folder / 'self-test.md'}"
+    )
+    if missed:
+        print("NOT CAUGHT (a defect of the verifier): " + ", ".join(missed))
+    return 0 if not missed else 1
+
+
+def _rules_commit() -> str:
+    """The git commit of the verify rules (simdyn/verify), or 'unknown' outside a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", "."],
+            cwd=here, capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=here, capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = out.stdout.strip() or "unknown"
+    return commit + (" (+uncommitted changes)" if dirty.stdout.strip() else "")

@@ -101,7 +101,7 @@ class Design:
 
 DESIGNS: dict[Scale, Design] = {
     "small": Design(
-        seeds=16,
+        seeds=24,
         gd_seeds=4,
         sweep_seeds=2,
         sigma_0s=(1e-2, 1e-4, 1e-6),

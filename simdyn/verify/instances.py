@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from simdyn.config import DataConfig
-from simdyn.data import TrainingSet, sample_test_set, sample_training_set
+from simdyn.data import TrainingSet, sample_test_set
 from simdyn.simulate import as_key, seed_keys
 from simdyn.train import DATA_KEY, TEST_KEY
+from simdyn.verify import simulators
 
 
 class Compressed(NamedTuple):
@@ -68,8 +69,10 @@ def _chunked(fn, seeds: Sequence[int], key: int):
 def sample_instances(data: DataConfig, seeds: Sequence[int], key: int) -> TrainingSet:
     """Training sets of the given seeds (leading axis = seed), exactly those ``make_train`` uses."""
 
+    sim = simulators.active()  # a data-model fault changes the instances the closed forms see
+
     def one(k):
-        return sample_training_set(jax.random.fold_in(k, DATA_KEY), data, jnp.float64)
+        return sim.sample(jax.random.fold_in(k, DATA_KEY), data, jnp.float64)
 
     return _chunked(jax.vmap(one), seeds, key)
 

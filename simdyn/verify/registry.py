@@ -22,6 +22,7 @@ _MODULES = {
     "FS-aug": "fs_aug",
     "JOINT": "joint",
     "MINLOSS": "minloss",
+    "GOOD-EVENT": "good_event",
 }
 CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
 

@@ -48,31 +48,44 @@ class RowResult:
 
 
 def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[RowResult]:
-    """Combine sub-tests per row, Holm-adjust across rows, and decide every verdict."""
+    """Combine sub-tests per row, Holm-adjust once, and decide every verdict.
+
+    One Holm family holds every p-value a verdict uses: each row's p_hold and p_fail and each
+    negative control's p_hold and p_fail. A row's controls are OK only if every one of them
+    fails on its own (one failing sub-control does not vouch for the others).
+    """
     combined = [combine(o.tests) for o in outcomes]
-    ctrl = [combine(o.controls) for o in outcomes]
-    hold_adj = holm([c[0] for c in combined])
-    fail_adj = holm([c[1] for c in combined])
-    ctrl_hold_adj = holm([c[0] for c in ctrl])
-    ctrl_fail_adj = holm([c[1] for c in ctrl])
+    family = [p for c in combined for p in c]
+    for o in outcomes:
+        family.extend(p for t in o.controls for p in (t.p_hold, t.p_fail))
+    adj = holm(family)
+    pos = 2 * len(outcomes)
     rows = []
     for i, o in enumerate(outcomes):
-        excluded = sum(t.n_excluded for t in o.tests)
-        frac = max((t.excluded_fraction for t in o.tests), default=1.0)
-        cfrac = max((t.excluded_fraction for t in o.controls), default=1.0)
+        hold_adj, fail_adj = float(adj[2 * i]), float(adj[2 * i + 1])
+        ctrl_verdicts, ctrl_fail = [], []
+        for _ in o.controls:
+            ch, cf = float(adj[pos]), float(adj[pos + 1])
+            pos += 2
+            ctrl_verdicts.append(verdict(ch, cf, 0.0, alpha))
+            ctrl_fail.append(cf)
+        if not ctrl_verdicts:
+            control_verdict: Verdict = "inconclusive"
+        elif all(v == "fails" for v in ctrl_verdicts):
+            control_verdict = "fails"
+        else:
+            control_verdict = "holds" if "holds" in ctrl_verdicts else "inconclusive"
         rows.append(
             RowResult(
                 outcome=o,
                 p_hold=combined[i][0],
                 p_fail=combined[i][1],
-                p_hold_adj=float(hold_adj[i]),
-                p_fail_adj=float(fail_adj[i]),
-                excluded=excluded,
-                verdict=verdict(float(hold_adj[i]), float(fail_adj[i]), frac, alpha),
-                control_p_fail_adj=float(ctrl_fail_adj[i]),
-                control_verdict=verdict(
-                    float(ctrl_hold_adj[i]), float(ctrl_fail_adj[i]), cfrac, alpha
-                ),
+                p_hold_adj=hold_adj,
+                p_fail_adj=fail_adj,
+                excluded=sum(t.n_excluded for t in o.tests),
+                verdict=verdict(hold_adj, fail_adj, 0.0, alpha),
+                control_p_fail_adj=max(ctrl_fail, default=1.0),
+                control_verdict=control_verdict,
             )
         )
     return rows
@@ -164,7 +177,7 @@ def format_details(rows: Sequence[RowResult]) -> str:
                 lines.append(
                     f"  {kind:7s} {t.name}: {_estimate(t)} vs {t.threshold}; p_hold "
                     f"{_p(t.p_hold)}, p_fail {_p(t.p_fail)}; n={t.n_units}, excluded "
-                    f"{t.n_excluded}"
+                    f"{t.n_excluded}; power: {t.power or 'n/a'}"
                 )
                 lines.append(f"          statistic: {t.statistic}; rule: {t.rule}")
         for note in o.notes:
@@ -226,9 +239,10 @@ def to_markdown(rows: Sequence[RowResult], meta: dict[str, Any]) -> str:
         *body,
         "",
         "Verdicts: `holds` if the Holm-adjusted p-value of 'the claim is false' is <= alpha, "
-        "`fails` if that of 'the claim is true' is, `inconclusive` otherwise (underpowered, or "
-        "more than 10% of units excluded as diverged). Every row's negative control must "
-        "`fail`.",
+        "`fails` if that of 'the claim is true' is, `inconclusive` otherwise (too small to "
+        "decide). One Holm family holds every row's and every control's p-values; diverged and "
+        "never-crossing units count as failures. Every negative control of a row must `fail` "
+        "on its own.",
         "",
         "## Details",
         "",

@@ -19,7 +19,9 @@ import numpy as np
 
 from simdyn.config import Config
 from simdyn.simulate import as_key, seed_keys
-from simdyn.train import HyperParams, make_train
+from simdyn.train import HyperParams, Trajectory, make_train
+from simdyn.verify import simulators
+from simdyn.verify.simulators import Simulator
 
 
 class Runs(NamedTuple):
@@ -40,8 +42,9 @@ class Runs(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _program(config: Config):
-    return jax.jit(jax.vmap(make_train(config), in_axes=(0, 0)))
+def _program(config: Config, sim: Simulator):
+    train = make_train(config, objective=sim.objective, training_set=sim.training_set_factory())
+    return jax.jit(jax.vmap(train, in_axes=(0, 0)))
 
 
 _MEMO: dict[tuple, Runs] = {}
@@ -66,10 +69,17 @@ def run(
     Results are memoised per (config, seeds, key, hyper-parameters): claims that share a design
     (e.g. CC-early and CC-unlearn) train once.
     """
-    memo_key = (config, tuple(int(s) for s in seeds), int(key), _columns_key(lr, beta, sigma_0))
+    sim = simulators.active()
+    memo_key = (
+        sim.name,
+        config,
+        tuple(int(s) for s in seeds),
+        int(key),
+        _columns_key(lr, beta, sigma_0),
+    )
     if memo_key in _MEMO:
         return _MEMO[memo_key]
-    out = _run(config, seeds, key, lr, beta, sigma_0)
+    out = _run(config, seeds, key, lr, beta, sigma_0, sim)
     if len(_MEMO) >= _MEMO_SIZE:
         _MEMO.pop(next(iter(_MEMO)))
     _MEMO[memo_key] = out
@@ -81,7 +91,7 @@ def clear_memo() -> None:
     _MEMO.clear()
 
 
-def _run(config, seeds, key, lr, beta, sigma_0) -> Runs:
+def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
     seeds = np.asarray(list(seeds), np.int64)
     u = seeds.size
     dtype = jnp.dtype(config.train.dtype)
@@ -93,12 +103,17 @@ def _run(config, seeds, key, lr, beta, sigma_0) -> Runs:
             raise ValueError(f"hyper-parameter column: expected shape ({u},), got {arr.shape}")
         return jnp.asarray(arr, dtype)
 
+    # The simulator's hidden faults scale what it is told (the verifier predicts with the nominal).
     hp = HyperParams(
-        lr=column(lr, config.train.lr),
+        lr=column(lr, config.train.lr) * sim.lr_factor,
         beta=column(beta, default_beta),
-        sigma_0=column(sigma_0, config.model.sigma_0),
+        sigma_0=column(sigma_0, config.model.sigma_0) * sim.sigma_0_factor(config),
     )
-    traj = _program(config)(seed_keys(as_key(key), seeds), hp)
+    keys = seed_keys(as_key(key), seeds)
+    if sim.oracle:
+        traj = oracle_trajectories(config, keys, hp)
+    else:
+        traj = _program(config, sim)(keys, hp)
     traj = jax.tree.map(np.asarray, traj)
     return Runs(
         traj.alignment,
@@ -108,5 +123,64 @@ def _run(config, seeds, key, lr, beta, sigma_0) -> Runs:
         traj.theta,
         np.asarray(config.train.record_steps),
         seeds,
-        jax.tree.map(np.asarray, hp),
+        jax.tree.map(np.asarray, hp._replace(lr=hp.lr / sim.lr_factor)),
     )
+
+
+def oracle_trajectories(config: Config, keys: jax.Array, hp: HyperParams) -> Trajectory:
+    """The ``oracle-minimizer`` fault: Theta_0 at step 0, the instance's min-norm minimizer after.
+
+    Per unit: the exact moments of its training set on the used coordinates, the min-norm
+    minimizer of P = beta M+ + (1 - beta) M~ for M (float64 numpy), its alignment, loss and
+    subclass probe recorded at every later step.
+    """
+    from simdyn import theory
+    from simdyn.metrics import feature_alignment, probe_accuracy
+    from simdyn.train import INIT_KEY, fresh_test_set_of, init_theta, training_set_of
+    from simdyn.verify.instances import compressed_moments, expand
+
+    t, dcfg = config.train, config.data
+    dtype = jnp.dtype(t.dtype)
+    steps = np.asarray(t.record_steps)
+    rows = []
+    for u in range(keys.shape[0]):
+        ts = training_set_of(config, keys[u])
+        comp = compressed_moments(ts, dcfg.K)
+        b = float(hp.beta[u])
+        sol = theory.min_norm_minimizer(
+            b * comp.m_plus + (1 - b) * comp.m_tilde, comp.m, config.model.p
+        )
+        theta = jnp.asarray(expand(np.asarray(sol.factor), comp.cols, dcfg.d), dtype)
+        theta0 = init_theta(
+            jax.random.fold_in(keys[u], INIT_KEY),
+            config.model.p,
+            dcfg.d,
+            hp.sigma_0[u],
+            config.model.bias,
+            dtype,
+        )
+        align = np.repeat(np.asarray(feature_alignment(theta, dcfg.K))[None], steps.size, 0)
+        align[0] = np.asarray(feature_alignment(theta0, dcfg.K))
+        loss = float(
+            theory.loss_value(
+                np.asarray(sol.factor), b * comp.m_plus + (1 - b) * comp.m_tilde, comp.m
+            )
+        )
+        n_probe = len(t.probe_steps) if t.probe_every >= 0 else 0
+        sub = (
+            float(probe_accuracy(theta, fresh_test_set_of(config, keys[u])).subclass_acc)
+            if n_probe
+            else 0.0
+        )
+        rows.append(
+            Trajectory(
+                align,
+                np.full(steps.size, loss),
+                np.full(n_probe, 0.0),
+                np.full(n_probe, sub),
+                np.asarray(False),
+                np.asarray(-1, np.int32),
+                np.asarray(theta) if t.save_theta else np.zeros((0,)),
+            )
+        )
+    return jax.tree.map(lambda *a: np.stack(a), *rows)

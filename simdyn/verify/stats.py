@@ -46,7 +46,7 @@ class TestResult:
     name: str
     statistic: str
     rule: str
-    kind: Literal["fraction", "slope"]
+    kind: Literal["fraction", "slope", "deterministic"]
     estimate: float
     ci: tuple[float, float]
     threshold: str
@@ -55,6 +55,7 @@ class TestResult:
     n_units: int
     n_excluded: int
     data: dict[str, Any] = field(default_factory=dict)
+    power: str = ""
 
     @property
     def excluded_fraction(self) -> float:
@@ -108,7 +109,8 @@ def fraction_test(
     """Fraction-of-units test. passed, valid, scope: (units,) bool.
 
     Units outside ``scope`` (design points the sub-test is not about) are dropped; units in
-    scope but not ``valid`` (diverged, non-finite) are excluded and counted in ``n_excluded``.
+    scope but not ``valid`` (diverged, non-finite) count as FAILURES (and in ``n_excluded``,
+    which reports how many there were): they are never silently dropped.
     """
     passed = np.asarray(passed, bool).ravel()
     valid = np.ones_like(passed) if valid is None else np.asarray(valid, bool).ravel()
@@ -122,7 +124,8 @@ def fraction_test(
         raise ValueError(f"passed {passed.shape} and valid {valid.shape} must match")
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold: must be in (0, 1), got {threshold}")
-    n = int(valid.sum())
+    # Invalid units (diverged, non-finite, never crossing) stay in the denominator as failures.
+    n = int(passed.size)
     k = int((passed & valid).sum())
     p_hold, p_fail = binomial_p_values(k, n, threshold)
     est = k / n if n else float("nan")
@@ -141,6 +144,69 @@ def fraction_test(
         n_units=n,
         n_excluded=int((~valid).sum()),
         data=payload,
+        power=f"fails at P(pass) <= {threshold - fraction_power(passed.size, threshold):.3g}",
+    )
+
+
+def fraction_power(n: int, threshold: float, alpha: float = ALPHA, power: float = 0.8) -> float:
+    """Smallest delta such that a true pass rate threshold - delta is rejected with ``power``.
+
+    Computed from the design alone (n units, the threshold) before any unit runs: the one-sided
+    exact binomial test of H0: pi >= threshold at level ``alpha`` rejects when k <= k_c;
+    delta solves P(K <= k_c | pi = threshold - delta) = power (bisection). Returns threshold
+    (no detectable deviation) when the design is too small to ever reject.
+    """
+    if n <= 0:
+        return threshold
+    k = np.arange(n + 1)
+    cdf = stats.binom.cdf(k, n, threshold)
+    reject = k[cdf <= alpha]
+    if reject.size == 0:
+        return threshold
+    k_c = int(reject.max())
+    lo, hi = 0.0, threshold  # P(K <= k_c | pi) decreases in pi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if stats.binom.cdf(k_c, n, mid) >= power:
+            lo = mid
+        else:
+            hi = mid
+    return threshold - lo
+
+
+def deterministic_test(
+    name: str,
+    errors: np.ndarray,
+    tolerance: float,
+    *,
+    statistic: str,
+    rule: str,
+    data: dict[str, Any] | None = None,
+) -> TestResult:
+    """A closed form against a reference on fixed instances: holds iff max error <= tolerance.
+
+    No p-value is involved: p_hold is 0 when it holds and 1 otherwise (p_fail the reverse), so a
+    Holm family treats it as decided. Non-finite errors fail.
+    """
+    err = np.asarray(errors, float).ravel()
+    worst = float(np.max(np.where(np.isfinite(err), err, np.inf))) if err.size else math.inf
+    ok = worst <= tolerance
+    payload = {"errors": _clean(err)}
+    payload.update({key: _clean(v) for key, v in (data or {}).items()})
+    return TestResult(
+        name=name,
+        statistic=statistic,
+        rule=rule,
+        kind="deterministic",
+        estimate=worst,
+        ci=(worst, worst),
+        threshold=f"<= {tolerance:.3g}",
+        p_hold=0.0 if ok else 1.0,
+        p_fail=1.0 if ok else 0.0,
+        n_units=int(err.size),
+        n_excluded=0,
+        data=payload,
+        power=f"any error > {tolerance:.3g}",
     )
 
 
@@ -306,8 +372,9 @@ def verdict(
     max_excluded: float = MAX_DIVERGED_FRACTION,
 ) -> Verdict:
     """holds / fails / inconclusive from Holm-adjusted p-values (see module docs)."""
-    if excluded_fraction > max_excluded:
-        return "inconclusive"
+    # Diverged and never-crossing units count as failures inside the tests, so exclusions no
+    # longer make a row inconclusive; ``excluded_fraction`` is kept for callers' reports.
+    del excluded_fraction, max_excluded
     if p_hold_adj <= alpha and p_fail_adj > alpha:
         return "holds"
     if p_fail_adj <= alpha and p_hold_adj > alpha:

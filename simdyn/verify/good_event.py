@@ -1,0 +1,295 @@
+"""GOOD-EVENT: the theorems' "with probability >= 1 - O(m^2 n^2 / d)", measured as scaling laws.
+
+Where the randomness sits (THEORY.md section 6): the probability statements of Thm 4.4 and
+Thm 5.1 (and 4.3, 5.4, 6.1) are the probability of the GOOD EVENT: all m n training noise
+coordinates distinct and off the feature block. Under i.i.d. basis-noise placement each of the
+N = m n coordinates is uniform on {1..d}, so exactly
+
+    P(good) = prod_{i=0}^{N-1} (d - K - i) / d          (no approximation).
+
+Design: balanced labels (the theorems' Assumption 3.1), i.i.d. noise placement, an independent
+instance per unit, on a grid of q = (m n)^2 / d (GRID_Q: five values over two decades) for
+several n. Pre-registered rows, one test per design point (never pooled):
+
+* ``GOOD-EVENT`` (the event itself): per point, TOST that the observed bad-event rate is within
+  +-event_margin (per scale, in DESIGNS) of 1 - P(good). Near-miss control: the same test
+  against the rate for one augmentation too many ((m + 1) n draws), at the points where that
+  rate differs from the truth by more than 1.5 margins (chosen from the formulas, before any
+  draw).
+  Plus the scaling law of the bad-event rate itself (``slope``, as below).
+* ``CC-minnorm rate`` / ``FS-dim rate`` (the conclusions): the min-norm SCL minimizer at mu = 0
+  collapses (||W v_2|| <= ZERO_TOL) and the min-norm UCL minimizer at a suppressed point
+  (K = p = 3, phi_1^2 = 0.64 outside the top 3 of L) suppresses (||W v_1|| <= ZERO_TOL).
+  Binomial regression of the failure counts over the grid with the complementary log-log link
+  (:func:`cloglog_fit`): the rate falls at least as fast as the bound O((m n)^2 / d) if the
+  slope b on ln q is >= SLOPE_LOWER (one-sided Wald test). Near-miss control: b >=
+  control_slope (1.25 in the full design: a rate falling 25% faster) must be rejected. Each
+  point's rate with its Clopper-Pearson interval is in the notes.
+
+Each instance's closed form uses its exact restricted moments (:mod:`simdyn.verify.instances`),
+float64, no D x D eigendecomposition.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from simdyn import theory
+from simdyn.config import DataConfig
+from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.instances import compressed_moments, instance, sample_instances
+from simdyn.verify.stats import TestResult, clopper_pearson
+
+CLAIM = ClaimInfo(
+    id="GOOD-EVENT",
+    source="App. C, G (probability of Thm 4.4, 5.1)",
+    statement="the good event has probability prod (d-K-i)/d; the conclusions' failure rate "
+    "falls like (mn)^2/d",
+    control="rate for (m+1) n noise draws; slope 1.25: must fail",
+)
+
+GRID_Q: tuple[float, ...] = (0.02, 0.0632, 0.2, 0.632, 2.0)
+# The birthday model gives cloglog slope exactly 1; "at least as fast as O(q)" is tested as
+# b >= SLOPE_LOWER (a 20% margin); the near miss "falls like q^1.25" must be rejected.
+SLOPE_LOWER = 0.8
+ZERO_TOL = 1e-6  # "= 0" for a float64 closed form (round-off is ~1e-12 here)
+K, P = 3, 3
+PHI_FS = (0.8, 1.0, math.sqrt(1.5))  # L = [1, 0.64, 1, 1.5]: v_1 suppressed at p = 3
+
+
+@dataclass(frozen=True)
+class Design:
+    ns: tuple[int, ...] = (8,)
+    m: int = 2
+    seeds: int = 200  # independent instances per design point
+    event_margin: float = 0.1  # TOST margin of the bad-event rate (absolute)
+    control_slope: float = 1.25  # the near-miss slope that must be rejected (power-limited)
+
+
+DESIGNS: dict[Scale, Design] = {
+    # Margins and control slopes from the power at each size: the TOST margin ~ 3 binomial SEs
+    # at rate 1/2; the control slope ~ 6 slope SEs from 1 (SE ~0.07 at 5 x 300, ~0.03 at 10 x 1000).
+    "small": Design(seeds=60, event_margin=0.2, control_slope=2.0),
+    "quick": Design(seeds=300, event_margin=0.08, control_slope=1.5),
+    "full": Design(ns=(8, 16), seeds=1000, event_margin=0.05, control_slope=1.25),
+}
+
+
+def good_event_probability(num: float, d: int, k: int) -> float:
+    """Exact P(num i.i.d. uniform draws on {1..d} are distinct and all > k); num may be fractional
+    (the control's miscount), interpolated through the log-gamma form."""
+    if d - k - num + 1 <= 0:
+        return 0.0
+    log_p = math.lgamma(d - k + 1) - math.lgamma(d - k - num + 1) - num * math.log(d)
+    return math.exp(log_p)
+
+
+def points(design: Design) -> list[tuple[int, int, float]]:
+    """(n, d, q) per design point: d = round((m n)^2 / q), at least K + m n + 1."""
+    out = []
+    for n in design.ns:
+        big_n = design.m * n
+        for q in GRID_Q:
+            d = max(int(round(big_n**2 / q)), K + big_n + 1)
+            out.append((n, d, big_n**2 / d))
+    return out
+
+
+def _data(n: int, m: int, d: int, phi: tuple[float, ...]) -> DataConfig:
+    return DataConfig(
+        n=n, m=m, d=d, K=K, phi=phi, mu=0.0, sigma_xi=1.0, sampling="balanced",
+        noise_placement="iid", n_test=4,
+    )  # fmt: skip
+
+
+def _tost(k: int, n: int, target: float, margin: float) -> tuple[float, float]:
+    """(p_hold, p_fail) of |rate - target| <= margin from k events in n (exact binomial)."""
+    lo, hi = max(target - margin, 0.0), min(target + margin, 1.0)
+    p_above_lo = float(stats.binom.sf(k - 1, n, lo)) if lo > 0 else 0.0  # P(K >= k | lo)
+    p_below_hi = float(stats.binom.cdf(k, n, hi)) if hi < 1 else 0.0  # P(K <= k | hi)
+    p_hold = max(p_above_lo, p_below_hi)
+    p_fail = min(
+        1.0, 2 * min(float(stats.binom.cdf(k, n, lo)), float(stats.binom.sf(k - 1, n, hi)))
+    )
+    return p_hold, p_fail
+
+
+def _event_test(name: str, bad: np.ndarray, target: float, margin: float, rule: str) -> TestResult:
+    n, k = bad.size, int(bad.sum())
+    p_hold, p_fail = _tost(k, n, target, margin)
+    return TestResult(
+        name=name,
+        statistic="bad-event rate (some noise coordinates collide or hit v_1..v_K)",
+        rule=rule,
+        kind="fraction",
+        estimate=k / n,
+        ci=clopper_pearson(k, n),
+        threshold=f"in [{target - margin:.3g}, {target + margin:.3g}]",
+        p_hold=p_hold,
+        p_fail=p_fail,
+        n_units=n,
+        n_excluded=0,
+        data={"bad": bad.astype(int).tolist()},
+        power=f"equivalence margin +-{margin:g} at n={n}",
+    )
+
+
+def cloglog_fit(q: np.ndarray, k: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
+    """Binomial regression cloglog(rate) = a + b ln q (maximum likelihood). -> (a, b, se_b).
+
+    Why this link: a birthday-type failure count is ~Poisson(c q), so rate = 1 - exp(-c q) and
+    cloglog(rate) = ln c + 1 * ln q exactly; "falls as fast as the bound O(q)" is b >= 1.
+    """
+    x = np.log(np.asarray(q, float))
+    k, n = np.asarray(k, float), np.asarray(n, float)
+
+    def nll(theta):
+        eta = np.clip(theta[0] + theta[1] * x, -30, 5)
+        log_surv = -np.exp(eta)  # ln(1 - rate)
+        log_rate = np.log(-np.expm1(log_surv))
+        return -float(np.sum(k * log_rate + (n - k) * log_surv))
+
+    from scipy.optimize import minimize
+
+    res = minimize(nll, np.array([0.0, 1.0]), method="Nelder-Mead", options={"xatol": 1e-10,
+                   "fatol": 1e-12, "maxiter": 4000})  # fmt: skip
+    a_hat, b_hat = res.x
+    eta = a_hat + b_hat * x
+    rate = -np.expm1(-np.exp(eta))
+    w = n * (np.exp(eta) * (1 - rate)) ** 2 / np.maximum(rate * (1 - rate), 1e-300)
+    info = np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
+    se_b = float(math.sqrt(np.linalg.inv(info)[1, 1]))
+    return float(a_hat), float(b_hat), se_b
+
+
+def _slope_test(name: str, q, failed: list[np.ndarray], lower: float, what: str) -> TestResult:
+    """One-sided Wald test of the cloglog slope: holds if b is significantly above ``lower``."""
+    k = np.array([f.sum() for f in failed])
+    n = np.array([f.size for f in failed])
+    try:
+        _, b, se = cloglog_fit(np.asarray(q), k, n)
+    except (np.linalg.LinAlgError, ValueError):
+        b, se = math.nan, math.inf
+    z = (b - lower) / se if se > 0 and math.isfinite(b) else math.nan
+    p_hold = float(stats.norm.sf(z)) if math.isfinite(z) else 1.0
+    p_fail = float(stats.norm.cdf(z)) if math.isfinite(z) else 1.0
+    half = 1.96 * se
+    return TestResult(
+        name=name,
+        statistic=f"cloglog slope of the failure rate of {what} on ln q (binomial regression)",
+        rule=f"one-sided Wald: holds if the slope is significantly >= {lower:g}",
+        kind="slope",
+        estimate=b,
+        ci=(b - half, b + half),
+        threshold=f">= {lower:g}",
+        p_hold=p_hold,
+        p_fail=p_fail,
+        n_units=int(n.sum()),
+        n_excluded=0,
+        data={
+            "q": [float(v) for v in q],
+            "failures": k.tolist(),
+            "units": n.tolist(),
+            "rate_ci": [clopper_pearson(int(a), int(c)) for a, c in zip(k, n, strict=True)],
+        },
+        power=f"slope se {se:.3g}: detects a slope below {lower - 2.5 * se:.3g}",
+    )
+
+
+def _point(design: Design, n: int, d: int, key: int, offset: int):
+    """(bad event, CC collapse failed, FS suppression failed) per unit of one design point."""
+    seeds = list(range(offset, offset + design.seeds))
+    scl = sample_instances(_data(n, design.m, d, (1.0,) * K), seeds, key)
+    ucl = sample_instances(_data(n, design.m, d, PHI_FS), [s + 10**6 for s in seeds], key)
+    idx = np.asarray(scl.points.noise_idx).reshape(design.seeds, -1)
+    bad = np.array([np.unique(r).size < r.size or (r <= K).any() for r in idx])
+    cc_fail = np.empty(design.seeds, bool)
+    fs_fail = np.empty(design.seeds, bool)
+    for u in range(design.seeds):
+        c = compressed_moments(instance(scl, u), K)
+        sol = theory.min_norm_minimizer(c.m_plus, c.m, P)
+        cc_fail[u] = not np.linalg.norm(np.asarray(sol.factor)[:, 2]) <= ZERO_TOL
+        c = compressed_moments(instance(ucl, u), K)
+        sol = theory.min_norm_minimizer(c.m_tilde, c.m, P)
+        fs_fail[u] = not np.linalg.norm(np.asarray(sol.factor)[:, 1]) <= ZERO_TOL
+    return bad, cc_fail, fs_fail
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    margin = design.event_margin
+    event_tests: list[TestResult] = []
+    event_controls: list[TestResult] = []
+    qs, bads, cc_fails, fs_fails = [], [], [], []
+    start = time.perf_counter()
+    for j, (n, d, q) in enumerate(points(design)):
+        big_n = design.m * n
+        target = 1.0 - good_event_probability(big_n, d, K)
+        wrong = 1.0 - good_event_probability((design.m + 1) * n, d, K)
+        bad, cc_fail, fs_fail = _point(design, n, d, key, offset=j * 2 * design.seeds)
+        qs.append(q)
+        bads.append(bad)
+        cc_fails.append(cc_fail)
+        fs_fails.append(fs_fail)
+        tag = f"n={n} d={d} q={q:.3g}"
+        event_tests.append(
+            _event_test(
+                f"event[{tag}]", bad, target, margin,
+                f"TOST: bad-event rate within +-{margin:g} of 1 - prod (d-K-i)/d = {target:.4f}",
+            )
+        )  # fmt: skip
+        if abs(wrong - target) > 1.5 * margin:  # decided from the formulas before drawing
+            event_controls.append(
+                _event_test(
+                    f"control:event-(m+1)n[{tag}]", bad, wrong, margin,
+                    f"(wrong) rate for (m+1) n noise draws = {wrong:.4f}",
+                )
+            )  # fmt: skip
+    seconds = time.perf_counter() - start
+    grid = f"q=(mn)^2/d in {GRID_Q}, n in {design.ns}, m={design.m}, {design.seeds} instances each"
+    out = [
+        ClaimOutcome(
+            claim="GOOD-EVENT",
+            source=CLAIM.source,
+            summary=f"i.i.d. noise placement, {len(event_tests)} points x {design.seeds}",
+            design=f"balanced labels, i.i.d. basis-noise placement, K={K}; {grid}",
+            tests=(*event_tests, _slope_test("slope", qs, bads, SLOPE_LOWER, "the bad event")),
+            controls=tuple(event_controls),
+            control="the rate for (m+1) n noise draws must fail",
+            seconds=seconds / 3,
+        )
+    ]
+    for claim, source, fails, what in (
+        ("CC-minnorm rate", "Thm 4.4 (probability)", cc_fails, "||W v_2|| = 0 (SCL, mu=0)"),
+        ("FS-dim rate", "Thm 5.1 (probability)", fs_fails, "||W v_1|| = 0 (UCL, suppressed)"),
+    ):
+        out.append(
+            ClaimOutcome(
+                claim=claim,
+                source=source,
+                summary=f"failure rate vs q, {len(qs)} points x {design.seeds}",
+                design=f"min-norm closed form per instance ({what}); {grid}",
+                tests=(_slope_test("slope", qs, fails, SLOPE_LOWER, what),),
+                controls=(
+                    _slope_test(
+                        f"control:slope>={design.control_slope:g}",
+                        qs,
+                        fails,
+                        design.control_slope,
+                        what,
+                    ),
+                ),
+                control=f"a rate falling like q^{design.control_slope:g} must fail",
+                seconds=seconds / 3,
+                notes=tuple(
+                    f"q={q:.3g}: failure rate {f.mean():.4f}, 95% CI "
+                    f"{clopper_pearson(int(f.sum()), f.size)}"
+                    for q, f in zip(qs, fails, strict=True)
+                ),
+            )
+        )
+    return out

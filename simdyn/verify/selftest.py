@@ -1,0 +1,108 @@
+"""``simdyn verify --self-test``: the verifier run against the deliberately broken simulators.
+
+A broken simulator is CAUGHT when at least one row that holds under the reference simulator
+(same claims, scale and key) comes out ``fails`` under it. A row that merely drops to
+``inconclusive`` is reported but does not count: a verdict that cannot fail is what the
+self-test exists to find. Every simulator of :data:`simdyn.verify.simulators.BROKEN` must be
+caught; the command exits 1 otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from simdyn.verify import report, simulators
+from simdyn.verify.common import ClaimOutcome
+from simdyn.verify.simulators import Simulator
+
+
+@dataclass(frozen=True)
+class FaultResult:
+    """One broken simulator: the rows that caught it (fails) and those that only wavered."""
+
+    simulator: str
+    fault: str
+    caught_by: tuple[str, ...]
+    weakened: tuple[str, ...]
+    seconds: float
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.caught_by)
+
+
+def compare(
+    reference: Sequence[report.RowResult], broken: Sequence[report.RowResult]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(rows holding on the reference that fail under the fault, those that become inconclusive)."""
+    held = {r.outcome.claim for r in reference if r.verdict == "holds"}
+    caught = tuple(
+        r.outcome.claim for r in broken if r.outcome.claim in held and r.verdict == "fails"
+    )
+    weak = tuple(
+        r.outcome.claim for r in broken if r.outcome.claim in held and r.verdict == "inconclusive"
+    )
+    return caught, weak
+
+
+def run_self_test(
+    run_all: Callable[[], list[ClaimOutcome]],
+    broken: Sequence[Simulator] = simulators.BROKEN,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[list[report.RowResult], list[FaultResult]]:
+    """Run ``run_all`` (all selected claims) under the reference and under each broken simulator.
+
+    Returns the reference rows and one :class:`FaultResult` per broken simulator.
+    """
+    import time
+
+    from simdyn.verify.runs import clear_memo
+
+    clear_memo()
+    progress("reference")
+    reference = report.evaluate(run_all())
+    results = []
+    for sim in broken:
+        progress(sim.name)
+        clear_memo()
+        start = time.perf_counter()
+        with simulators.use(sim):
+            rows = report.evaluate(run_all())
+        caught, weak = compare(reference, rows)
+        results.append(FaultResult(sim.name, sim.fault, caught, weak, time.perf_counter() - start))
+    clear_memo()
+    return reference, results
+
+
+def format_results(results: Sequence[FaultResult]) -> str:
+    """A table: simulator, fault, caught?, the rows that caught it."""
+    head = ("broken simulator", "fault", "caught", "rows that fail", "rows only inconclusive")
+    body = [
+        (
+            r.simulator,
+            r.fault,
+            "yes" if r.caught else "NO (!)",
+            ", ".join(r.caught_by) or "-",
+            ", ".join(r.weakened) or "-",
+        )
+        for r in results
+    ]
+    rows = [head, *body]
+    widths = [max(len(row[j]) for row in rows) for j in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_markdown(results: Sequence[FaultResult]) -> str:
+    lines = [
+        "| broken simulator | fault | caught | rows that fail | rows only inconclusive |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.simulator} | {r.fault} | {'yes' if r.caught else 'NO'} | "
+            f"{', '.join(r.caught_by) or '-'} | {', '.join(r.weakened) or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
