@@ -224,7 +224,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     margin = design.event_margin
     event_tests: list[TestResult] = []
     event_controls: list[TestResult] = []
-    qs, bads, cc_fails, fs_fails = [], [], [], []
+    qs, bads, cc_fails, fs_fails, gaps = [], [], [], [], []
     start = time.perf_counter()
     for j, (n, d, q) in enumerate(points(design)):
         big_n = design.m * n
@@ -242,7 +242,12 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
                 f"TOST: bad-event rate within +-{margin:g} of 1 - prod (d-K-i)/d = {target:.4f}",
             )
         )  # fmt: skip
-        if abs(wrong - target) > 1.5 * margin:  # decided from the formulas before drawing
+        gaps.append((abs(wrong - target), bad, wrong, tag))
+    # Controls where the wrong rate differs by > 1.5 margins (decided from the formulas before
+    # any draw), and always at the most distinguishable point, so every size has one.
+    best = max(g[0] for g in gaps)
+    for gap, bad, wrong, tag in gaps:
+        if gap > 1.5 * margin or gap == best:
             event_controls.append(
                 _event_test(
                     f"control:event-(m+1)n[{tag}]", bad, wrong, margin,

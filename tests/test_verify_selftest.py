@@ -1,0 +1,209 @@
+"""The verifier as code: verdict logic on inputs with known answers, the broken simulators do
+what they claim, and the self-test's notion of "caught".
+
+Known answers are derived here by hand (binomial counts, exact combinatorics, synthetic data
+generated from a known law), never copied from the code under test.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import simdyn
+from simdyn.verify import cc_early, good_event, report, selftest, simulators
+from simdyn.verify.common import ClaimOutcome
+from simdyn.verify.runs import Runs
+from simdyn.verify.stats import (
+    ALPHA,
+    deterministic_test,
+    fraction_power,
+    fraction_test,
+    verdict,
+)
+
+
+def _row(name: str, k: int, n: int) -> ClaimOutcome:
+    t = fraction_test("t", np.arange(n) < k, 0.9, statistic="s", rule="r")
+    c = fraction_test("c", np.zeros(n, bool), 0.9, statistic="s", rule="r")
+    return ClaimOutcome(name, "src", "design", (t,), (c,), "control")
+
+
+# --- verdict logic ----------------------------------------------------------------------------
+
+
+def test_near_miss_rate_is_rejected_at_thousands_of_units():
+    # True pass rate 0.85 against the threshold 0.9: 850 of 1000 -> P(K <= 850 | 0.9) ~ 1e-7.
+    t = fraction_test("t", np.arange(1000) < 850, 0.9, statistic="s", rule="r")
+    assert verdict(t.p_hold, t.p_fail) == "fails"
+    assert t.p_fail == pytest.approx(stats.binom.cdf(850, 1000, 0.9))
+
+
+def test_fraction_power_matches_a_simulation_of_the_test():
+    n, thr = 200, 0.9
+    delta = fraction_power(n, thr)
+    assert 0 < delta < thr
+    # At the rate thr - delta, the exact one-sided test rejects H0: pi >= thr in ~80% of draws.
+    rng = np.random.default_rng(0)
+    k = rng.binomial(n, thr - delta, size=4000)
+    rejected = stats.binom.cdf(k, n, thr) <= ALPHA
+    assert abs(rejected.mean() - 0.8) < 0.03
+    # More units detect smaller deviations; one unit can never reject (P(K = 0 | 0.9) = 0.1).
+    assert fraction_power(2000, thr) < delta
+    assert fraction_power(1, thr) == thr
+
+
+def test_deterministic_rows_hold_only_within_tolerance_and_nan_fails():
+    ok = deterministic_test("d", [1e-12, 3e-9], 1e-8, statistic="s", rule="r")
+    bad = deterministic_test("d", [1e-12, 2e-8], 1e-8, statistic="s", rule="r")
+    nan = deterministic_test("d", [1e-12, np.nan], 1e-8, statistic="s", rule="r")
+    assert verdict(ok.p_hold, ok.p_fail) == "holds"
+    assert verdict(bad.p_hold, bad.p_fail) == "fails"
+    assert verdict(nan.p_hold, nan.p_fail) == "fails"
+
+
+def test_a_control_that_passes_is_not_vouched_for_by_one_that_fails():
+    good = fraction_test("c1", np.zeros(100, bool), 0.9, statistic="s", rule="r")
+    passing = fraction_test("c2", np.ones(100, bool), 0.9, statistic="s", rule="r")
+    t = fraction_test("t", np.ones(100, bool), 0.9, statistic="s", rule="r")
+    (row,) = report.evaluate([ClaimOutcome("A", "s", "d", (t,), (good, passing), "c")])
+    assert not row.control_ok
+
+
+def test_self_test_counts_only_rows_that_fail():
+    ref = report.evaluate([_row("A", 100, 100), _row("B", 100, 100), _row("C", 10, 100)])
+    assert [r.verdict for r in ref] == ["holds", "holds", "fails"]
+    broken = report.evaluate([_row("A", 50, 100), _row("B", 91, 100), _row("C", 10, 100)])
+    caught, weak = selftest.compare(ref, broken)
+    assert caught == ("A",)  # B only became inconclusive; C failed on the reference already
+    assert weak == ("B",)
+
+
+# --- the non-crossing path ---------------------------------------------------------------------
+
+
+def _fake_runs(v2: np.ndarray) -> Runs:
+    u, r = v2.shape
+    align = np.zeros((u, r, 5))
+    align[:, :, 2] = v2
+    hp = simdyn.HyperParams(np.zeros(u), np.zeros(u), np.zeros(u))
+    return Runs(align, np.zeros((u, r)), np.zeros((u, 0)), np.zeros(u, bool), np.zeros((u, 0)),
+                np.arange(r), np.arange(u), hp)  # fmt: skip
+
+
+def test_units_that_never_cross_count_as_failures():
+    design = cc_early.DESIGNS["small"]
+    sig = np.repeat(design.sigma_0s, 20)
+    steps = np.arange(60)
+    rate = 0.3
+    t_pred = np.ceil(-np.log(sig) / rate)  # any prediction: the crossing itself is at issue
+    v2 = np.where(steps[None, :] >= t_pred[:, None], 0.3, 0.0)
+    v2[:, :] = np.where(np.arange(sig.size)[:, None] % 2 == 0, 0.0, v2)  # half never cross
+    tests = {t.name: t for t in cc_early._tests(design, _fake_runs(v2), sig, "GD", t_pred, rate)}
+    time_t = tests["time"]
+    assert time_t.n_units == sig.size and time_t.estimate == pytest.approx(0.5)
+    assert verdict(time_t.p_hold, time_t.p_fail) == "fails"  # not "inconclusive"
+
+
+# --- GOOD-EVENT: exact formula and regression --------------------------------------------------
+
+
+def test_good_event_probability_by_enumeration():
+    # 3 draws on {1..6}, all distinct and > 2: 4 * 3 * 2 of 6^3 sequences.
+    assert good_event_probability_exact(3, 6, 2) == pytest.approx(24 / 216)
+    assert good_event.good_event_probability(3, 6, 2) == pytest.approx(24 / 216)
+    assert good_event.good_event_probability(5, 6, 2) == 0.0  # only 4 admissible coordinates
+
+
+def good_event_probability_exact(num: int, d: int, k: int) -> float:
+    import itertools
+
+    ok = sum(
+        len(set(s)) == num and min(s) > k for s in itertools.product(range(1, d + 1), repeat=num)
+    )
+    return ok / d**num
+
+
+def test_cloglog_fit_recovers_a_known_slope():
+    q = np.array([0.02, 0.06, 0.2, 0.6, 2.0])
+    n = np.full(5, 10**6)
+    for slope in (1.0, 1.3):
+        rate = -np.expm1(-0.4 * q**slope)
+        _, b, se = good_event.cloglog_fit(q, np.round(rate * n), n)
+        assert b == pytest.approx(slope, abs=5e-3) and se < 0.01
+
+
+# --- the broken simulators do what they claim ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def x64():
+    simdyn.enable_x64()
+
+
+def _config():
+    return cc_early.config(cc_early.DESIGNS["small"])
+
+
+def test_step_fault_equals_the_reference_run_at_1_5_eta(x64):
+    from simdyn.verify.runs import clear_memo, run
+
+    cfg = _config().replace(steps=20)
+    clear_memo()
+    with simulators.use(simulators.by_name("step-x1.5")):
+        broken = run(cfg, [0, 1], 2)
+    ref = run(cfg, [0, 1], 2, lr=[1.5 * cfg.train.lr] * 2)
+    np.testing.assert_array_equal(broken.alignment, ref.alignment)
+    assert broken.hparams.lr[0] == pytest.approx(cfg.train.lr)  # what the verifier is told
+
+
+def test_grad_fault_is_inconsistent_with_its_loss_and_the_reference_is_not(x64):
+    cfg = _config()
+    ts = simdyn.seed_training_set(cfg, seed=0, key=2)
+    ts = jax.tree.map(jnp.asarray, ts)
+    theta = jax.random.normal(jax.random.key(0), (cfg.model.p, cfg.data.d + 1), jnp.float64)
+    beta = jnp.asarray(1.0)
+    for name, consistent in (("reference", True), ("grad-term-x1.1", False)):
+        obj = simulators.by_name(name).objective
+        from simdyn.train import full_objective
+
+        loss, loss_and_grad = (obj or full_objective)(cfg, ts, beta)
+        g = loss_and_grad(theta)[1]
+        g_auto = jax.grad(loss)(theta)
+        err = float(jnp.linalg.norm(g - g_auto) / jnp.linalg.norm(g_auto))
+        assert (err < 1e-10) == consistent, (name, err)
+
+
+def test_shared_noise_fault_repeats_one_noise_draw_per_original(x64):
+    data = _config().data
+    key = jax.random.key(0)
+    good = simulators.REFERENCE.sample(key, data, jnp.float64)
+    bad = simulators.by_name("data-shared-noise").sample(key, data, jnp.float64)
+    idx_good, idx_bad = np.asarray(good.points.noise_idx), np.asarray(bad.points.noise_idx)
+    assert (idx_good[:, 0] != idx_good[:, 1]).any()
+    assert (idx_bad[:, 0] == idx_bad[:, 1]).all()
+
+
+def test_oracle_fault_ends_at_the_min_norm_minimizer(x64):
+    from simdyn import theory
+    from simdyn.verify.instances import compressed_moments, instance, sample_instances
+    from simdyn.verify.runs import clear_memo, run
+
+    cfg = _config().replace(steps=5)
+    clear_memo()
+    with simulators.use(simulators.by_name("oracle-minimizer")):
+        out = run(cfg, [3], 2)
+    comp = compressed_moments(instance(sample_instances(cfg.data, [3], 2), 0), cfg.data.K)
+    sol = theory.min_norm_minimizer(comp.m_plus, comp.m, cfg.model.p)
+    want = np.linalg.norm(np.asarray(sol.factor)[:, : cfg.data.K + 1], axis=0)
+    np.testing.assert_allclose(out.alignment[0, -1], want, atol=1e-12)
+    assert not math.isclose(out.alignment[0, 0, 1], want[1])  # step 0 is still the init
+
+
+def test_every_fault_has_a_name_and_a_description():
+    names = [s.name for s in simulators.BROKEN]
+    assert len(set(names)) == len(names) >= 6
+    assert all(s.fault for s in simulators.BROKEN)
