@@ -146,6 +146,7 @@ def test_cli_verify_minloss_writes_reports(tmp_path, monkeypatch, capsys):
     assert row["tests"][0]["data"]["gap"]
     md = (out / "report.md").read_text()
     assert "| MINLOSS |" in md and "holds" in md
+    assert (out / "claim-minloss.png").read_bytes()[:4] == b"\x89PNG"  # one figure per claim
     assert "MINLOSS" in capsys.readouterr().out
 
 

@@ -76,12 +76,15 @@ def run_verify(args: argparse.Namespace) -> int:
     meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     rows = report.evaluate(outcomes)
     jpath, mpath = report.write(rows, meta, out)
+    from simdyn.verify.figures import write_figures
+
+    figures = write_figures(rows, out)
     print(report.format_details(rows))
     print()
     print(report.format_table(rows))  # last, so it does not scroll away
     print(
         f"\n{len(claims)} claims, {len(rows)} rows in {meta['wall_seconds']:.1f} s (key {key}); "
-        f"wrote {jpath} and {mpath}"
+        f"wrote {jpath}, {mpath} and {len(figures)} figures"
     )
     clear_memo()
     return 0 if all(r.control_ok for r in rows) else 1
