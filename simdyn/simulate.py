@@ -531,13 +531,16 @@ def run_batched(
     pad_seed = int(seeds.max()) + 1
     parts: list[Trajectory] = [empty]
     start_time = time.perf_counter()
+    reused = chunks = 0
     for start in range(block.start, block.stop, per_call):
+        chunks += 1
         positions = np.arange(start, min(start + per_call, block.stop))
         chunk_seeds = seeds[positions]
         path = ckpt / f"chunk_{start:08d}.nc" if ckpt is not None else None
         traj = None
         if path is not None:
             traj = _read_chunk(path, positions, chunk_seeds, manifest_id, empty)
+            reused += traj is not None
         if traj is None:
             # Pad with extra seed indices (dropped below) so one program serves every call.
             n_pad = per_call - len(positions)
@@ -556,6 +559,12 @@ def run_batched(
         if progress is not None:
             done = int(positions[-1]) + 1 - block.start
             progress(done, local, time.perf_counter() - start_time)
+    if reused and progress is not None:  # a resumed run says what it did not recompute
+        print(
+            f"[simdyn] resumed from {ckpt}: reused {reused} of {chunks} chunks, "
+            f"computed {chunks - reused}",
+            file=sys.stderr,
+        )
     mine = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *parts)
     return distributed.gather_blocks(mine, local, block.size), layout
 

@@ -3,7 +3,6 @@
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -137,13 +136,12 @@ def test_cli_import_pulls_in_no_jax():
     assert proc.returncode == 0, "importing simdyn.cli imports JAX: --help would be slow"
 
 
-def test_typo_exits_2_fast():
-    start = time.perf_counter()
+def test_typo_exits_2_without_importing_jax():
+    # Speed is measured, not timed here: what makes a typo fast is that argparse answers before
+    # any JAX import (test_cli_import_pulls_in_no_jax); this checks the answer itself.
     proc = _run("simulat", "fig2a", check=False)
-    elapsed = time.perf_counter() - start
     assert proc.returncode == 2
     assert "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
-    assert elapsed < 4.0, f"a typo took {elapsed:.1f} s to answer"  # ~0.15 s idle; JAX ~5 s
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "garbage"])

@@ -124,7 +124,7 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_killed_run_resumes_bit_identically(tmp_path, reference):
+def test_killed_run_resumes_bit_identically(tmp_path, reference, capsys):
     ckpt = tmp_path / "ckpt"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"JAX_PLATFORMS": "cpu"}
     proc = subprocess.Popen(
@@ -147,8 +147,12 @@ def test_killed_run_resumes_bit_identically(tmp_path, reference):
     done = sorted(p.name for p in ckpt.glob("chunk_*.nc"))
     assert 1 <= len(done) < SEEDS, done  # killed mid-way
     stamp = (ckpt / "chunk_00000000.nc").stat().st_mtime_ns
-    resumed = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt)
+    verified = len(list(ckpt.glob("chunk_*.nc.sha256")))  # a chunk without its digest is redone
+    capsys.readouterr()
+    resumed = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt, progress=lambda *_: None)
     _assert_same(resumed, reference)
+    # A resumed run says what it reused.
+    assert f"reused {verified} of {SEEDS} chunks" in capsys.readouterr().err
     assert (ckpt / "chunk_00000000.nc").stat().st_mtime_ns == stamp  # reused, not recomputed
     assert len(list(ckpt.glob("chunk_*.nc"))) == SEEDS
     # Every chunk file records the environment it was computed in.
@@ -207,8 +211,12 @@ def test_damaged_chunk_is_detected_and_recomputed(finished, tmp_path, reference,
     target = ckpt / "chunk_00000002.nc"
     damage(target)
     with pytest.warns(UserWarning, match=reason):
-        resumed = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt)
+        verified = len(list(ckpt.glob("chunk_*.nc.sha256")))  # a chunk without its digest is redone
+    capsys.readouterr()
+    resumed = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt, progress=lambda *_: None)
     _assert_same(resumed, reference)
+    # A resumed run says what it reused.
+    assert f"reused {verified} of {SEEDS} chunks" in capsys.readouterr().err
     # The recomputed chunk is valid again: a second resume uses everything silently.
     again = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt)
     _assert_same(again, reference)
