@@ -211,12 +211,8 @@ def test_damaged_chunk_is_detected_and_recomputed(finished, tmp_path, reference,
     target = ckpt / "chunk_00000002.nc"
     damage(target)
     with pytest.warns(UserWarning, match=reason):
-        verified = len(list(ckpt.glob("chunk_*.nc.sha256")))  # a chunk without its digest is redone
-    capsys.readouterr()
-    resumed = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt, progress=lambda *_: None)
+        resumed = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt)
     _assert_same(resumed, reference)
-    # A resumed run says what it reused.
-    assert f"reused {verified} of {SEEDS} chunks" in capsys.readouterr().err
     # The recomputed chunk is valid again: a second resume uses everything silently.
     again = simulate(CFG, SEEDS, KEY, chunk_size=1, checkpoint_dir=ckpt)
     _assert_same(again, reference)
