@@ -148,6 +148,7 @@ def _config():
     return cc_early.config(cc_early.DESIGNS["small"])
 
 
+@pytest.mark.slow  # ~25 s: two compilations of the full program
 def test_step_fault_equals_the_reference_run_at_1_5_eta(x64):
     from simdyn.verify.runs import clear_memo, run
 
@@ -189,6 +190,7 @@ def test_shared_noise_fault_repeats_one_noise_draw_per_original(x64):
     assert (idx_bad[:, 0] == idx_bad[:, 1]).all()
 
 
+@pytest.mark.slow
 def test_oracle_fault_ends_at_the_min_norm_minimizer(x64):
     from simdyn import theory
     from simdyn.verify.instances import compressed_moments, instance, sample_instances
