@@ -144,10 +144,9 @@ def test_evaluate_holm_verdicts_and_loud_flag_for_a_control_that_does_not_fail()
     )
     assert [r.verdict for r in rows] == ["holds", "fails", "holds"]
     assert [r.control_ok for r in rows] == [True, True, False]
-    # One Holm family of 12 p-values (p_hold, p_fail of 3 rows and of 3 controls). Three are
-    # ~1e-64 (the 0/64 controls' and B's p_fail), then three tie at 0.9^64 (A's and C's p_hold,
-    # C's control p_hold): A's comes first among the ties, at rank 4 of 12 -> multiplier 9.
-    assert rows[0].p_hold_adj == pytest.approx(9 * 0.9**64)
+    # One Holm family of the rows' 6 p-values (p_hold, p_fail of each): B's p_fail (~1e-20)
+    # comes first (x6), then A's and C's p_hold tie at 0.9^64: A's is second -> multiplier 5.
+    assert rows[0].p_hold_adj == pytest.approx(5 * 0.9**64)
     text = format_table(rows)
     assert "NEGATIVE CONTROL DID NOT FAIL for: C" in text
     payload = to_json(rows, {"scale": "test"})

@@ -75,7 +75,7 @@ DESIGNS: dict[Scale, Design] = {
     # Margins and control slopes from the power at each size: the TOST margin ~ 3 binomial SEs
     # at rate 1/2; the control slope ~ 6 slope SEs from 1 (SE ~0.07 at 5 x 300, ~0.03 at 10 x 1000).
     "small": Design(seeds=60, event_margin=0.2, control_slope=2.0),
-    "quick": Design(seeds=300, event_margin=0.08, control_slope=1.5),
+    "quick": Design(seeds=300, event_margin=0.1, control_slope=1.5),
     "full": Design(ns=(8, 16), seeds=1000, event_margin=0.05, control_slope=1.25),
 }
 

@@ -48,21 +48,20 @@ class RowResult:
 
 
 def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[RowResult]:
-    """Combine sub-tests per row, Holm-adjust once, and decide every verdict.
+    """Combine sub-tests per row, Holm-adjust, and decide every verdict.
 
-    One Holm family holds every p-value a verdict uses: each row's p_hold and p_fail and each
-    negative control's p_hold and p_fail. A row's controls are OK only if every one of them
+    One Holm family holds every verdict p-value: each row's p_hold and p_fail (so a row can
+    neither hold nor fail by multiplicity luck). The negative controls form a second family
+    (every control's p_hold and p_fail); a row's controls are OK only if every one of them
     fails on its own (one failing sub-control does not vouch for the others).
     """
     combined = [combine(o.tests) for o in outcomes]
-    family = [p for c in combined for p in c]
-    for o in outcomes:
-        family.extend(p for t in o.controls for p in (t.p_hold, t.p_fail))
-    adj = holm(family)
-    pos = 2 * len(outcomes)
+    adj_rows = holm([p for c in combined for p in c])
+    adj = holm([p for o in outcomes for t in o.controls for p in (t.p_hold, t.p_fail)])
+    pos = 0
     rows = []
     for i, o in enumerate(outcomes):
-        hold_adj, fail_adj = float(adj[2 * i]), float(adj[2 * i + 1])
+        hold_adj, fail_adj = float(adj_rows[2 * i]), float(adj_rows[2 * i + 1])
         ctrl_verdicts, ctrl_fail = [], []
         for _ in o.controls:
             ch, cf = float(adj[pos]), float(adj[pos + 1])
@@ -240,9 +239,9 @@ def to_markdown(rows: Sequence[RowResult], meta: dict[str, Any]) -> str:
         "",
         "Verdicts: `holds` if the Holm-adjusted p-value of 'the claim is false' is <= alpha, "
         "`fails` if that of 'the claim is true' is, `inconclusive` otherwise (too small to "
-        "decide). One Holm family holds every row's and every control's p-values; diverged and "
-        "never-crossing units count as failures. Every negative control of a row must `fail` "
-        "on its own.",
+        "decide). One Holm family holds every row's p_hold and p_fail, a second one the "
+        "controls'; diverged and never-crossing units count as failures. Every negative control "
+        "of a row must `fail` on its own.",
         "",
         "## Details",
         "",
