@@ -117,6 +117,7 @@ HEADER = (
     "threshold",
     "p_adj",
     "excl",
+    "power (decisive test)",
     "verdict",
     "control",
 )
@@ -138,6 +139,7 @@ def table_rows(rows: Sequence[RowResult]) -> list[tuple[str, ...]]:
                 t.threshold,
                 _p(p_adj),
                 str(r.excluded),
+                t.power or "-",
                 r.verdict,
                 ctrl,
             )
