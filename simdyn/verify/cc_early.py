@@ -235,7 +235,7 @@ def _near_miss_controls(
     design: Design, runs: Runs, sig: np.ndarray, t_pred_init: np.ndarray, rate: float, tag: str
 ) -> tuple[TestResult, ...]:
     """The rate test against eta x 1.5 and the time test against Theta_0 x sqrt(d): must fail."""
-    wrong_rate = math.log1p(4 * 1.5 * design.lr * (math.expm1(rate) / (4 * design.lr)))
+    wrong_rate = math.log1p(1.5 * math.expm1(rate))  # ln(1 + 4 (1.5 eta) a_1)
     rate_t = _tests(design, runs, sig, tag, t_pred_init, wrong_rate)[2]
     time_t = _tests(design, runs, sig, tag, t_pred_init, rate)[3]
     return (
