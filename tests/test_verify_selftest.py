@@ -22,6 +22,7 @@ from simdyn.verify.stats import (
     deterministic_test,
     fraction_power,
     fraction_test,
+    mean_test,
     verdict,
 )
 
@@ -71,6 +72,37 @@ def test_a_control_that_passes_is_not_vouched_for_by_one_that_fails():
     t = fraction_test("t", np.ones(100, bool), 0.9, statistic="s", rule="r")
     (row,) = report.evaluate([ClaimOutcome("A", "s", "d", (t,), (good, passing), "c")])
     assert not row.control_ok
+
+
+def test_mean_equivalence_holds_inside_and_rejects_a_near_miss():
+    # 4000 accuracies of mean 1/2, sd 0.03 (the Def 4.1 probe's spread): se 4.7e-4.
+    acc = 0.5 + 0.03 * np.random.default_rng(0).standard_normal(4000)
+    inside = mean_test("m", acc, 0.48, 0.52, statistic="s", rule="r")
+    near = mean_test("m", acc, 0.52, 0.56, statistic="s", rule="r")  # chance + 0.04 +- 0.02
+    assert verdict(inside.p_hold, inside.p_fail) == "holds"
+    assert verdict(near.p_hold, near.p_fail) == "fails"
+    # TOST p-value by hand: the larger of the two one-sided t-test p-values.
+    se = acc.std(ddof=1) / math.sqrt(acc.size)
+    expect = max(
+        stats.t.sf((acc.mean() - 0.48) / se, 3999), stats.t.sf((0.52 - acc.mean()) / se, 3999)
+    )
+    assert inside.p_hold == pytest.approx(expect)
+    # Too few units to decide: mean 1/2 but se 0.022 > the 0.02 margin (t = 0.9, 3 dof).
+    few = mean_test("m", [0.45, 0.55, 0.47, 0.53], 0.48, 0.52, statistic="s", rule="r")
+    assert verdict(few.p_hold, few.p_fail) == "inconclusive"
+
+
+def test_scope_names_the_design_points_where_a_failing_row_holds():
+    def point(label: str, k: int) -> object:
+        return fraction_test(f"t[{label}]", np.arange(1000) < k, 0.9, statistic="s", rule="r")
+
+    ctrl = fraction_test("c", np.zeros(1000, bool), 0.9, statistic="s", rule="r")
+    tests = (point("beta=0.25", 600), point("beta=0.5", 905), point("beta=0.75", 1000))
+    (row,) = report.evaluate([ClaimOutcome("A", "s", "d", tests, (ctrl,), "c")])
+    assert row.verdict == "fails"
+    assert row.scope == "holds at beta=0.75; fails at beta=0.25; undecided at beta=0.5"
+    (whole,) = report.evaluate([_row("B", 1000, 1000)])
+    assert whole.scope == "all points"
 
 
 def test_self_test_counts_only_rows_that_fail():

@@ -83,6 +83,33 @@ class GDGroup(NamedTuple):
     a_slow: np.ndarray
 
 
+# One seed allocator. Each claim that owns a design draws from its own stream, integer key
+# ``key * STREAM_COUNT + STREAMS[owner]`` (a bijection of (key, owner)), so no two designs share
+# random streams even where their seed indices coincide. Within a stream, a claim's design points
+# take disjoint seed ranges (units_seeds offsets). CC-unlearn and MINLOSS own no design: they
+# apply other statistics to the units of CC-early and of CC-train / FS-dim / JOINT.
+STREAMS: dict[str, int] = {
+    "CC-train": 0,
+    "CC-exists": 1,
+    "CC-minnorm": 2,
+    "CC-early": 3,
+    "FS-dim": 4,
+    "FS-aug": 5,
+    "JOINT": 6,
+    "GOOD-EVENT": 7,
+}
+STREAM_COUNT = 16
+
+
+def stream_key(owner: str, key: int) -> int:
+    """The integer key of ``owner``'s stream under the verify base key ``key``."""
+    if owner not in STREAMS:
+        raise KeyError(f"no seed stream for {owner!r}: must be one of {list(STREAMS)}")
+    if not 0 <= int(key) < 2**58:
+        raise ValueError(f"invalid key {key}: must be an integer in [0, 2**58)")
+    return int(key) * STREAM_COUNT + STREAMS[owner]
+
+
 def units_seeds(num_points: int, per_point: int, offset: int = 0) -> list[list[int]]:
     """Distinct seed indices for each design point (units never share a training set)."""
     return [

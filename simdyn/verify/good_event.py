@@ -41,6 +41,7 @@ from scipy import stats
 
 from simdyn import theory
 from simdyn.config import DataConfig
+from simdyn.verify import common
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
 from simdyn.verify.instances import compressed_moments, instance, sample_instances
 from simdyn.verify.stats import TestResult, clopper_pearson
@@ -221,6 +222,7 @@ def _point(design: Design, n: int, d: int, key: int, offset: int):
 
 
 def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
     margin = design.event_margin
     event_tests: list[TestResult] = []
     event_controls: list[TestResult] = []

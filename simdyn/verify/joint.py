@@ -86,7 +86,8 @@ class Design:
 DESIGNS: dict[Scale, Design] = {
     "small": Design(d=400, seeds=4, gd_seeds=2, sgd_seeds=2, steps=600),
     "quick": Design(),
-    "full": Design(n=64, d=4000, seeds=256, gd_seeds=128, sgd_seeds=128, steps=3000, sgd_batch=32),
+    # The thousands-of-seeds design: quick sizes, >= 1000 independent units per design point.
+    "full": Design(seeds=1000, gd_seeds=1000, sgd_seeds=1000),
 }
 
 
@@ -179,6 +180,7 @@ def _min_norm(design: Design, seeds: list[int], betas: np.ndarray, key: int) -> 
 
 
 def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
     start = time.perf_counter()
     check_conditions(design)
     K = len(design.phi)

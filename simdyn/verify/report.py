@@ -33,6 +33,36 @@ class RowResult:
     verdict: Verdict
     control_p_fail_adj: float
     control_verdict: Verdict
+    sub_verdicts: tuple[Verdict, ...] = ()
+
+    @property
+    def scope(self) -> str:
+        """Where the claim holds: "all points" when the row holds; for a row that does not,
+        the design points (the ``[...]`` labels of its sub-tests) whose sub-tests all hold,
+        all fail, or are undecided. Sub-test verdicts come from one Holm family over every
+        sub-test of the run, so a regime statement is itself corrected for multiplicity."""
+        if self.verdict == "holds":
+            return "all points"
+        groups: dict[str, list[Verdict]] = {}
+        row_wide = []  # sub-tests over all points that do not hold
+        for t, v in zip(self.outcome.tests, self.sub_verdicts, strict=True):
+            if "[" in t.name and t.name.endswith("]"):
+                groups.setdefault(t.name[t.name.index("[") + 1 : -1], []).append(v)
+            elif v != "holds":
+                row_wide.append(f"{t.name} {v}")
+        if not groups or row_wide:
+            return "; ".join(row_wide) if row_wide else "-"
+        status = {
+            g: "holds" if all(v == "holds" for v in vs) else "fails" if "fails" in vs else
+            "undecided"
+            for g, vs in groups.items()
+        }  # fmt: skip
+        parts = []
+        for word in ("holds", "fails", "undecided"):
+            labels = [g for g, st in status.items() if st == word]
+            if labels:
+                parts.append(f"{word} at {', '.join(labels)}")
+        return "; ".join(parts)
 
     @property
     def decisive(self) -> TestResult:
@@ -57,6 +87,8 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
     """
     combined = [combine(o.tests) for o in outcomes]
     adj_rows = holm([p for c in combined for p in c])
+    adj_sub = holm([p for o in outcomes for t in o.tests for p in (t.p_hold, t.p_fail)])
+    sub_pos = 0
     adj = holm([p for o in outcomes for t in o.controls for p in (t.p_hold, t.p_fail)])
     pos = 0
     rows = []
@@ -68,6 +100,10 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
             pos += 2
             ctrl_verdicts.append(verdict(ch, cf, 0.0, alpha))
             ctrl_fail.append(cf)
+        subs = []
+        for _ in o.tests:
+            subs.append(verdict(float(adj_sub[sub_pos]), float(adj_sub[sub_pos + 1]), 0.0, alpha))
+            sub_pos += 2
         if not ctrl_verdicts:
             control_verdict: Verdict = "inconclusive"
         elif all(v == "fails" for v in ctrl_verdicts):
@@ -85,6 +121,7 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
                 verdict=verdict(hold_adj, fail_adj, 0.0, alpha),
                 control_p_fail_adj=max(ctrl_fail, default=1.0),
                 control_verdict=control_verdict,
+                sub_verdicts=tuple(subs),
             )
         )
     return rows
@@ -119,6 +156,7 @@ HEADER = (
     "excl",
     "power (decisive test)",
     "verdict",
+    "scope",
     "control",
 )
 
@@ -141,6 +179,7 @@ def table_rows(rows: Sequence[RowResult]) -> list[tuple[str, ...]]:
                 str(r.excluded),
                 t.power or "-",
                 r.verdict,
+                r.scope,
                 ctrl,
             )
         )
@@ -203,6 +242,8 @@ def to_json(rows: Sequence[RowResult], meta: dict[str, Any]) -> dict[str, Any]:
                 "design": r.outcome.design,
                 "summary": r.outcome.summary,
                 "verdict": r.verdict,
+                "scope": r.scope,
+                "sub_verdicts": list(r.sub_verdicts),
                 "p_hold": r.p_hold,
                 "p_fail": r.p_fail,
                 "p_hold_holm": r.p_hold_adj,

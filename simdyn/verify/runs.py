@@ -111,10 +111,9 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
     )
     keys = seed_keys(as_key(key), seeds)
     if sim.oracle:
-        traj = oracle_trajectories(config, keys, hp)
+        traj = jax.tree.map(np.asarray, oracle_trajectories(config, keys, hp))
     else:
-        traj = _program(config, sim)(keys, hp)
-    traj = jax.tree.map(np.asarray, traj)
+        traj = _chunked_program(_program(config, sim), keys, hp)
     return Runs(
         traj.alignment,
         traj.loss,
@@ -125,6 +124,27 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
         seeds,
         jax.tree.map(np.asarray, hp._replace(lr=hp.lr / sim.lr_factor)),
     )
+
+
+UNIT_CHUNK = 512  # units per compiled call: bounds memory at the full design's 5000-unit sweeps
+
+
+def _chunked_program(program, keys: jax.Array, hp: HyperParams) -> Trajectory:
+    """program(keys, hp) in chunks of at most UNIT_CHUNK units (numpy out).
+
+    Every chunk has the same size (the last is padded with copies of its final unit, dropped
+    after), so one compilation serves them all; a unit's result depends only on its own key and
+    hyper-parameters, never on which chunk it ran in.
+    """
+    u = keys.shape[0]
+    size = min(u, UNIT_CHUNK)
+    parts = []
+    for start in range(0, u, size):
+        stop = min(start + size, u)
+        idx = np.concatenate([np.arange(start, stop), np.full(size - (stop - start), stop - 1)])
+        out = program(keys[idx], jax.tree.map(lambda a, idx=idx: a[idx], hp))
+        parts.append(jax.tree.map(lambda a, k=stop - start: np.asarray(a)[:k], out))
+    return jax.tree.map(lambda *a: np.concatenate(a), *parts)
 
 
 def oracle_trajectories(config: Config, keys: jax.Array, hp: HyperParams) -> Trajectory:

@@ -46,7 +46,7 @@ class TestResult:
     name: str
     statistic: str
     rule: str
-    kind: Literal["fraction", "slope", "deterministic"]
+    kind: Literal["fraction", "slope", "mean", "deterministic"]
     estimate: float
     ci: tuple[float, float]
     threshold: str
@@ -329,6 +329,54 @@ def slope_test(
         n_units=int(ok.sum()),
         n_excluded=int((~ok).sum()),
         data=payload,
+    )
+
+
+def mean_test(
+    name: str,
+    values: np.ndarray,
+    lo: float,
+    hi: float,
+    *,
+    statistic: str,
+    rule: str,
+    data: dict[str, Any] | None = None,
+) -> TestResult:
+    """Equivalence test of a mean: the mean of i.i.d. unit values lies in [lo, hi].
+
+    The same interval hypotheses as a SLOPE test (TOST for p_hold, the nearer one-sided test,
+    doubled, for p_fail), with the t statistic of the sample mean (dof n - 1). Non-finite
+    values are excluded and counted.
+    """
+    v = np.asarray(values, float).ravel()
+    ok = np.isfinite(v)
+    payload = {"values": _clean(v)}
+    payload.update({key: _clean(x) for key, x in (data or {}).items()})
+    n = int(ok.sum())
+    bounds = f"in [{lo:g}, {hi:g}]"
+    if n < 2:
+        nan = float("nan")
+        return TestResult(name, statistic, rule, "mean", nan, (nan, nan), bounds, 1.0, 1.0, n,
+                          int((~ok).sum()), payload)  # fmt: skip
+    mean = float(v[ok].mean())
+    se = float(v[ok].std(ddof=1) / math.sqrt(n))
+    fit = SlopeFit(mean, 0.0, se, n - 1)
+    p_hold, p_fail = slope_p_values(fit, lo, hi)
+    half = float(stats.t.ppf(0.975, n - 1)) * se
+    return TestResult(
+        name=name,
+        statistic=statistic,
+        rule=rule,
+        kind="mean",
+        estimate=mean,
+        ci=(mean - half, mean + half),
+        threshold=bounds,
+        p_hold=p_hold,
+        p_fail=p_fail,
+        n_units=n,
+        n_excluded=int((~ok).sum()),
+        data=payload,
+        power=f"mean se {se:.2g}: detects a mean {2.8 * se:.2g} outside [{lo:g}, {hi:g}]",
     )
 
 
