@@ -92,6 +92,22 @@ def default_rtol(D: int, eps: float = float(np.finfo(np.float64).eps)) -> float:
     return _RTOL_FACTOR * D * eps
 
 
+def symmetric_eigh(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending eigenpairs (w, V) of the symmetric matrix a (float64 numpy), robustly.
+
+    a is symmetrised first. numpy's ``eigh`` (LAPACK syevd) occasionally reports "did not
+    converge" on finite, symmetric, highly degenerate matrices (seen on one FS-dim instance in
+    4000); the fallback is scipy's MRRR driver (syevr), which has no such failure there.
+    """
+    a = 0.5 * (a + a.T)
+    try:
+        return np.linalg.eigh(a)
+    except np.linalg.LinAlgError:
+        import scipy.linalg
+
+        return scipy.linalg.eigh(a, driver="evr")
+
+
 def psd_range(Q: ArrayLike, rtol: float | None = None) -> PSDRange:
     """Eigenpairs of the PSD matrix Q (D x D) with eigenvalue > rtol * lambda_max(Q).
 
@@ -102,7 +118,7 @@ def psd_range(Q: ArrayLike, rtol: float | None = None) -> PSDRange:
     D = Q64.shape[0]
     if rtol is None:
         rtol = default_rtol(D, eps)
-    w, V = np.linalg.eigh(Q64)
+    w, V = symmetric_eigh(Q64)
     lam_max = max(float(w[-1]), 0.0) if D else 0.0
     cutoff = rtol * lam_max
     keep = w > cutoff if lam_max > 0 else np.zeros(D, bool)
@@ -171,7 +187,7 @@ def _whiten(P: ArrayLike, Q: ArrayLike, rtol: float | None, colsp_tol: float | N
     isq = 1.0 / np.sqrt(w)
     C = isq[:, None] * (V.T @ PV) * isq[None, :]
     C = 0.5 * (C + C.T)
-    lam, U = np.linalg.eigh(C)
+    lam, U = symmetric_eigh(C)
     lam, U = lam[::-1].copy(), U[:, ::-1].copy()
     r = lam.shape[0]
     if r == 0 or lam[0] <= 0:
@@ -250,9 +266,9 @@ def min_norm_minimizer(
             slots = p - g0
             E = U[:, g0:g1]
             # Norm cost of a whitened direction u is u^T Q^+ u; Q^+ = diag(1/w) in this basis.
-            cost, Y = np.linalg.eigh(E.T @ (E / w[:, None]))
+            cost, Y = symmetric_eigh(E.T @ (E / w[:, None]))
             F = E @ Y[:, :slots]
-            h_t, Z = np.linalg.eigh(F.T @ wh.C @ F)
+            h_t, Z = symmetric_eigh(F.T @ wh.C @ F)
             basis = np.hstack([U[:, :g0], F @ Z])
             h = np.concatenate([lam[:g0], np.maximum(h_t, 0.0)])
             tie_gap = float((cost[slots] - cost[slots - 1]) / cost[-1])

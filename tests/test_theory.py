@@ -642,3 +642,24 @@ def test_gradient_flow_closed_form_and_early_growth():
     t_pred = float(th.predicted_escape_time(eta, a, c0, target))
     t_hit = int(np.argmax(traj >= target))
     assert math.ceil(t_pred) == t_hit
+
+
+def test_symmetric_eigh_matches_numpy_and_survives_the_nonconverging_instance():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((30, 30))
+    a = a + a.T
+    w, v = th.symmetric_eigh(a)
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(a), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(v @ np.diag(w) @ v.T, a, atol=1e-11)
+    # The FS-dim instance on which numpy's eigh raised "Eigenvalues did not converge" (full
+    # design, key 3, phi_3^2 = 0.7, seed 2420): other_minimizer must now return a minimizer.
+    import simdyn
+    from simdyn.verify import common, fs_dim
+    from simdyn.verify.instances import compressed_moments, instance, sample_instances
+
+    simdyn.enable_x64()
+    design = fs_dim.DESIGNS["quick"]
+    sets = sample_instances(fs_dim.data_config(design, 0.7), [2420], common.stream_key("FS-dim", 3))
+    c = compressed_moments(instance(sets, 0), fs_dim.K)
+    other = fs_dim.other_minimizer(c, fs_dim.P)
+    assert th.minimizer_residual(other, c.m_tilde, c.m, fs_dim.P) < 1e-6

@@ -160,7 +160,7 @@ def predicted_crossing(
     out = np.empty(len(seeds))
     for u in range(len(seeds)):
         comp = compressed_moments(instance(batch, u), design.K)
-        evals, evecs = np.linalg.eigh(comp.m_plus)
+        evals, evecs = theory.symmetric_eigh(comp.m_plus)
         a_1, u_1 = float(evals[-1]), evecs[:, -1]
         theta0 = np.asarray(
             init_theta(

@@ -169,7 +169,7 @@ def other_minimizer(c, p: int, feature: int = 1) -> np.ndarray:
     """A global UCL minimizer (p, r) that keeps ``feature`` (see module docs)."""
     rng = theory.psd_range(c.m)
     s_pinv = (rng.vectors / np.sqrt(rng.values)) @ rng.vectors.T
-    lam, U = np.linalg.eigh(s_pinv @ c.m_tilde @ s_pinv)
+    lam, U = theory.symmetric_eigh(s_pinv @ c.m_tilde @ s_pinv)
     E = U[:, lam > 0.5 * lam.max()]
     b1 = E @ (E.T @ s_pinv[:, feature])
     Q, _ = np.linalg.qr(np.column_stack([b1 / np.linalg.norm(b1), E]))
