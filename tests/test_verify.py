@@ -185,3 +185,42 @@ def test_runs_in_chunks_match_one_call(monkeypatch):
     np.testing.assert_allclose(parts.alignment, whole.alignment, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(parts.diverged, whole.diverged)
     np.testing.assert_array_equal(parts.seeds, whole.seeds)
+
+
+def test_interrupted_verify_resumes_finished_claims(tmp_path, monkeypatch, capsys):
+    from simdyn.cli import main
+    from simdyn.verify import cc_train, cli, fs_aug
+
+    monkeypatch.setitem(cc_train.DESIGNS, "quick", cc_train.DESIGNS["small"])
+    monkeypatch.setitem(fs_aug.DESIGNS, "quick", fs_aug.DESIGNS["small"])
+    monkeypatch.setattr(cli, "_code_state", lambda: "0123abcd")  # a clean checkout
+    out = tmp_path / "rep"
+    args = ["verify", "--quick", "--claims", "CC-train,FS-aug", "--out", str(out)]
+    calls = []
+
+    def crash_on_fs_aug(claim, *a, **k):
+        calls.append(claim)
+        if claim == "FS-aug":
+            raise KeyboardInterrupt  # the run is killed during the second claim
+        return real(claim, *a, **k)
+
+    import simdyn.verify.registry as registry
+
+    real = registry.run_claim
+    monkeypatch.setattr(registry, "run_claim", crash_on_fs_aug)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    assert not (out / "report.json").exists()
+    monkeypatch.setattr(
+        registry, "run_claim", lambda c, *a, **k: (calls.append(c), real(c, *a, **k))[1]
+    )
+    capsys.readouterr()
+    assert main(args) == 0
+    assert calls == ["CC-train", "FS-aug", "FS-aug"]  # CC-train was not run again
+    assert "CC-train: reused the finished result" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["meta"]["resumed_claims"] == ["CC-train"]
+    assert [r["claim"] for r in report["rows"]][:1] == ["CC-train"]
+    # Uncommitted code: nothing is kept, so nothing can be reused by a run of other rules.
+    monkeypatch.setattr(cli, "_code_state", lambda: None)
+    assert cli._checkpoint_folder(str(out), report["meta"]) is None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
+import pickle
 import platform
 import sys
 import time
+from pathlib import Path
 
 from simdyn.config import ConfigError
 
@@ -47,12 +50,23 @@ def run_verify(args: argparse.Namespace) -> int:
     seeds = getattr(args, "seeds", None)
     out = getattr(args, "out", "verify-report")
 
-    def run_all() -> list:
+    reused: list[str] = []
+
+    def run_all(checkpoints: Path | None = None) -> list:
         outcomes = []
         for claim in claims:
             t0 = time.perf_counter()
+            saved = checkpoints / f"{claim}.pkl" if checkpoints else None
+            if saved is not None and saved.exists():
+                outcomes.extend(pickle.loads(saved.read_bytes()))
+                reused.append(claim)
+                print(f"[verify] {claim}: reused the finished result in {saved}", file=sys.stderr)
+                continue
             print(f"[verify] {claim} ({scale}) ...", file=sys.stderr, flush=True)
-            outcomes.extend(run_claim(claim, scale, key, seeds))
+            rows = run_claim(claim, scale, key, seeds)
+            outcomes.extend(rows)
+            if saved is not None:
+                _write_atomic(saved, pickle.dumps(rows))
             print(f"[verify] {claim} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         return outcomes
 
@@ -71,8 +85,11 @@ def run_verify(args: argparse.Namespace) -> int:
     if getattr(args, "self_test", False):
         return _self_test(run_all, meta, out, start)
     clear_memo()
-    outcomes = run_all()
+    outcomes = run_all(_checkpoint_folder(out, meta))
     meta["wall_seconds"] = time.perf_counter() - start
+    # Claims taken from an interrupted earlier run of the same code, scale and key (their own
+    # seconds are in each row); wall_seconds counts this invocation only.
+    meta["resumed_claims"] = reused
     meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     rows = report.evaluate(outcomes)
     jpath, mpath = report.write(rows, meta, out)
@@ -120,6 +137,47 @@ def _self_test(run_all, meta: dict, out: str, start: float) -> int:
     if missed:
         print("NOT CAUGHT (a defect of the verifier): " + ", ".join(missed))
     return 0 if not missed else 1
+
+
+def _checkpoint_folder(out: str, meta: dict) -> Path | None:
+    """Where finished claims are kept so an interrupted run resumes without redoing them.
+
+    Keyed by scale, key, seed override and the code's commit; ``None`` (no resume) when the code
+    has uncommitted changes or no commit is known, since then the rules may differ between runs.
+    """
+    code = _code_state()
+    if code is None:
+        return None
+    tag = f"{meta['scale']}|{meta['key']}|{meta['seeds_override']}|{code}"
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:16]
+    return Path(out) / ".checkpoints" / digest
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # a run killed mid-write leaves no half file under the final name
+
+
+def _code_state() -> str | None:
+    """HEAD's commit if the simdyn package has no uncommitted changes, else None."""
+    import subprocess
+
+    here = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here, capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=here, capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = head.stdout.strip()
+    return commit if commit and not dirty.stdout.strip() else None
 
 
 def _rules_commit() -> str:
