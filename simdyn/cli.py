@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="seeds per claim, N >= 1 (default: the scale's registered count)",
+        help="seeds per design point, N >= 2 (default: the scale's registered count)",
     )
     v.add_argument(
         "--quick",
@@ -457,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--full",
         dest="quick",
         action="store_false",
-        help="the full registered scale (paper-size settings, more seeds; default: off)",
+        help="the thousands-of-seeds scale: quick sizes, >= 1000 independent seeds per design "
+        "point, key 20261202 (default: off)",
     )
     v.add_argument(
         "--key",
@@ -470,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default="verify-report",
         metavar="DIR",
-        help="folder for report.json, report.md and figures (default: verify-report, git-ignored)",
+        help="folder for report.json, report.md and figures; a rerun into the same folder "
+        "resumes an interrupted run's finished claims (default: verify-report, git-ignored)",
     )
     v.add_argument(
         "--self-test",
