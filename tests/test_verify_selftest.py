@@ -92,6 +92,19 @@ def test_mean_equivalence_holds_inside_and_rejects_a_near_miss():
     assert verdict(few.p_hold, few.p_fail) == "inconclusive"
 
 
+def test_event_margin_gives_its_power_after_holm():
+    # A rate equal to its prediction (the worst case, 1/2) must hold its TOST at alpha / H, the
+    # last Holm rank, in ~80% of draws at the margin event_margin(n) derives; a 3-SE margin cannot.
+    n = 1000
+    margin = good_event.event_margin(n)
+    k = np.random.default_rng(1).binomial(n, 0.5, size=2000)
+    p_hold = np.array([good_event._tost(int(x), n, 0.5, margin)[0] for x in k])
+    held = (p_hold <= ALPHA / good_event.HOLM_FAMILY).mean()
+    assert 0.75 < held < 0.9
+    narrow = np.array([good_event._tost(int(x), n, 0.5, 3 * 0.5 / n**0.5)[0] for x in k])
+    assert (narrow <= ALPHA / good_event.HOLM_FAMILY).mean() < 0.2
+
+
 def test_scope_names_the_design_points_where_a_failing_row_holds():
     def point(label: str, k: int) -> object:
         return fraction_test(f"t[{label}]", np.arange(1000) < k, 0.9, statistic="s", rule="r")
