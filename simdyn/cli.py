@@ -204,9 +204,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     ds = load(path)
     print(format_summary(ds))
     if plot is not None:
-        from simdyn.plots import plot_alignment
+        from simdyn.plots import closed_form_levels, plot_alignment
 
-        plot_alignment(ds, plot, title=path.name)
+        plot_alignment(ds, plot, title=path.name, levels=closed_form_levels(ds))
         print(f"wrote {plot}")
     return 0
 

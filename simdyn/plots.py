@@ -2,7 +2,8 @@
 
 :func:`plot_alignment` draws what ``simdyn show FILE --plot OUT.png`` writes: for every feature
 v_j, the across-seed median of ||W_t v_j|| over the recorded steps with its 5-95% band, diverged
-seeds excluded, on a log step axis.
+seeds excluded, on a log step axis, with the min-norm closed form of each ||W v_j|| as a dashed
+level where the run's config gives one (:func:`closed_form_levels`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,38 @@ def alignment_bands(ds) -> tuple[np.ndarray, np.ndarray, int, int]:
     return np.asarray(ds["step"].values), bands, int(kept.shape[0]), int(bad.sum())
 
 
-def plot_alignment(ds, out: str | os.PathLike, title: str | None = None) -> Path:
-    """Write a PNG: median and 5-95% band of ||W_t v_j|| over steps for every feature j."""
+def closed_form_levels(ds) -> np.ndarray | None:
+    """Min-norm ||W v_j||, j = 0..K, for the run's loss (``simdyn.theory.predicted_alignment_*``
+    of the config in ``ds.attrs``), or None when the file has no config or the closed form does
+    not apply (a sweep, linear alignment without a closed form, NaN).
+
+    These are the good-event, balanced-label values (docs/theory.md section 5): with i.i.d.
+    labels or noise collisions a run's endpoint differs from them by O((mn)^2/d + 1/sqrt(n)).
+    """
+    text = ds.attrs.get("config") if hasattr(ds, "attrs") else None
+    if not text:
+        return None
+    from simdyn import theory
+    from simdyn.config import Config
+
+    cfg = Config.from_json(text)
+    d, t = cfg.data, cfg.train
+    args = (d.phi, d.mu, d.sigma_xi, d.m, d.n, cfg.model.p)
+    if t.loss == "scl":
+        levels = theory.predicted_alignment_scl(*args)
+    elif t.loss == "ucl":
+        levels = theory.predicted_alignment_ucl(*args)
+    else:
+        levels = theory.predicted_alignment_joint(*args, t.beta)
+    levels = np.asarray(levels, np.float64)
+    return levels if np.all(np.isfinite(levels)) else None
+
+
+def plot_alignment(
+    ds, out: str | os.PathLike, title: str | None = None, levels: np.ndarray | None = None
+) -> Path:
+    """Write a PNG: median and 5-95% band of ||W_t v_j|| over steps for every feature j, and
+    ``levels[j]`` (e.g. :func:`closed_form_levels`) as a dashed line of the same colour."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,12 +82,16 @@ def plot_alignment(ds, out: str | os.PathLike, title: str | None = None) -> Path
         color = cmap(i % 10)
         ax.plot(x, bands[1, :, i], color=color, label=f"||W v{f}||")
         ax.fill_between(x, bands[0, :, i], bands[2, :, i], color=color, alpha=0.25, lw=0)
+        if levels is not None and f < len(levels):
+            ax.axhline(levels[f], color=color, ls="--", lw=1, alpha=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("||W_t v_j|| (median, 5-95% band)")
     seeds = f"{kept} seed{'s' if kept != 1 else ''}"
     seeds += f", {diverged} diverged excl." if diverged else ""
     ax.set_title(f"{title + ': ' if title else ''}feature alignment ({seeds})", fontsize=10)
+    if levels is not None:
+        ax.plot([], [], "k--", lw=1, label="min-norm closed form")
     ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(out)

@@ -195,6 +195,15 @@ def test_show_plot_of_a_real_run_writes_png(tmp_path):
     proc = _run("show", str(out), "--plot", str(png))
     assert f"wrote {png}" in proc.stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # The dashed levels are the SCL min-norm closed form of the run's own config.
+    from simdyn import theory
+    from simdyn.plots import closed_form_levels
+
+    ds = load(out)
+    d = Config.from_json(ds.attrs["config"]).data
+    expect = theory.predicted_alignment_scl(d.phi, d.mu, d.sigma_xi, d.m, d.n, 2)
+    np.testing.assert_allclose(closed_form_levels(ds), expect, rtol=1e-12)
+    assert closed_form_levels(ds.assign_attrs(config="")) is None
 
 
 def _tracked_changes(under: str) -> set[str]:
