@@ -54,7 +54,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
     def run_all(checkpoints: Path | None = None) -> list:
         outcomes = []
-        for claim in claims:
+        for i, claim in enumerate(claims):
             t0 = time.perf_counter()
             saved = checkpoints / f"{claim}.pkl" if checkpoints else None
             if saved is not None and saved.exists():
@@ -62,7 +62,12 @@ def run_verify(args: argparse.Namespace) -> int:
                 reused.append(claim)
                 print(f"[verify] {claim}: reused the finished result in {saved}", file=sys.stderr)
                 continue
-            print(f"[verify] {claim} ({scale}) ...", file=sys.stderr, flush=True)
+            print(
+                f"[verify] {claim} ({scale}, claim {i + 1} of {len(claims)}, "
+                f"{t0 - start:.0f} s so far) ...",
+                file=sys.stderr,
+                flush=True,
+            )
             rows = run_claim(claim, scale, key, seeds)
             outcomes.extend(rows)
             if saved is not None:

@@ -10,6 +10,7 @@ instance :func:`simdyn.verify.instances.sample_instances` returns for the same s
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simdyn.config import Config
+from simdyn.progress import progress_bar
 from simdyn.simulate import as_key, seed_keys
 from simdyn.train import HyperParams, Trajectory, make_train
 from simdyn.verify import simulators
@@ -139,11 +141,16 @@ def _chunked_program(program, keys: jax.Array, hp: HyperParams) -> Trajectory:
     u = keys.shape[0]
     size = min(u, UNIT_CHUNK)
     parts = []
+    # Several chunks (the full design): progress per chunk with an ETA (plain lines in a log).
+    report = progress_bar(f"verify: training {u} units", unit="units") if u > size else None
+    t0 = time.perf_counter()
     for start in range(0, u, size):
         stop = min(start + size, u)
         idx = np.concatenate([np.arange(start, stop), np.full(size - (stop - start), stop - 1)])
         out = program(keys[idx], jax.tree.map(lambda a, idx=idx: a[idx], hp))
         parts.append(jax.tree.map(lambda a, k=stop - start: np.asarray(a)[:k], out))
+        if report is not None:
+            report(stop, u, time.perf_counter() - t0)
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
 
 
