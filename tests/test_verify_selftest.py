@@ -105,6 +105,17 @@ def test_event_margin_gives_its_power_after_holm():
     assert (narrow <= ALPHA / good_event.HOLM_FAMILY).mean() < 0.2
 
 
+def test_a_control_placed_by_control_z_fails_with_99_percent_power():
+    # The nearest a control is placed: its interval's edge CONTROL_Z true-rate SEs from the truth.
+    n, truth = 600, 0.344
+    margin = good_event.event_margin(n)
+    se = math.sqrt(truth * (1 - truth) / n)
+    wrong = truth + margin + good_event.CONTROL_Z * se
+    k = np.random.default_rng(2).binomial(n, truth, size=2000)
+    p_fail = np.array([good_event._tost(int(x), n, wrong, margin)[1] for x in k])
+    assert (p_fail <= ALPHA / 90).mean() >= 0.98
+
+
 def test_scope_names_the_design_points_where_a_failing_row_holds():
     def point(label: str, k: int) -> object:
         return fraction_test(f"t[{label}]", np.arange(1000) < k, 0.9, statistic="s", rule="r")
