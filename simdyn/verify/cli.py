@@ -165,42 +165,31 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)  # a run killed mid-write leaves no half file under the final name
 
 
-def _code_state() -> str | None:
-    """HEAD's commit if the simdyn package has no uncommitted changes, else None."""
+def _git(folder: Path, *args: str) -> str | None:
+    """stdout of ``git ARGS`` run in ``folder`` (stripped), or None outside a checkout."""
     import subprocess
 
-    here = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=here, capture_output=True, text=True, timeout=5, check=True,
-        )  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."],
-            cwd=here, capture_output=True, text=True, timeout=5, check=True,
-        )  # fmt: skip
+        out = subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=5, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = head.stdout.strip()
-    return commit if commit and not dirty.stdout.strip() else None
+    return out.stdout.strip()
+
+
+def _code_state() -> str | None:
+    """HEAD's commit if the simdyn package has no uncommitted changes, else None."""
+    here = Path(__file__).resolve().parents[1]
+    commit, dirty = _git(here, "rev-parse", "HEAD"), _git(here, "status", "--porcelain", "--", ".")
+    return commit if commit and dirty == "" else None
 
 
 def _rules_commit() -> str:
     """The git commit of the verify rules (simdyn/verify), or 'unknown' outside a checkout."""
-    import subprocess
-    from pathlib import Path
-
     here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", "."],
-            cwd=here, capture_output=True, text=True, timeout=5, check=True,
-        )  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."],
-            cwd=here, capture_output=True, text=True, timeout=5, check=True,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+    commit = _git(here, "log", "-1", "--format=%H", "--", ".")
+    dirty = _git(here, "status", "--porcelain", "--", ".")
+    if not commit:
         return "unknown"
-    commit = out.stdout.strip() or "unknown"
-    return commit + (" (+uncommitted changes)" if dirty.stdout.strip() else "")
+    return commit + (" (+uncommitted changes)" if dirty else "")
