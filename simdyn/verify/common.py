@@ -97,6 +97,7 @@ STREAMS: dict[str, int] = {
     "FS-aug": 5,
     "JOINT": 6,
     "GOOD-EVENT": 7,
+    "SGD-OBJ": 8,
 }
 STREAM_COUNT = 16
 

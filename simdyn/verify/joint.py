@@ -28,7 +28,8 @@ sqrt(1-beta)/phi_2 (constant-step SGD hovers around a minimizer: a looser, pre-r
 tolerance).
 
 Seen (not pre-registered): SGD runs sometimes lose v_2 to v_3, v_4 at small beta; the notes report
-how often and where the lost alignment went.
+how often and where the lost alignment went. Why: SGD follows its expected minibatch objective
+E_B[L_B], whose minimizers are not the full loss's (row ``SGD-OBJ``, module sgd_objective).
 
 Negative control: UCL's prediction for v_1 (suppressed: ||W v_1|| = 0) fed as the joint
 prediction must fail (closed form, GD and SGD).
@@ -380,9 +381,9 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
                 if lost.any()
                 else "none"
             )
-            + " (every split of the tied 1-beta eigenspace is a global minimizer; SGD noise "
-            "moves along it and the irrelevant v_3, v_4 can take v_2's slot, GD has no such "
-            "noise)",
+            + " (SGD's mean gradient is that of its expected minibatch objective E_B[L_B], not "
+            "of the full loss; E_B[L_B]'s minimizers include points where v_3, v_4 hold v_2's "
+            "slot, and SGD's noise moves it inside that set; GD has no such noise: see SGD-OBJ)",
         ),
         seconds=time.perf_counter() - start,
     )

@@ -21,6 +21,7 @@ _MODULES = {
     "FS-dim": "fs_dim",
     "FS-aug": "fs_aug",
     "JOINT": "joint",
+    "SGD-OBJ": "sgd_objective",
     "MINLOSS": "minloss",
     "GOOD-EVENT": "good_event",
 }

@@ -329,6 +329,8 @@ def slope_test(
         n_units=int(ok.sum()),
         n_excluded=int((~ok).sum()),
         data=payload,
+        # TOST at 80% power: a slope (z_alpha + z_0.2) se ~ 2.5 se outside the bounds fails.
+        power=f"slope se {fit.se:.2g}: detects a slope {2.5 * fit.se:.2g} outside {bounds[3:]}",
     )
 
 

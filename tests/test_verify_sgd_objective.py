@@ -1,0 +1,103 @@
+"""SGD-OBJ's pieces: the padded, vmapped relaxation on L_exp against the per-instance reference
+(:func:`simdyn.minibatch_objective.expected_objective_minimizer`), and the row's verdict logic
+on units with known answers (a unit at L_exp's minimizer, one at the full loss's, a non-relaxed
+unit), including the near-miss control."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import simdyn
+from simdyn.minibatch_objective import (
+    expected_minibatch_loss,
+    expected_minibatch_objective,
+    expected_objective_minimizer,
+)
+from simdyn.verify import sgd_objective
+from simdyn.verify.registry import run_claim
+from simdyn.verify.runs import clear_memo
+
+simdyn.enable_x64()
+
+
+def _objective(seed: int, r: int, n: int = 6, m: int = 2):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, m, r)) + np.linspace(1.0, -0.5, r)
+    y = np.array([1, -1] * (n // 2))
+    return expected_minibatch_objective(jnp.asarray(x), y, 3, 0.25)
+
+
+def test_padded_vmapped_relaxation_matches_the_per_instance_reference():
+    # Two instances with different numbers of used coordinates (4 and 6), padded to 6: the
+    # zero columns must be inert, so each unit's result equals its own unpadded GD on L_exp.
+    objs = [_objective(0, 4), _objective(1, 6)]
+    rng = np.random.default_rng(2)
+    thetas = [rng.normal(size=(2, o.m.shape[0])) * 0.3 for o in objs]
+    padded = np.stack([np.pad(t, ((0, 0), (0, 6 - t.shape[1]))) for t in thetas])
+    hat, l0, l_mid, l_hat = sgd_objective.relax_to_expected_minimum(
+        sgd_objective._padded(objs, 6), padded, 0.01, 300
+    )
+    for u, (o, t) in enumerate(zip(objs, thetas, strict=True)):
+        ref = expected_objective_minimizer(o, jnp.asarray(t), 0.01, 600)
+        r = t.shape[1]
+        np.testing.assert_allclose(hat[u][:, :r], np.asarray(ref.theta), rtol=1e-12, atol=1e-13)
+        assert np.all(hat[u][:, r:] == 0.0)
+        np.testing.assert_allclose(l0[u], float(expected_minibatch_loss(o, jnp.asarray(t))), 1e-12)
+        np.testing.assert_allclose(l_hat[u], float(ref.loss), rtol=1e-12)
+        assert l_hat[u] <= l_mid[u] <= l0[u]  # GD on L_exp at a small step descends
+
+
+@pytest.fixture(scope="module")
+def small_row():
+    clear_memo()
+    (row,) = run_claim("SGD-OBJ", "small", key=0)
+    yield row
+    clear_memo()
+
+
+def test_small_row_every_unit_is_at_the_expected_minimum_and_none_at_the_full_one(small_row):
+    # At small size (4 units per lr) no verdict can be reached, so count units: SGD's ||W v_1||
+    # is within half the gap between the two predictions of L_exp's (~1.81) on every unit, of
+    # the full loss's (~1.88) on none.
+    tests = {t.name: t for t in small_row.tests + small_row.controls}
+    for lr in sgd_objective.DESIGNS["small"].lrs:
+        assert tests[f"v1-at-expected-minimum[lr={lr:g}]"].estimate == 1.0
+        assert tests[f"control:v1-at-full-minimum[lr={lr:g}]"].estimate == 0.0
+    w = np.asarray(tests[f"v1-at-expected-minimum[lr={lr:g}]"].data["w_exp"], float)
+    w_full = np.asarray(tests[f"v1-at-expected-minimum[lr={lr:g}]"].data["w_full"], float)
+    assert np.all(w_full - w > 0.03)  # the two objectives' predictions really differ
+
+
+def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
+    # The verdict logic on planted units: 10 per lr at L_exp's prediction, except one unit per lr
+    # flagged not relaxed and one diverged; those must count as failures (8 of 10 pass).
+    design = sgd_objective.DESIGNS["small"]
+
+    def fake_units(design, key, lr, seeds):
+        u = len(seeds)
+        relaxed = np.ones(u, bool)
+        relaxed[0] = False
+        diverged = np.zeros(u, bool)
+        diverged[1] = True
+        return {
+            "w_sgd": np.full(u, 1.81),
+            "w_exp": np.full(u, 1.81),
+            "w_full": np.full(u, 1.88),
+            "w2_sgd": np.full(u, 0.8),
+            "w2_exp": np.full(u, 0.8),
+            "gap": np.full(u, lr) * np.exp(np.linspace(-0.1, 0.1, u)),
+            "gap_full": np.full(u, 0.02),
+            "relaxed": relaxed,
+            "diverged": diverged,
+            "lr": np.full(u, lr),
+        }
+
+    monkeypatch.setattr(sgd_objective, "_units", fake_units)
+    (row,) = sgd_objective.run(sgd_objective.dataclasses.replace(design, seeds=10), key=0)
+    tests = {t.name: t for t in row.tests + row.controls}
+    first = tests[f"v1-at-expected-minimum[lr={design.lrs[0]:g}]"]
+    assert first.estimate == pytest.approx(0.8) and first.n_excluded == 2
+    assert tests[f"control:v1-at-full-minimum[lr={design.lrs[0]:g}]"].estimate == 0.0
+    slope = tests["expected-gap-slope"]
+    assert slope.estimate == pytest.approx(1.0, abs=1e-9) and slope.n_excluded == 4
+    assert tests["control:full-gap-slope"].estimate == pytest.approx(0.0, abs=1e-9)
