@@ -4,12 +4,14 @@ Claim: K = omega(n^2) (each original carries its own irrelevant feature) and the
 augmentation A' (Def. 5.3): the min-norm UCL minimizer has ||W v_1|| = 0 however large p is
 (p >= n); with the standard augmentation A and p >= rank M~ (= n), v_1 is learnt (about 1/phi_1).
 Design: K = 2 + K_FACTOR n^2, i.i.d. labels (so irrelevant features rarely repeat; repeats are
-kept and counted), m = 4, A' with class/subclass jitter 0.1 and rank(Sigma_xi) = 0 (each
-original keeps its noise xi), min-norm UCL of every sampled instance in float64.
+kept and counted), m = 4, A' with class/subclass jitter 0.1 and rank(Sigma_xi) in ``ranks``
+(0: each original keeps its noise xi; m/2 = 2: xi' = xi + a rank-2 perturbation of scale
+``aug_noise_scale``, Def. 5.3's largest rank), min-norm UCL of every sampled instance in float64.
 
 Pre-registered sub-tests (FRACTION, hold if P(pass) > PASS_FRACTION, exact binomial):
 
-* ``imperfect-suppressed``: A', p in ``ps`` (all >= n); pass if ||W v_1|| <= EXACT_ZERO / phi_1.
+* ``imperfect-suppressed[rank=r]``, one per rank of Sigma_xi: A', p in ``ps`` (all >= n); pass if
+  max_p ||W v_1|| <= EXACT_ZERO / phi_1.
 * ``standard-learnt``: A (good-event noise), p = n; pass if ||W v_1|| matches the exact
   good-event value theory.fs_aug_prediction (with the instance's empirical feature moment;
   = phi_1/(phi_1^2 + s) when v_1 is uncorrelated with the other features) to CLOSED_FORM_TOL
@@ -61,6 +63,8 @@ class Design:
     sigma_xi: float = 1.0
     aug_sigma: float = 0.1
     ps: tuple[int, ...] = (8, 16)
+    ranks: tuple[int, ...] = (0, 2)  # rank(Sigma_xi) of A' (<= m/2); each its own design point
+    aug_noise_scale: float = 1.0
     seeds: int = 64
 
 
@@ -72,7 +76,7 @@ DESIGNS: dict[Scale, Design] = {
 }
 
 
-def data_config(design: Design, augmentation: str) -> DataConfig:
+def data_config(design: Design, augmentation: str, rank: int = 0) -> DataConfig:
     K = 2 + K_FACTOR * design.n**2
     return DataConfig(
         n=design.n,
@@ -87,24 +91,29 @@ def data_config(design: Design, augmentation: str) -> DataConfig:
         augmentation=augmentation,
         aug_sigma_class=design.aug_sigma,
         aug_sigma_sub=design.aug_sigma,
-        aug_noise_rank=0,
+        aug_noise_rank=rank if augmentation == "imperfect" else 0,
+        aug_noise_scale=design.aug_noise_scale,
     )
 
 
 def run(design: Design, key: int) -> list[ClaimOutcome]:
     key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
     start = time.perf_counter()
-    seeds_imp, seeds_std = common.units_seeds(2, design.seeds)
-    imp_data = data_config(design, "imperfect")
-    K = imp_data.K
-    sets = sample_instances(imp_data, seeds_imp, key)
-    imp_w, repeats = [], []
-    for u in range(len(seeds_imp)):
-        ts = instance(sets, u)
-        c = compressed_moments(ts, K)
-        repeats.append(len(set(np.asarray(ts.labels.k).tolist())) < design.n)
-        for p in design.ps:
-            imp_w.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, p).factor, K)[1])
+    # Seed groups: ranks[0], then standard A, then the other ranks (the rank-0 and standard units
+    # keep the seeds they had before rank(Sigma_xi) > 0 was added).
+    groups = common.units_seeds(1 + len(design.ranks), design.seeds)
+    seeds_std = groups[1]
+    K = data_config(design, "imperfect").K
+    imp_w, imp_rank, repeats = [], [], []
+    for rank, seeds_imp in zip(design.ranks, [groups[0], *groups[2:]], strict=True):
+        sets = sample_instances(data_config(design, "imperfect", rank), seeds_imp, key)
+        for u in range(len(seeds_imp)):
+            ts = instance(sets, u)
+            c = compressed_moments(ts, K)
+            repeats.append(len(set(np.asarray(ts.labels.k).tolist())) < design.n)
+            imp_rank.append(rank)
+            for p in design.ps:
+                imp_w.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, p).factor, K)[1])
     std_data = data_config(design, "standard")
     sets = sample_instances(std_data, seeds_std, key)
     std_w, std_pred = [], []
@@ -119,21 +128,27 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         )
         std_pred.append(float(pred))
     # One unit per instance (the p's of one instance are not independent): its largest value.
-    imp_w = np.asarray(imp_w, float).reshape(len(seeds_imp), len(design.ps)).max(axis=1)
+    imp_w = np.asarray(imp_w, float).reshape(len(imp_rank), len(design.ps)).max(axis=1)
+    imp_rank = np.asarray(imp_rank)
     std_w, std_pred = np.asarray(std_w, float), np.asarray(std_pred, float)
     std_ok = (np.abs(std_w - std_pred) <= CLOSED_FORM_TOL * (1 + std_pred)) & (
         std_w >= LEARNT_LEVEL / design.phi_1
     )
     zero_rule = f"pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}"
     tests = (
-        fraction_test(
-            "imperfect-suppressed",
-            imp_w <= EXACT_ZERO / design.phi_1,
-            PASS_FRACTION,
-            valid=np.isfinite(imp_w),
-            statistic=f"max over p in {design.ps} of min-norm UCL ||W v_1||, A'",
-            rule=zero_rule,
-            data={"w_v1_max_over_p": imp_w},
+        *(
+            fraction_test(
+                "imperfect-suppressed" + (f"[rank={r}]" if len(design.ranks) > 1 else ""),
+                imp_w <= EXACT_ZERO / design.phi_1,
+                PASS_FRACTION,
+                valid=np.isfinite(imp_w),
+                scope=imp_rank == r,
+                statistic=f"max over p in {design.ps} of min-norm UCL ||W v_1||, A', "
+                f"rank Sigma_xi = {r}",
+                rule=zero_rule,
+                data={"w_v1_max_over_p": imp_w},
+            )
+            for r in design.ranks
         ),
         fraction_test(
             "standard-learnt",
@@ -160,12 +175,13 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ClaimOutcome(
             claim=CLAIM.id,
             source=CLAIM.source,
-            summary=f"closed form, A' vs A, {2 * design.seeds} units",
+            summary=f"closed form, A' vs A, {imp_w.size + std_w.size} units",
             design=(
                 f"closed-form min-norm UCL, n={design.n} m={design.m} K=2+{K_FACTOR}n^2={K} "
                 f"d={design.d} phi_1={design.phi_1:g} phi_2={design.phi_2:g} "
                 f"phi_k={design.phi_irrelevant:g} sigma_xi={design.sigma_xi:g} mu=0 iid labels; "
-                f"A' jitter {design.aug_sigma:g}, rank Sigma_xi=0, p in {design.ps}; standard A "
+                f"A' jitter {design.aug_sigma:g}, rank Sigma_xi in {design.ranks} (scale "
+                f"{design.aug_noise_scale:g}), p in {design.ps}; standard A "
                 f"(good event) p=n; {design.seeds} seeds each"
             ),
             tests=tests,

@@ -20,6 +20,9 @@ several n. Pre-registered rows, one test per design point (never pooled):
 * ``CC-minnorm rate`` / ``FS-dim rate`` (the conclusions): the min-norm SCL minimizer at mu = 0
   collapses (||W v_2|| <= ZERO_TOL) and the min-norm UCL minimizer at a suppressed point
   (K = p = 3, phi_1^2 = 0.64 outside the top 3 of L) suppresses (||W v_1|| <= ZERO_TOL).
+  ``JOINT rate`` (Thm 6.1): the min-norm joint minimizer (beta = JOINT_BETA, K = p = 3,
+  PHI_JOINT: SCL collapses, UCL suppresses v_1, joint condition true) matches
+  theory.predicted_alignment_joint on v_0..v_2 to JOINT_TOL (1 + value) (exact on the event).
   Binomial regression of the failure counts over the grid with the complementary log-log link
   (:func:`cloglog_fit`): the rate falls at least as fast as the bound O((m n)^2 / d) if the
   slope b on ln q is >= SLOPE_LOWER (one-sided Wald test). Near-miss control: b >=
@@ -43,12 +46,12 @@ from simdyn import theory
 from simdyn.config import DataConfig
 from simdyn.verify import common
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import compressed_moments, instance, sample_instances
+from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
 from simdyn.verify.stats import ALPHA, TestResult, clopper_pearson
 
 CLAIM = ClaimInfo(
     id="GOOD-EVENT",
-    source="App. C, G (probability of Thm 4.4, 5.1)",
+    source="App. C, G (probability of Thm 4.4, 5.1, 6.1)",
     statement="the good event has probability prod (d-K-i)/d; the conclusions' failure rate "
     "falls like (mn)^2/d",
     control="rate for (m+1) n noise draws; slope 1.25: must fail",
@@ -61,6 +64,10 @@ SLOPE_LOWER = 0.8
 ZERO_TOL = 1e-6  # "= 0" for a float64 closed form (round-off is ~1e-12 here)
 K, P = 3, 3
 PHI_FS = (0.8, 1.0, math.sqrt(1.5))  # L = [1, 0.64, 1, 1.5]: v_1 suppressed at p = 3
+# L = [1, 0.64, 1.44, 1.21]: UCL suppresses v_1 at p = 3, phi_2^2 tops {phi_2^2, phi_3^2}.
+PHI_JOINT = (0.8, 1.2, 1.1)
+JOINT_BETA = 0.5
+JOINT_TOL = 1e-6  # the closed form is exact on the event (round-off ~1e-15 measured)
 
 
 @dataclass(frozen=True)
@@ -228,14 +235,20 @@ def _slope_test(name: str, q, failed: list[np.ndarray], lower: float, what: str)
 
 
 def _point(design: Design, n: int, d: int, key: int, offset: int):
-    """(bad event, CC collapse failed, FS suppression failed) per unit of one design point."""
+    """(bad event, CC collapse failed, FS suppression failed, JOINT closed form failed) per unit
+    of one design point (three independent instance sets: the phi differ)."""
     seeds = list(range(offset, offset + design.seeds))
     scl = sample_instances(_data(n, design.m, d, (1.0,) * K), seeds, key)
     ucl = sample_instances(_data(n, design.m, d, PHI_FS), [s + 10**6 for s in seeds], key)
+    jnt = sample_instances(_data(n, design.m, d, PHI_JOINT), [s + 2 * 10**6 for s in seeds], key)
+    pred = np.asarray(
+        theory.predicted_alignment_joint(PHI_JOINT, 0.0, 1.0, design.m, n, P, JOINT_BETA)
+    )[:3]
     idx = np.asarray(scl.points.noise_idx).reshape(design.seeds, -1)
     bad = np.array([np.unique(r).size < r.size or (r <= K).any() for r in idx])
     cc_fail = np.empty(design.seeds, bool)
     fs_fail = np.empty(design.seeds, bool)
+    joint_fail = np.empty(design.seeds, bool)
     for u in range(design.seeds):
         c = compressed_moments(instance(scl, u), K)
         sol = theory.min_norm_minimizer(c.m_plus, c.m, P)
@@ -243,7 +256,13 @@ def _point(design: Design, n: int, d: int, key: int, offset: int):
         c = compressed_moments(instance(ucl, u), K)
         sol = theory.min_norm_minimizer(c.m_tilde, c.m, P)
         fs_fail[u] = not np.linalg.norm(np.asarray(sol.factor)[:, 1]) <= ZERO_TOL
-    return bad, cc_fail, fs_fail
+        c = compressed_moments(instance(jnt, u), K)
+        sol = theory.min_norm_minimizer(
+            JOINT_BETA * c.m_plus + (1 - JOINT_BETA) * c.m_tilde, c.m, P
+        )
+        err = np.abs(alignment(np.asarray(sol.factor), K)[:3] - pred) / (1 + pred)
+        joint_fail[u] = not np.max(err) <= JOINT_TOL
+    return bad, cc_fail, fs_fail, joint_fail
 
 
 def run(design: Design, key: int) -> list[ClaimOutcome]:
@@ -251,17 +270,18 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     margin = event_margin(design.seeds)
     event_tests: list[TestResult] = []
     event_controls: list[TestResult] = []
-    qs, bads, cc_fails, fs_fails, gaps = [], [], [], [], []
+    qs, bads, cc_fails, fs_fails, joint_fails, gaps = [], [], [], [], [], []
     start = time.perf_counter()
     for j, (n, d, q) in enumerate(points(design)):
         big_n = design.m * n
         target = 1.0 - good_event_probability(big_n, d, K)
         wrong = 1.0 - good_event_probability((design.m + 1) * n, d, K)
-        bad, cc_fail, fs_fail = _point(design, n, d, key, offset=j * 2 * design.seeds)
+        bad, cc_fail, fs_fail, joint_fail = _point(design, n, d, key, offset=j * 2 * design.seeds)
         qs.append(q)
         bads.append(bad)
         cc_fails.append(cc_fail)
         fs_fails.append(fs_fail)
+        joint_fails.append(joint_fail)
         tag = f"n={n} d={d} q={q:.3g}"
         event_tests.append(
             _event_test(
@@ -294,12 +314,13 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             tests=(*event_tests, _slope_test("slope", qs, bads, SLOPE_LOWER, "the bad event")),
             controls=tuple(event_controls),
             control="the rate for (m+1) n noise draws must fail",
-            seconds=seconds / 3,
+            seconds=seconds / 4,
         )
     ]
     for claim, source, fails, what in (
         ("CC-minnorm rate", "Thm 4.4 (probability)", cc_fails, "||W v_2|| = 0 (SCL, mu=0)"),
         ("FS-dim rate", "Thm 5.1 (probability)", fs_fails, "||W v_1|| = 0 (UCL, suppressed)"),
+        ("JOINT rate", "Thm 6.1 (probability)", joint_fails, "joint min-norm = Thm 6.1's value"),
     ):
         out.append(
             ClaimOutcome(
@@ -318,7 +339,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
                     ),
                 ),
                 control=f"a rate falling like q^{design.control_slope:g} must fail",
-                seconds=seconds / 3,
+                seconds=seconds / 4,
                 notes=tuple(
                     f"q={q:.3g}: failure rate {f.mean():.4f}, 95% CI "
                     f"{clopper_pearson(int(f.sum()), f.size)}"
