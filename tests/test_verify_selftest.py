@@ -146,7 +146,8 @@ def _fake_runs(v2: np.ndarray) -> Runs:
     align = np.zeros((u, r, 5))
     align[:, :, 2] = v2
     hp = simdyn.HyperParams(np.zeros(u), np.zeros(u), np.zeros(u))
-    return Runs(align, np.zeros((u, r)), np.zeros((u, 0)), np.zeros(u, bool), np.zeros((u, 0)),
+    probe = np.ones((u, r))  # an accurate subclass probe at every step
+    return Runs(align, np.zeros((u, r)), probe, np.zeros(u, bool), np.zeros((u, 0)),
                 np.arange(r), np.arange(u), hp)  # fmt: skip
 
 
@@ -162,6 +163,9 @@ def test_units_that_never_cross_count_as_failures():
     time_t = tests["time"]
     assert time_t.n_units == sig.size and time_t.estimate == pytest.approx(0.5)
     assert verdict(time_t.p_hold, time_t.p_fail) == "fails"  # not "inconclusive"
+    probe_t = tests["probe-at-t*"]  # accurate wherever measured, but half never reach t*
+    assert probe_t.n_units == sig.size and probe_t.estimate == pytest.approx(0.5)
+    assert verdict(probe_t.p_hold, probe_t.p_fail) == "fails"
 
 
 # --- GOOD-EVENT: exact formula and regression --------------------------------------------------

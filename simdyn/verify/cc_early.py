@@ -16,6 +16,13 @@ Pre-registered sub-tests, with peak = max_t ||W_t v_2|| and t* = first step with
   (eigenvalue a_1 = 1 + mu^2 + s) like (1 + 4 eta a_1)^t from x, so t* = c - ln x / ln(1 + 4 eta
   a_1): the slope must lie in [-TIME_FACTOR, -1/TIME_FACTOR] / ln(1 + 4 eta a_1).
 
+* ``probe-at-t*`` (FRACTION, the third bullet): a subclass-given-class linear probe on fresh
+  test embeddings at t* is accurate, >= PROBE_LEVEL (never crossing: fail). Near-miss control:
+  the same probe at step 0 (a random Theta_0 already separates y_sub on some seeds; the claim
+  is that learning makes it reliable) must fail. Seen: the probe stays accurate after v_2 decays
+  (||W_T v_2|| ~ 0.008 at T): the test points' fresh noise coordinates keep init-scale weights,
+  so accuracy at t* is necessary, not specific to t*.
+
 Rows: ``CC-early`` (full-batch GD) and ``CC-early [SGD]`` (minibatch SGD, batch n/2, same tests).
 Negative control: the same level test with mu = 0, where v_2 has no component in colsp(M+)
 (coefficient mu / sqrt(1 + mu^2 + s) = 0), must fail; the SGD row's control runs SGD with mu = 0
@@ -58,6 +65,10 @@ RATE_MARGIN = 0.10
 # logistic slow-down near the level (level / saturation ~ 0.25: < 0.1 step), and be earlier by
 # the non-growing modes' share of ||W_0 v_2|| (same order as the grown part only for t* < 1).
 TIME_TOLERANCE = 2.0
+# Thm 4.5's third bullet: at t* a linear probe recovers y_sub given y "with probability 1 - o(1)":
+# accuracy >= PROBE_LEVEL (as CC-exists' subclass probe), on PROBE_TEST_POINTS fresh test points.
+PROBE_LEVEL = 0.9
+PROBE_TEST_POINTS = 200
 MAP_POINT = (0.5, 1.5)  # (mu, phi_1): 1 + mu^2 = 1.25 < phi_1^2 = 2.25
 
 
@@ -103,7 +114,7 @@ def config(
             sigma_xi=design.sigma_xi,
             sampling="balanced",
             noise_placement="good_event",
-            n_test=4,
+            n_test=PROBE_TEST_POINTS,
         ),
         ModelConfig(p=design.p, sigma_0=design.sigma_0s[0]),
         TrainConfig(
@@ -111,7 +122,7 @@ def config(
             lr=design.lr,
             steps=design.steps,
             log_every=1,
-            probe_every=-1,
+            probe_every=1,  # a subclass probe at every step: Thm 4.5's third bullet at t*
             dtype="float64",
             batch_size=batch_size,
         ),
@@ -188,6 +199,11 @@ def _tests(
     valid = ~runs.diverged
     crossed = valid & np.isfinite(t_star)
     resid = t_star - t_pred
+    # Probes are recorded at every step (probe_every=1), so probe index = step index.
+    if runs.probe_subclass.shape[1] != runs.steps.size:
+        raise ValueError("CC-early needs a probe at every recorded step (probe_every=1)")
+    at = np.where(crossed, np.nan_to_num(t_star), 0).astype(int)
+    probe = np.where(crossed, runs.probe_subclass[np.arange(at.size), at], np.nan)
     return (
         fraction_test(
             "Omega(1)-level",
@@ -230,6 +246,29 @@ def _tests(
             f"holds if P(pass) > {PASS_FRACTION}",
             data={"t_star": t_star, "t_pred": t_pred},
         ),
+        fraction_test(
+            "probe-at-t*",
+            crossed & (probe >= PROBE_LEVEL),
+            PASS_FRACTION,
+            statistic=f"subclass-given-class linear-probe accuracy at t* ({tag}), "
+            f"{PROBE_TEST_POINTS} fresh test points",
+            rule=f"pass if >= {PROBE_LEVEL:g} (never crossing: fail); holds if P(pass) > "
+            f"{PASS_FRACTION}",
+            data={"probe": probe},
+        ),
+    )
+
+
+def _probe_test_step0(runs: Runs, tag: str) -> TestResult:
+    """Near-miss control of ``probe-at-t*``: the same probe on Theta_0 (before any learning)."""
+    probe = runs.probe_subclass[:, 0]
+    return fraction_test(
+        "control:probe-at-step-0",
+        probe >= PROBE_LEVEL,
+        PASS_FRACTION,
+        statistic=f"subclass probe accuracy at step 0 ({tag}): the accuracy is not learnt",
+        rule=f"(wrong) pass if >= {PROBE_LEVEL:g}; holds if P(pass) > {PASS_FRACTION}",
+        data={"probe": probe},
     )
 
 
@@ -293,7 +332,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f"T={design.steps}, sigma_0 in {design.sigma_0s}, {design.seeds} seeds each"
         ),
         tests=_tests(design, gd, sig, "GD", t_pred, rate),
-        controls=(control, *near),
+        controls=(control, *near, _probe_test_step0(gd, "GD")),
         control=CLAIM.control,
         notes=(
             f"median peak ||W_t v_2|| {np.median(gd.alignment[:, :, 2].max(1)):.3f}; map "
@@ -314,7 +353,11 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         summary=f"SCL SGD batch {design.sgd_batch}, {sig.size} units",
         design=f"as CC-early, minibatch SGD batch {design.sgd_batch}/{design.n} originals",
         tests=_tests(design, sgd, sig, "SGD", t_pred, rate),
-        controls=(sgd_control, *_near_miss_controls(design, sgd, sig, t_pred_init, rate, "SGD")),
+        controls=(
+            sgd_control,
+            *_near_miss_controls(design, sgd, sig, t_pred_init, rate, "SGD"),
+            _probe_test_step0(sgd, "SGD"),
+        ),
         control=CLAIM.control + " (SGD runs)",
         notes=(
             f"median peak ||W_t v_2|| {np.median(sgd.alignment[:, :, 2].max(1)):.3f}; mu = 0 "
