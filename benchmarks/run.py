@@ -97,17 +97,25 @@ def objective_state(config: Config, backend: str, ts, beta):
     return (ts.points, ts.labels.y)
 
 
-def gradient(backend: str, state, theta, beta):
-    """The exact gradient of ``backend`` (what train.full_objective's loss_and_grad returns)."""
+def gradient(backend: str, state, theta, beta, static: float | None = None):
+    """The exact gradient of ``backend`` (what train.full_objective's loss_and_grad returns).
+
+    static: the SCL weight as a compile-time constant (1 = SCL, 0 = UCL), so only the products
+    it keeps are computed (what train.full_objective does for loss='scl' / 'ucl'); None: a
+    traced beta and all three products (the joint loss, and the SCL step before that change).
+    """
     if backend in ("structured", "dense"):
-        return gradient_from_products(theta, products(state, theta), beta)
+        if static is None:
+            return gradient_from_products(theta, products(state, theta), beta)
+        prods = products(state, theta, plus=static != 0.0, tilde=static != 1.0)
+        return gradient_from_products(theta, prods, static)
     if backend == "projected":
         return projected_loss_and_grad(state, theta)[1]
     points, y = state
     return jax.grad(lambda t: sample_loss(embed(t, points), y, beta))(theta)
 
 
-def simdyn_programs(config: Config, backend: str, steps: int):
+def simdyn_programs(config: Config, backend: str, steps: int, static: float | None = None):
     """(setup(keys) -> (state, theta0), run(state, theta0) -> theta): both vmapped over seeds."""
     dtype = jnp.dtype(config.train.dtype)
     beta = jnp.asarray(loss_beta(config.train.loss, config.train.beta), dtype)
@@ -118,7 +126,7 @@ def simdyn_programs(config: Config, backend: str, steps: int):
 
     def run_one(state, theta0):
         def step(theta, _):
-            return theta - lr * gradient(backend, state, theta, beta), None
+            return theta - lr * gradient(backend, state, theta, beta, static), None
 
         return jax.lax.scan(step, theta0, None, length=steps)[0]
 
@@ -131,7 +139,13 @@ def seed_keys(num_seeds: int):
 
 
 def measure_simdyn(
-    config: Config, backend: str, seeds: int, steps: int, repeats: int, batch: int | None = None
+    config: Config,
+    backend: str,
+    seeds: int,
+    steps: int,
+    repeats: int,
+    batch: int | None = None,
+    static: float | None = None,
 ) -> dict:
     """jit(vmap(scan)) over ``seeds`` seeds: compile s, run s, seed-steps/s, FLOP/s, memory.
 
@@ -139,7 +153,7 @@ def measure_simdyn(
     over groups of ``batch`` vmapped seeds inside the same compiled program, so each group's
     working set stays in cache (see benchmarks/README.md).
     """
-    setup, run_one = simdyn_programs(config, backend, steps)
+    setup, run_one = simdyn_programs(config, backend, steps, static)
     state, theta0 = block(setup(seed_keys(seeds)))
     if batch is None:
         program = jax.jit(jax.vmap(run_one))
@@ -413,6 +427,9 @@ def section_fig2a(args, peaks) -> dict:
     reps = args.repeats
     rows = {}
     rows["simdyn structured"] = measure_simdyn(cfg, "structured", s_big, t_big, reps)
+    rows["simdyn structured, static SCL weight"] = measure_simdyn(
+        cfg, "structured", s_big, t_big, reps, static=1.0
+    )
     rows[f"simdyn structured, lax.map batches of {BATCH}"] = measure_simdyn(
         cfg, "structured", s_big, t_big, reps, batch=BATCH
     )

@@ -24,12 +24,14 @@ from simdyn.moments import Products, class_weights
 Array = jax.Array
 
 
+# The losses whose SCL weight is fixed by their name (train.beta is used only by "joint").
+STATIC_BETA: dict[str, float] = {"scl": 1.0, "ucl": 0.0}
+
+
 def loss_beta(loss: str, beta: float | Array) -> float | Array:
     """Weight of the SCL term for a loss name."""
-    if loss == "scl":
-        return 1.0
-    if loss == "ucl":
-        return 0.0
+    if loss in STATIC_BETA:
+        return STATIC_BETA[loss]
     if loss == "joint":
         return beta
     raise ValueError(f"invalid loss={loss!r}: must be one of ('scl', 'ucl', 'joint')")

@@ -152,18 +152,36 @@ class Products(NamedTuple):
     theta_m_tilde: Array
 
 
-def dense_products(mom: DenseMoments, theta: Array) -> Products:
-    return Products(theta @ mom.m, theta @ mom.m_plus, theta @ mom.m_tilde)
+def dense_products(
+    mom: DenseMoments, theta: Array, *, plus: bool = True, tilde: bool = True
+) -> Products:
+    """Theta M, Theta M+, Theta M~ for dense moments; a product not asked for is zeros."""
+    zeros = jnp.zeros_like(theta)
+    return Products(
+        theta @ mom.m,
+        theta @ mom.m_plus if plus else zeros,
+        theta @ mom.m_tilde if tilde else zeros,
+    )
 
 
-def structured_products(mom: StructuredMoments, theta: Array) -> Products:
-    """Exact Theta M, Theta M+, Theta M~ in O(p (K+1) D + p n (K+1+m s))."""
+def structured_products(
+    mom: StructuredMoments, theta: Array, *, plus: bool = True, tilde: bool = True
+) -> Products:
+    """Exact Theta M, Theta M+, Theta M~ in O(p (K+1) D + p n (K+1+m s)).
+
+    plus / tilde (static): compute Theta M+ / Theta M~ (else zeros). A loss with a static weight
+    (SCL: beta = 1, UCL: beta = 0) skips the product it multiplies by zero; for SCL that is the
+    gathers and scatter-adds of Theta M~, the bulk of the step.
+    """
     k1 = mom.a.shape[0]
     theta_f = theta[:, :k1]  # (p, K+1)
     # Arrow: Theta M = (Theta_F a) E_F + Theta_F c + (Theta c^T) E_F + Theta diag.
     tm = theta * mom.diag[None, :] + theta_f @ mom.c
     tm = tm.at[:, :k1].add(theta_f @ mom.a + theta @ mom.c.T)
-    tmp = (theta @ mom.class_means.T) @ mom.class_means  # rank 2
+    zeros = jnp.zeros_like(theta)
+    tmp = (theta @ mom.class_means.T) @ mom.class_means if plus else zeros  # rank 2
+    if not tilde:
+        return Products(tm, tmp, zeros)
     proj = _sparse_rows_times(theta, mom.orig_features, mom.orig_noise_idx, mom.orig_noise_val)
     tmt = _times_sparse_rows(
         proj, mom.orig_features, mom.orig_noise_idx, mom.orig_noise_val, theta.shape[1]
@@ -171,11 +189,13 @@ def structured_products(mom: StructuredMoments, theta: Array) -> Products:
     return Products(tm, tmp, tmt)
 
 
-def products(mom: DenseMoments | StructuredMoments, theta: Array) -> Products:
-    """Dispatch on the representation."""
+def products(
+    mom: DenseMoments | StructuredMoments, theta: Array, *, plus: bool = True, tilde: bool = True
+) -> Products:
+    """Dispatch on the representation (plus / tilde: see :func:`structured_products`)."""
     if isinstance(mom, StructuredMoments):
-        return structured_products(mom, theta)
-    return dense_products(mom, theta)
+        return structured_products(mom, theta, plus=plus, tilde=tilde)
+    return dense_products(mom, theta, plus=plus, tilde=tilde)
 
 
 def structured_to_dense(mom: StructuredMoments) -> DenseMoments:

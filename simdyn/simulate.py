@@ -42,6 +42,7 @@ from simdyn import distributed
 from simdyn.config import Config, ConfigError
 from simdyn.cost import memory_per_seed
 from simdyn.data import TestSet, TrainingSet
+from simdyn.losses import STATIC_BETA
 from simdyn.train import (
     HyperParams,
     Trajectory,
@@ -348,6 +349,12 @@ def broadcast_hparams(
             allowed = {"lr": "> 0", "beta": "in [0, 1]", "sigma_0": ">= 0"}[name]
             bad = a[~(np.isfinite(a) & lo_ok)].ravel()[:3].tolist()
             raise ConfigError(f"invalid hparams.{name}={bad}: must be finite and {allowed}")
+        if name == "beta" and value is not None and config.train.loss in STATIC_BETA:
+            if not np.all(a == STATIC_BETA[config.train.loss]):
+                raise ConfigError(
+                    f"invalid hparams.beta with train.loss={config.train.loss!r}: beta is only "
+                    "used by loss='joint' (SCL is beta=1, UCL beta=0)"
+                )
         per_run |= a.ndim == 1
         arrays[name] = a
     if per_run:

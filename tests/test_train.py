@@ -200,3 +200,46 @@ def test_seed_training_set_is_the_data_simulate_trains_on():
     recorded = float(ds.loss.sel(seed=3).isel(step=-1))
     assert loss_on(3) == pytest.approx(recorded, rel=1e-10)
     assert abs(loss_on(2) - recorded) > 1e-6
+
+
+@pytest.mark.parametrize("backend", ["structured", "dense"])
+@pytest.mark.parametrize("loss", ["scl", "ucl"])
+def test_static_loss_weight_skips_a_product_and_changes_nothing(backend, loss):
+    # SCL / UCL compile only the product their fixed weight keeps (full_objective); the result
+    # must equal the all-products computation with that weight traced (beta X + (1 - beta) Y is
+    # X exactly; XLA may still fuse the two programs' sums differently: 1 ulp seen on the loss),
+    # and the skipped product must really be absent (zeros), not computed.
+    from simdyn.losses import STATIC_BETA, gradient_from_products, loss_from_products
+    from simdyn.moments import dense_moments, products, structured_moments
+    from simdyn.train import full_objective
+
+    cfg = _small(loss=loss, backend=backend)
+    ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA_KEY), cfg.data, jnp.float64)
+    theta = jax.random.normal(jax.random.key(1), (3, cfg.data.d + 1), jnp.float64)
+    build = structured_moments if backend == "structured" else dense_moments
+    mom = build(ts.points, ts.labels, cfg.data.d)
+    beta = jnp.asarray(STATIC_BETA[loss])  # traced weight, every product computed
+    full = products(mom, theta)
+
+    @jax.jit
+    def traced(theta, beta):
+        prods = products(mom, theta)
+        return loss_from_products(theta, prods, beta), gradient_from_products(theta, prods, beta)
+
+    want = traced(theta, beta)  # both jitted: eager and jitted XLA may round differently
+    got = jax.jit(full_objective(cfg, ts, beta)[1])(theta)
+    np.testing.assert_allclose(np.asarray(got[0]), np.asarray(want[0]), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-14, atol=1e-14)
+    kept = products(mom, theta, plus=loss == "scl", tilde=loss == "ucl")
+    skipped = kept.theta_m_tilde if loss == "scl" else kept.theta_m_plus
+    assert not np.any(np.asarray(skipped)) and np.any(np.asarray(full.theta_m_tilde))
+
+
+def test_hparams_beta_is_refused_for_a_static_loss():
+    import simdyn
+    from simdyn.config import ConfigError
+
+    cfg = _small(loss="scl", steps=2, log_every=1)
+    with pytest.raises(ConfigError, match="hparams.beta"):
+        simdyn.simulate(cfg, 2, key=0, hparams=simdyn.HyperParams(None, 0.5, None))
+    simdyn.simulate(cfg, 2, key=0, hparams=simdyn.HyperParams(None, 1.0, None))  # its own weight

@@ -17,6 +17,9 @@ Pre-registered sub-tests (FRACTION ones hold if P(pass) > PASS_FRACTION, exact b
   S^+ v_1 on E; pass if it is a global minimizer (residual <= MINIMIZER_ATOL) and
   ||Theta v_1|| >= OMEGA_LEVEL / phi_1.
 * ``larger-p`` (suppressed points, p = K + 1): |phi_1 ||W v_1|| - 1| <= ABOUT_TOL.
+* ``K=p=50-closed-form``, ``K=p=50-prediction`` (DETERMINISTIC, Fig. 4b's panel): one balanced
+  good-event instance per x = phi_K^2/(K-2) in ``wide_points`` (0.3 learnt, 1.5 suppressed), the
+  same closed-form and prediction rules; control: suppression at the learnt point.
 
 Row ``FS-dim [GD]`` (does GD reach the min-norm prediction?):
 
@@ -57,7 +60,7 @@ from simdyn.verify import common
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
 from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
 from simdyn.verify.runs import run as run_gd
-from simdyn.verify.stats import fraction_test, slope_test
+from simdyn.verify.stats import deterministic_test, fraction_test, slope_test
 
 CLAIM = ClaimInfo(
     id="FS-dim",
@@ -101,6 +104,13 @@ class Design:
     steps: int = 400
     sgd_batch: int = 12
     sgd_variants: tuple[tuple[float, bool], ...] = ((0.3, False), (1.5, True))  # (x, fresh)
+    # Fig. 4's second panel, K = p = 50 (phi_3..phi_K equal, x = phi_K^2/(K-2)), one balanced
+    # good-event instance per point: deterministic, since every such instance is the same up to
+    # a permutation of noise coordinates. Balance needs n a multiple of 8 (K - 2) = 384.
+    wide_points: tuple[float, ...] = (0.3, 1.5)
+    wide_K: int = 50
+    wide_n: int = 384
+    wide_d: int = 2000
 
 
 DESIGNS: dict[Scale, Design] = {
@@ -242,6 +252,38 @@ def gd_units(design: Design, key: int) -> list[common.GDGroup]:
     return groups
 
 
+WIDE_SEED = 10**6  # the K = p = 50 instances' seed indices start here (no other unit uses them)
+
+
+def wide_phi(design: Design, x: float) -> tuple[float, ...]:
+    """phi at K = p = wide_K: (phi_1, phi_2, phi_K, ..., phi_K) with phi_K^2 / (K - 2) = x."""
+    return (design.phi_1, design.phi_2) + (math.sqrt(x * (design.wide_K - 2)),) * (
+        design.wide_K - 2
+    )
+
+
+def _wide(design: Design, key: int) -> dict[str, np.ndarray]:
+    """Min-norm UCL alignments at K = p = wide_K, one instance per point, and the predictions."""
+    Kw = design.wide_K
+    align, pred, sup = [], [], []
+    for j, x in enumerate(design.wide_points):
+        data = DataConfig(
+            n=design.wide_n, m=design.m, d=design.wide_d, K=Kw, phi=wide_phi(design, x), mu=0.0,
+            sigma_xi=design.sigma_xi, sampling="balanced", noise_placement="good_event", n_test=4,
+        )  # fmt: skip
+        c = compressed_moments(instance(sample_instances(data, [WIDE_SEED + j], key), 0), Kw)
+        align.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, Kw).factor, Kw))
+        pred.append(
+            np.asarray(
+                theory.predicted_alignment_ucl(
+                    wide_phi(design, x), 0.0, design.sigma_xi, design.m, design.wide_n, Kw
+                )
+            )
+        )
+        sup.append(bool(theory.fs_dim_suppressed(wide_phi(design, x), Kw, Kw)))
+    return {"align": np.asarray(align), "pred": np.asarray(pred), "sup": np.asarray(sup)}
+
+
 def _min_norm_v1(design: Design, phi3_sq: float, seeds: list[int], key: int) -> np.ndarray:
     sets = sample_instances(data_config(design, phi3_sq), seeds, key)
     out = []
@@ -264,6 +306,17 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     ok = np.all(np.isfinite(cf["align"]), axis=1)
     err = np.max(np.abs(cf["align"] - cf["pred"]) / (1 + cf["pred"]), axis=1)
     passed, sup = _prediction_pass(design, cf["point"], cf["align"][:, 1], EXACT_ZERO)
+    wide = _wide(design, key)
+    # v_0..v_2 only: the K - 2 irrelevant features tie exactly, so at a learnt point (one of
+    # them loses the last slot) the min-norm minimizer spreads the slots over all of them.
+    wide_err = np.max(
+        np.abs(wide["align"][:, :3] - wide["pred"][:, :3]) / (1 + wide["pred"][:, :3]), axis=1
+    )
+    w1 = wide["align"][:, 1]
+    # Normalised prediction error: <= 1 iff 0 (suppressed) / ~1/phi_1 (learnt) holds.
+    wide_pred_err = np.where(
+        wide["sup"], w1 * design.phi_1 / EXACT_ZERO, np.abs(design.phi_1 * w1 - 1) / ABOUT_TOL
+    )
 
     offset = len(design.points) * design.seeds
     gd = {k: [] for k in ("point", "w", "mn", "tol", "div")}
@@ -328,6 +381,25 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             rule=f"pass if within {ABOUT_TOL:g} of 1/phi_1; holds if P(pass) > {PASS_FRACTION}",
             data={"w_v1": cf["big_p"]},
         ),
+        deterministic_test(
+            f"K=p={design.wide_K}-closed-form",
+            wide_err,
+            CLOSED_FORM_TOL,
+            statistic=f"max_{{j<=2}} |W v_j - predicted_alignment_ucl_j| / (1 + predicted), "
+            f"K = p = {design.wide_K} (irrelevant features tie), one instance per x in "
+            f"{design.wide_points}",
+            rule=f"holds iff every instance's error <= {CLOSED_FORM_TOL:g}",
+            data={"x": np.asarray(design.wide_points)},
+        ),
+        deterministic_test(
+            f"K=p={design.wide_K}-prediction",
+            wide_pred_err,
+            1.0,
+            statistic=f"min-norm ||W v_1||, K = p = {design.wide_K}: phi_1 w / {EXACT_ZERO:g} "
+            f"where suppressed, |phi_1 w - 1| / {ABOUT_TOL:g} where learnt",
+            rule="holds iff <= 1 on every instance (0 where suppressed, ~1/phi_1 where learnt)",
+            data={"x": np.asarray(design.wide_points), "w_v1": w1},
+        ),
     )
     wrong_pass = cf["align"][:, 1] <= EXACT_ZERO / design.phi_1
     controls = (
@@ -339,6 +411,14 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             scope=~sup,
             statistic="min-norm ||W v_1|| on points where phi_1^2 is among the top p",
             rule=f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+        ),
+        deterministic_test(
+            f"control:K=p={design.wide_K}-suppression-where-learnt",
+            w1[~wide["sup"]] * design.phi_1 / EXACT_ZERO,
+            1.0,
+            statistic=f"min-norm ||W v_1|| at the learnt K = p = {design.wide_K} point(s), 0 "
+            "predicted",
+            rule="(wrong) holds iff phi_1 w <= EXACT_ZERO",
         ),
     )
     gd_tests = (
@@ -415,7 +495,9 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         design=(
             f"UCL, K=p=3, phi=(0.8, 1, sqrt(x)), x=phi_3^2 in {design.points}, balanced "
             f"good-event n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}; "
-            f"closed-form min-norm, {design.seeds} seeds/point"
+            f"closed-form min-norm, {design.seeds} seeds/point; K=p={design.wide_K} (Fig. 4b): "
+            f"x=phi_K^2/(K-2) in {design.wide_points}, n={design.wide_n} d={design.wide_d}, one "
+            "instance per x"
         ),
         tests=tests,
         controls=controls,

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simdyn.config import Config
+from simdyn.losses import loss_beta
 from simdyn.progress import progress_bar
 from simdyn.simulate import as_key, seed_keys
 from simdyn.train import HyperParams, Trajectory, make_train
@@ -97,7 +98,7 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
     seeds = np.asarray(list(seeds), np.int64)
     u = seeds.size
     dtype = jnp.dtype(config.train.dtype)
-    default_beta = {"scl": 1.0, "ucl": 0.0}.get(config.train.loss, config.train.beta)
+    default_beta = loss_beta(config.train.loss, config.train.beta)
 
     def column(values, default):
         arr = np.full(u, default, float) if values is None else np.asarray(values, float)
