@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="quick",
         action="store_false",
         help="the thousands-of-seeds scale: quick sizes, >= 1000 independent seeds per design "
-        "point, key 20261202 (default: off)",
+        "point, key 20261203 (default: off)",
     )
     v.add_argument(
         "--key",

@@ -15,7 +15,11 @@ from simdyn.config import ConfigError
 
 # Registered base keys, fixed before any confirmatory run. The full scale's key is used by the
 # confirmatory run only: no test and no development run uses it (tests use DEV_KEYS).
-SCALE_KEYS = {"small": 11, "quick": 1, "full": 20261202}
+SCALE_KEYS = {
+    "small": 11,
+    "quick": 1,
+    "full": 20261203,
+}  # the current confirmatory run (experiments/verify-full)
 DEV_KEYS = (0, 2, 3, 11)
 
 
