@@ -98,7 +98,12 @@ def applicable_backends(config: Config) -> tuple[str, ...]:
 
 
 def step_cost(config: Config, backend: str) -> StepCost:
-    """Hand-counted work of one full-batch GD step of one seed (formulas in the module doc)."""
+    """Hand-counted work of one full-batch GD step of one seed (formulas in the module doc).
+
+    Counts all three products (the joint loss). For loss='scl' / 'ucl' the compiled step skips
+    Theta M~ / Theta M+ (train.full_objective), so this is an upper bound there; the automatic
+    backend choice is left on this count so that committed runs keep their backends.
+    """
     data, p = config.data, config.model.p
     w = _itemsize(config)
     dim, k1, n, big_n, s = data.d + 1, data.K + 1, data.n, data.num_points, data.noise_nnz

@@ -21,9 +21,11 @@ from simdyn.projected import projected_objective
 from simdyn.train import full_objective, init_theta, resolve_backend
 
 
-def _small(noise="basis", backend="auto", p=3):
+def _small(noise="basis", backend="auto", p=3, loss="joint"):
+    # joint: the step computes all three products, which is what step_cost counts (SCL / UCL
+    # skip one of them; see test_flop_count_bounds_the_static_weight_step).
     data = DataConfig(n=40, m=2, d=300, K=4, phi=(1.0,) * 4, noise=noise, n_test=20)
-    train = TrainConfig(steps=10, log_every=5, backend=backend, probe_every=-1)
+    train = TrainConfig(loss=loss, beta=0.7, steps=10, log_every=5, backend=backend, probe_every=-1)
     return Config(data, ModelConfig(p=p), train)
 
 
@@ -80,6 +82,16 @@ def test_flop_count_matches_xla(noise, backend):
     # Bytes: the unoptimised module materialises every intermediate, so it bounds the traffic
     # from above (10 % slack for what it shares between the two steps).
     assert hand.bytes <= 1.1 * xla["bytes accessed"]
+
+
+@pytest.mark.parametrize("backend", ["structured", "dense"])
+def test_flop_count_bounds_the_static_weight_step(backend):
+    # SCL compiles no Theta M~ (train.full_objective), so XLA counts fewer FLOPs than step_cost,
+    # which counts every product: the hand count is an upper bound there, and a strict one.
+    cfg = _small("basis", backend, loss="scl")
+    xla = _xla_step_cost(cfg)["flops"]
+    assert xla < step_cost(cfg, backend).flops
+    assert xla < _xla_step_cost(_small("basis", backend))["flops"]  # the joint step, all products
 
 
 @pytest.mark.parametrize("noise", ["basis", "gaussian"])

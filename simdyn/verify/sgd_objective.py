@@ -41,6 +41,7 @@ L(argmin L_exp) - L* > 0 as lr -> 0).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 
@@ -118,17 +119,13 @@ def _padded(objs: list[ExpectedMinibatchObjective], width: int) -> ExpectedMinib
     return jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *out)
 
 
-@jax.jit
 def _relax_one(obj: ExpectedMinibatchObjective, theta, lr, half: int):
+    """One unit: GD on L_exp for 2 x half steps; the loss before, halfway and after."""
     body = lambda _, th: th - lr * expected_minibatch_grad(obj, th)  # noqa: E731
     mid = jax.lax.fori_loop(0, half, body, theta)
     end = jax.lax.fori_loop(0, half, body, mid)
-    return (
-        end,
-        expected_minibatch_loss(obj, theta),
-        expected_minibatch_loss(obj, mid),
-        (expected_minibatch_loss(obj, end)),
-    )
+    loss = functools.partial(expected_minibatch_loss, obj)
+    return end, loss(theta), loss(mid), loss(end)
 
 
 _relax = jax.jit(jax.vmap(_relax_one, in_axes=(0, 0, None, None)), static_argnums=3)
