@@ -243,3 +243,20 @@ def test_hparams_beta_is_refused_for_a_static_loss():
     with pytest.raises(ConfigError, match="hparams.beta"):
         simdyn.simulate(cfg, 2, key=0, hparams=simdyn.HyperParams(None, 0.5, None))
     simdyn.simulate(cfg, 2, key=0, hparams=simdyn.HyperParams(None, 1.0, None))  # its own weight
+
+
+def test_scl_structured_step_compiles_no_m_tilde_gathers():
+    # The point of the static weight: the SCL step's program has none of Theta M~'s gathers and
+    # one scatter-add fewer than the joint step (which needs all three products).
+    from simdyn.train import full_objective
+
+    def primitives(loss):
+        cfg = _small(loss=loss, backend="structured")
+        ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA_KEY), cfg.data, jnp.float64)
+        theta = jnp.zeros((3, cfg.data.d + 1), jnp.float64)
+        jaxpr = jax.make_jaxpr(full_objective(cfg, ts, jnp.asarray(0.4))[1])(theta)
+        return [e.primitive.name for e in jaxpr.jaxpr.eqns]
+
+    scl, joint = primitives("scl"), primitives("joint")
+    assert "gather" in joint and "gather" not in scl
+    assert scl.count("scatter-add") < joint.count("scatter-add")
