@@ -3,6 +3,8 @@
 on units with known answers (a unit at L_exp's minimizer, one at the full loss's, a non-relaxed
 unit), including the near-miss control."""
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -93,7 +95,7 @@ def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
         }
 
     monkeypatch.setattr(sgd_objective, "_units", fake_units)
-    (row,) = sgd_objective.run(sgd_objective.dataclasses.replace(design, seeds=10), key=0)
+    (row,) = sgd_objective.run(dataclasses.replace(design, seeds=10), key=0)
     tests = {t.name: t for t in row.tests + row.controls}
     first = tests[f"v1-at-expected-minimum[lr={design.lrs[0]:g}]"]
     assert first.estimate == pytest.approx(0.8) and first.n_excluded == 2

@@ -267,8 +267,9 @@ def _wide(design: Design, key: int) -> dict[str, np.ndarray]:
     Kw = design.wide_K
     align, pred, sup = [], [], []
     for j, x in enumerate(design.wide_points):
+        phi_x = wide_phi(design, x)
         data = DataConfig(
-            n=design.wide_n, m=design.m, d=design.wide_d, K=Kw, phi=wide_phi(design, x), mu=0.0,
+            n=design.wide_n, m=design.m, d=design.wide_d, K=Kw, phi=phi_x, mu=0.0,
             sigma_xi=design.sigma_xi, sampling="balanced", noise_placement="good_event", n_test=4,
         )  # fmt: skip
         c = compressed_moments(instance(sample_instances(data, [WIDE_SEED + j], key), 0), Kw)
@@ -276,11 +277,11 @@ def _wide(design: Design, key: int) -> dict[str, np.ndarray]:
         pred.append(
             np.asarray(
                 theory.predicted_alignment_ucl(
-                    wide_phi(design, x), 0.0, design.sigma_xi, design.m, design.wide_n, Kw
+                    phi_x, 0.0, design.sigma_xi, design.m, design.wide_n, Kw
                 )
             )
         )
-        sup.append(bool(theory.fs_dim_suppressed(wide_phi(design, x), Kw, Kw)))
+        sup.append(bool(theory.fs_dim_suppressed(phi_x, Kw, Kw)))
     return {"align": np.asarray(align), "pred": np.asarray(pred), "sup": np.asarray(sup)}
 
 

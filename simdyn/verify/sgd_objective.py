@@ -101,19 +101,23 @@ DESIGNS: dict[Scale, Design] = {
 }
 
 
+def _pad(a, width: int, axes: tuple[int, ...]) -> np.ndarray:
+    """``a`` zero-padded at the end of ``axes`` to ``width`` coordinates."""
+    widths = [(0, 0)] * np.ndim(a)
+    for ax in axes:
+        widths[ax] = (0, width - np.shape(a)[ax])
+    return np.pad(np.asarray(a), widths)
+
+
 def _padded(objs: list[ExpectedMinibatchObjective], width: int) -> ExpectedMinibatchObjective:
     """Stack per-instance objectives on a common number of coordinates (zero columns are inert:
     L_exp and its gradient do not see coordinates no point uses)."""
-
-    def pad(a, axes):
-        widths = [(0, 0)] * a.ndim
-        for ax in axes:
-            widths[ax] = (0, width - a.shape[ax])
-        return np.pad(np.asarray(a), widths)
-
     square = ("m", "p_exp", "m_plus_exp", "m_tilde")
     out = [
-        o._replace(**{f: pad(getattr(o, f), (0, 1)) for f in square}, points=pad(o.points, (2,)))
+        o._replace(
+            **{f: _pad(getattr(o, f), width, (0, 1)) for f in square},
+            points=_pad(o.points, width, (2,)),
+        )
         for o in objs
     ]
     return jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *out)
@@ -157,12 +161,7 @@ def _units(design: Design, key: int, lr: float, seeds: list[int]):
     comps: list[Compressed] = [compressed_moments(instance(sets, u), K) for u in range(len(seeds))]
     width = max(c.cols.size for c in comps)
     objs = [expected_minibatch_objective(c.x, c.y, design.batch, design.beta) for c in comps]
-    theta_t = np.stack(
-        [
-            np.pad(runs.theta[u][:, c.cols], ((0, 0), (0, width - c.cols.size)))
-            for u, c in enumerate(comps)
-        ]
-    )
+    theta_t = np.stack([_pad(runs.theta[u][:, c.cols], width, (1,)) for u, c in enumerate(comps)])
     hat, l_end, l_mid, l_hat = relax_to_expected_minimum(
         _padded(objs, width), theta_t, design.relax_lr, design.relax_half
     )
