@@ -6,7 +6,7 @@
 Run by benchmarks/gpu.sh (issue 16). The kernel is benchmarks/run.py's, so the numbers compare
 with its tables: Theta <- Theta - lr G(Theta) with simdyn's exact gradient of ``--backend``
 (default structured, what ``backend="auto"`` picks at fig2a), ``steps`` steps in one
-``lax.scan``, vmapped over seeds, jitted: ``jit(vmap(scan(step)))`` on ``preset("fig2a")``.
+``simdyn.run_loop``, vmapped over seeds, jitted: ``jit(vmap(scan(step)))`` on ``preset("fig2a")``.
 Per seed count, ascending:
 
 * setup (data sampling and moment building, not timed) runs as one jitted ``lax.map`` over

@@ -8,10 +8,10 @@ Plain script, not a test. Every figure is measured in THIS run, side by side, so
 meaningful on a shared machine even when absolute numbers are not. Method:
 
 * the "GD step" is Theta <- Theta - lr G(Theta) with simdyn's exact gradient for a backend
-  (the functions train.full_objective uses), vmapped over seeds inside one ``lax.scan`` of
-  ``steps`` steps: ``jit(vmap(scan(step)))``. Data sampling and moment building are a separate
-  jitted call and are not timed; compile time is measured separately (lower + compile) and never
-  included in run time;
+  (the functions train.full_objective uses), vmapped over seeds inside one ``simdyn.run_loop``
+  of ``steps`` steps (final Theta only): ``jit(vmap(scan(step)))``. Data sampling and moment
+  building are a separate jitted call and are not timed; compile time is measured separately
+  (lower + compile) and never included in run time;
 * each timing is the median of ``repeats`` runs after one warm-up run;
 * peers run the same algorithm on the same moments (benchmarks/peers.py) and their final Theta
   is checked against simdyn's;
@@ -38,11 +38,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402
 
+import simdyn  # noqa: E402
 from simdyn import default_hparams, preset  # noqa: E402
 from simdyn.config import Config  # noqa: E402
 from simdyn.cost import (  # noqa: E402
@@ -125,10 +127,14 @@ def simdyn_programs(config: Config, backend: str, steps: int, static: float | No
         return _setup_one(config, backend, key)
 
     def run_one(state, theta0):
-        def step(theta, _):
-            return theta - lr * gradient(backend, state, theta, beta, static), None
-
-        return jax.lax.scan(step, theta0, None, length=steps)[0]
+        out = simdyn.run_loop(
+            theta0,
+            lambda theta, _: gradient(backend, state, theta, beta, static),
+            optax.sgd(lr),
+            steps=steps,
+            record=simdyn.Record(loss=False, final=True),
+        )
+        return out.final
 
     return jax.jit(jax.vmap(setup)), run_one
 

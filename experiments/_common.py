@@ -26,6 +26,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
 import simdyn  # noqa: E402
 from simdyn.config import Config, ConfigError, supports_structured  # noqa: E402
@@ -205,7 +206,7 @@ def instance_min_norm_alignment(
 # Full-batch GD over many configs and seeds in one compiled program, recording anything
 # --------------------------------------------------------------------------------------------
 
-Observe = Callable[[Array, DenseMoments | StructuredMoments, Array], Any]
+Observe = Callable[[Array, tuple[DenseMoments | StructuredMoments, Array]], Any]
 
 # Fields that may differ between the configs of one gd_runs call: numbers the program can take as
 # traced values (data strengths via the feature block, GD hyper-parameters) and p (via row masks).
@@ -249,7 +250,8 @@ def gd_runs(
     observe: Observe,
 ) -> Runs:
     """Full-batch GD of every (config, seed) pair in ONE compiled program, exactly as
-    ``simdyn.make_train`` runs it, recording ``observe(theta, moments, beta)`` at
+    ``simdyn.make_train`` runs it (through ``simdyn.run_loop``), recording
+    ``observe(theta, (moments, beta))`` at
     ``record_steps`` (sorted, distinct, in [0, steps]).
 
     The configs may differ only in phi, mu, lr, beta/loss, sigma_0 and p (``_CELL_FIELDS``):
@@ -288,7 +290,6 @@ def gd_runs(
         raise ConfigError(
             f"invalid record_steps={list(steps)}: sorted, distinct, in [0, steps={t.steps}]"
         )
-    gaps = jnp.asarray(np.diff(np.concatenate([[0], steps])), jnp.int32)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     dtype = jnp.dtype(t.dtype)
     p_max = max(c.model.p for c in configs)
@@ -304,7 +305,6 @@ def gd_runs(
         "rows": np.asarray([np.arange(p_max) < c.model.p for c in configs], np_dtype),
     }
     build = structured_moments if supports_structured(dcfg) else dense_moments
-    threshold = t.divergence_threshold
 
     def one(cell: dict[str, Array], sk: Array):
         ts = sample_training_set(jax.random.fold_in(sk, DATA_KEY), dcfg, dtype)
@@ -317,22 +317,22 @@ def gd_runs(
             jax.random.fold_in(sk, INIT_KEY), p_max, dcfg.d, cell["sigma_0"], mcfg.bias, dtype
         )
         theta0 = theta0 * cell["rows"][:, None]
-        lr, beta = cell["lr"], cell["beta"]
+        beta = cell["beta"]
 
-        def step(_, theta):
+        def direction(theta: Array, _) -> Array:
             g = gradient_from_products(theta, products(mom, theta), beta)
-            if not mcfg.bias:
-                g = g.at[:, 0].set(0.0)
-            return theta - lr * g
+            return g if mcfg.bias else g.at[:, 0].set(0.0)
 
-        def block(carry, gap):
-            theta, bad = carry
-            theta = jax.lax.fori_loop(0, gap, step, theta)
-            bad = bad | ~jnp.all(jnp.isfinite(theta)) | (jnp.max(jnp.abs(theta)) > threshold)
-            return (theta, bad), observe(theta, mom, beta)
-
-        (_, bad), recs = jax.lax.scan(block, (theta0, jnp.zeros((), bool)), gaps)
-        return recs, bad
+        out = simdyn.run_loop(
+            theta0,
+            direction,
+            optax.sgd(cell["lr"]),
+            steps=int(steps[-1]),
+            record=simdyn.Record(at=tuple(steps.tolist()), loss=False, observables={"o": observe}),
+            context=(mom, beta),
+            divergence_threshold=t.divergence_threshold,
+        )
+        return out.observed["o"], out.diverged
 
     def program(cells: dict[str, Array], base_key: Array, seed_idx: Array):
         keys = seed_keys(base_key, seed_idx)  # fold_in(key, i): simulate's seed keys
@@ -349,7 +349,7 @@ def gd_runs(
 
 def alignment_observer(K: int) -> Observe:
     """observe(theta, ...) -> ||Theta v_j||, j = 0..K, shape (K + 1,)."""
-    return lambda theta, mom, beta: feature_alignment(theta, K)
+    return lambda theta, context: feature_alignment(theta, K)
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,9 +53,10 @@ SIZES = {
 
 
 def term_ratio_observer(K: int):
-    """observe(theta, moments, beta) -> (||term1||_F / ||term2||_F, ||Theta v_j||_{j=0..K})."""
+    """observe(theta, (moments, beta)) -> (||term1||_F / ||term2||_F, ||Theta v_j||_{j=0..K})."""
 
-    def observe(theta, mom, beta):
+    def observe(theta, context):
+        mom, beta = context
         prods = products(mom, theta)
         theta_p = beta * prods.theta_m_plus + (1.0 - beta) * prods.theta_m_tilde
         term1 = 4.0 * theta_p

@@ -29,23 +29,32 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
 
 from simdyn.config import Config, ConfigError
 from simdyn.data import (
     Points,
+    TestSet,
     augment,
     sample_test_set,
     sample_training_set,
     without_replacement,
 )
 from simdyn.encoders import SparseEncoder, first_layer, init_encoder
+from simdyn.loop import record_for, run_loop
 from simdyn.losses import loss_beta, sample_loss
-from simdyn.metrics import feature_alignment, probe_accuracy_from_embeddings
+from simdyn.metrics import ProbeAccuracy, feature_alignment, probe_accuracy_from_embeddings
 from simdyn.nce_losses import joint_nce
 from simdyn.simulate import as_key, environment_attrs, seed_keys, trajectories_to_dataset
-from simdyn.train import BATCH_KEY, DATA_KEY, INIT_KEY, TEST_KEY, Trajectory, make_optimizer
+from simdyn.train import (
+    BATCH_KEY,
+    DATA_KEY,
+    INIT_KEY,
+    TEST_KEY,
+    Trajectory,
+    make_optimizer,
+    trajectory_of,
+)
 
 Array = jax.Array
 LossFamily = Literal["spectral", "nce"]
@@ -134,14 +143,6 @@ class GenericTrajectory(NamedTuple):
         return Trajectory(*self[:7])
 
 
-class _State(NamedTuple):
-    params: dict
-    opt_state: optax.OptState
-    step: Array
-    diverged: Array
-    diverged_step: Array
-
-
 def _minibatch(config: Config, ts, key: Array) -> tuple[Points, Array]:
     """A minibatch of originals (without replacement) with their fixed or fresh views."""
     dcfg, bsz = config.data, config.train.batch_size
@@ -169,81 +170,51 @@ def make_generic_train(
     _check(config, encoder, loss)
     t, dcfg = config.train, config.data
     dtype = jnp.dtype(t.dtype)
-    steps_per_probe = (t.probe_every or t.steps) if t.probe_every >= 0 else t.steps
-    blocks_per_probe = steps_per_probe // t.log_every
-    num_probe_blocks = t.steps // steps_per_probe
-    with_probes = t.probe_every >= 0
 
     def objective(params: dict, pts: Points, y: Array) -> Array:
         return loss(encoder.apply(params, pts).projection, y)
 
-    def train(seed_key: Array) -> Trajectory:
+    def probe(params: dict, test: TestSet) -> ProbeAccuracy:
+        z = encoder.apply(params, test.points).representation
+        return probe_accuracy_from_embeddings(z, test.labels)
+
+    spec = record_for(
+        t,
+        {
+            "alignment": lambda params, _: feature_alignment(first_layer(params), dcfg.K),
+            "first_layer_norm": lambda params, _: jnp.linalg.norm(first_layer(params)),
+        },
+        {"probe": probe},
+    )
+
+    def train(seed_key: Array) -> GenericTrajectory:
         ts = sample_training_set(jax.random.fold_in(seed_key, DATA_KEY), dcfg, dtype)
-        test = sample_test_set(jax.random.fold_in(seed_key, TEST_KEY), dcfg, dtype=dtype)
         batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
         params0 = init_encoder(encoder, jax.random.fold_in(seed_key, INIT_KEY), ts.points)
-        opt = make_optimizer(t.optimizer, jnp.asarray(t.lr, dtype), t.momentum)
-        full_loss = lambda params: objective(params, ts.points, ts.labels.y)
+        full_loss = lambda params: objective(params, ts.points, ts.labels.y)  # noqa: E731
 
-        def step(_, s: _State) -> _State:
+        def direction(params: dict, step: Array) -> dict:
             if t.full_batch:
-                g = jax.grad(full_loss)(s.params)
-            else:
-                pts, y = _minibatch(config, ts, jax.random.fold_in(batch_key, s.step))
-                g = jax.grad(objective)(s.params, pts, y)
-            updates, opt_state = opt.update(g, s.opt_state, s.params)
-            return s._replace(
-                params=optax.apply_updates(s.params, updates), opt_state=opt_state, step=s.step + 1
-            )
+                return jax.grad(full_loss)(params)
+            pts, y = _minibatch(config, ts, jax.random.fold_in(batch_key, step))
+            return jax.grad(objective)(params, pts, y)
 
-        def record(s: _State) -> tuple[_State, tuple[Array, Array, Array]]:
-            value = full_loss(s.params)
-            leaves = jax.tree.leaves(s.params)
-            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
-            biggest = jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in leaves]))
-            bad = (~jnp.isfinite(value)) | (~finite) | (biggest > t.divergence_threshold)
-            newly = bad & ~s.diverged
-            s = s._replace(
-                diverged=s.diverged | bad, diverged_step=jnp.where(newly, s.step, s.diverged_step)
-            )
-            w1 = first_layer(s.params)
-            return s, (feature_alignment(w1, dcfg.K), value, jnp.linalg.norm(w1))
-
-        def probe(params: dict) -> tuple[Array, Array]:
-            if not with_probes:
-                return jnp.zeros((), dtype), jnp.zeros((), dtype)
-            z = encoder.apply(params, test.points).representation
-            acc = probe_accuracy_from_embeddings(z, test.labels)
-            return acc.class_acc, acc.subclass_acc
-
-        def log_block(s: _State, _) -> tuple[_State, tuple[Array, Array, Array]]:
-            return record(jax.lax.fori_loop(0, t.log_every, step, s))
-
-        def probe_block(s: _State, _):
-            s, recs = jax.lax.scan(log_block, s, None, length=blocks_per_probe)
-            return s, (recs, probe(s.params))
-
-        state0 = _State(
+        test = None
+        if spec.probes:
+            test = sample_test_set(jax.random.fold_in(seed_key, TEST_KEY), dcfg, dtype=dtype)
+        out = run_loop(
             params0,
-            opt.init(params0),
-            jnp.zeros((), jnp.int32),
-            jnp.zeros((), bool),
-            jnp.full((), -1, jnp.int32),
+            direction,
+            make_optimizer(t.optimizer, jnp.asarray(t.lr, dtype), t.momentum),
+            steps=t.steps,
+            record=spec,
+            loss=full_loss,
+            context=test,
+            divergence_threshold=t.divergence_threshold,
         )
-        state, rec0 = record(state0)
-        probe0 = probe(state0.params)
-        state, (recs, probes) = jax.lax.scan(probe_block, state, None, length=num_probe_blocks)
-        align = jnp.concatenate([rec0[0][None], recs[0].reshape((-1, dcfg.K + 1))])
-        loss_rec = jnp.concatenate([rec0[1][None], recs[1].reshape((-1,))])
-        w1_norm = jnp.concatenate([rec0[2][None], recs[2].reshape((-1,))])
-        pc = jnp.concatenate([probe0[0][None], probes[0]])
-        ps = jnp.concatenate([probe0[1][None], probes[1]])
-        if not with_probes:
-            pc, ps = pc[:0], ps[:0]
-        theta = first_layer(state.params) if t.save_theta else jnp.zeros((0,), dtype)
-        return GenericTrajectory(
-            align, loss_rec, pc, ps, state.diverged, state.diverged_step, theta, w1_norm
-        )
+        if out.final is not None:
+            out = out._replace(final=first_layer(out.final))
+        return GenericTrajectory(*trajectory_of(out, dtype), out.observed["first_layer_norm"])
 
     return train
 

@@ -47,9 +47,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from simdyn.config import DataConfig
 from simdyn.data import Labels, Points, to_dense
+from simdyn.loop import Record, run_loop
 from simdyn.losses import loss_from_products
 from simdyn.moments import Products, dense_moments
 
@@ -235,22 +237,19 @@ def reduced_gd(
     used for the alignments alone.
     """
 
-    def record(theta_r: Array) -> tuple[Array, Array]:
-        loss, _ = reduced_loss_and_grad(obj, theta_r)
-        return feature_alignment(theta_r, theta0, obj.basis, num_features), loss
-
-    def step(_, theta_r: Array) -> Array:
-        return theta_r - lr * reduced_loss_and_grad(obj, theta_r)[1]
-
-    def block(theta_r: Array, _) -> tuple[Array, tuple[Array, Array]]:
-        theta_r = jax.lax.fori_loop(0, record_every, step, theta_r)
-        return theta_r, record(theta_r)
-
     theta_r0 = reduce(theta0, obj.basis)
-    first = record(theta_r0)
-    theta_r, (align, loss) = jax.lax.scan(block, theta_r0, None, length=steps // record_every)
-    return ReducedRun(
-        theta_r,
-        jnp.concatenate([first[0][None], align]),
-        jnp.concatenate([first[1][None], loss]),
+    out = run_loop(
+        theta_r0,
+        lambda theta_r, _: reduced_loss_and_grad(obj, theta_r)[1],
+        optax.sgd(lr),
+        steps=steps,
+        record=Record(
+            every=record_every,
+            observables={
+                "alignment": lambda th, _: feature_alignment(th, theta0, obj.basis, num_features)
+            },
+            final=True,
+        ),
+        loss=lambda theta_r: reduced_loss_and_grad(obj, theta_r)[0],
     )
+    return ReducedRun(out.final, out.observed["alignment"], out.loss)

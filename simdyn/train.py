@@ -36,6 +36,7 @@ from simdyn.data import (
     sample_training_set,
     without_replacement,
 )
+from simdyn.loop import LoopResult, record_for, run_loop
 from simdyn.losses import (
     STATIC_BETA,
     gradient_from_products,
@@ -92,12 +93,14 @@ class Trajectory(NamedTuple):
     theta: Array
 
 
-class _State(NamedTuple):
-    theta: Array
-    opt_state: optax.OptState
-    step: Array
-    diverged: Array
-    diverged_step: Array
+def trajectory_of(out: LoopResult, dtype) -> Trajectory:
+    """A :class:`Trajectory` from the loop's result (alignment observable, optional probe)."""
+    empty = jnp.zeros((0,), dtype)
+    pc, ps = out.probed.get("probe", (empty, empty))
+    theta = empty if out.final is None else out.final
+    return Trajectory(
+        out.observed["alignment"], out.loss, pc, ps, out.diverged, out.diverged_step, theta
+    )
 
 
 def training_set_of(config: Config, seed_key: Array) -> TrainingSet:
@@ -234,79 +237,38 @@ def make_train(
             "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
             "(or set JAX_ENABLE_X64=1) before building the run"
         )
-    num_blocks_per_probe = (
-        (t.probe_every or t.steps) // t.log_every if t.probe_every >= 0 else t.steps // t.log_every
+    spec = record_for(
+        t,
+        {"alignment": lambda theta, test: feature_alignment(theta, dcfg.K)},
+        {"probe": lambda theta, test: probe_accuracy(theta, test)},
     )
-    num_probe_blocks = t.steps // (num_blocks_per_probe * t.log_every)
-    with_probes = t.probe_every >= 0
 
     def train(seed_key: Array, hp: HyperParams) -> Trajectory:
         ts = training_set(config, seed_key)
-        test = fresh_test_set_of(config, seed_key)
         batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
         full_loss, full_loss_and_grad = objective(config, ts, hp.beta)
         batch_grad = None if t.full_batch else _minibatch_grad(config, ts, hp.beta)
-        opt = make_optimizer(t.optimizer, hp.lr, t.momentum)
         theta0 = init_theta(
             jax.random.fold_in(seed_key, INIT_KEY), mcfg.p, dcfg.d, hp.sigma_0, mcfg.bias, dtype
         )
-        state0 = _State(
-            theta0,
-            opt.init(theta0),
-            jnp.zeros((), jnp.int32),
-            jnp.zeros((), bool),
-            jnp.full((), -1, jnp.int32),
-        )
 
-        def step(_, s: _State) -> _State:
+        def direction(theta: Array, step: Array) -> Array:
             if batch_grad is None:
-                _, g = full_loss_and_grad(s.theta)
+                g = full_loss_and_grad(theta)[1]
             else:
-                g = batch_grad(s.theta, jax.random.fold_in(batch_key, s.step))
-            if not mcfg.bias:
-                g = g.at[:, 0].set(0.0)
-            updates, opt_state = opt.update(g, s.opt_state, s.theta)
-            return s._replace(
-                theta=optax.apply_updates(s.theta, updates), opt_state=opt_state, step=s.step + 1
-            )
+                g = batch_grad(theta, jax.random.fold_in(batch_key, step))
+            return g if mcfg.bias else g.at[:, 0].set(0.0)
 
-        def record(s: _State) -> tuple[_State, tuple[Array, Array]]:
-            loss = full_loss(s.theta)
-            bad = (
-                (~jnp.isfinite(loss))
-                | (~jnp.all(jnp.isfinite(s.theta)))
-                | (jnp.max(jnp.abs(s.theta)) > t.divergence_threshold)
-            )
-            newly = bad & ~s.diverged
-            s = s._replace(
-                diverged=s.diverged | bad, diverged_step=jnp.where(newly, s.step, s.diverged_step)
-            )
-            return s, (feature_alignment(s.theta, dcfg.K), loss)
-
-        def probe(theta: Array) -> tuple[Array, Array]:
-            if not with_probes:
-                return jnp.zeros((), dtype), jnp.zeros((), dtype)
-            acc = probe_accuracy(theta, test)
-            return acc.class_acc, acc.subclass_acc
-
-        def log_block(s: _State, _) -> tuple[_State, tuple[Array, Array]]:
-            s = jax.lax.fori_loop(0, t.log_every, step, s)
-            return record(s)
-
-        def probe_block(s: _State, _):
-            s, recs = jax.lax.scan(log_block, s, None, length=num_blocks_per_probe)
-            return s, (recs, probe(s.theta))
-
-        state, rec0 = record(state0)
-        probe0 = probe(state0.theta)
-        state, (recs, probes) = jax.lax.scan(probe_block, state, None, length=num_probe_blocks)
-        align = jnp.concatenate([rec0[0][None], recs[0].reshape((-1, dcfg.K + 1))])
-        loss = jnp.concatenate([rec0[1][None], recs[1].reshape((-1,))])
-        pc = jnp.concatenate([probe0[0][None], probes[0]])
-        ps = jnp.concatenate([probe0[1][None], probes[1]])
-        if not with_probes:
-            pc, ps = pc[:0], ps[:0]
-        theta_out = state.theta if t.save_theta else jnp.zeros((0,), dtype)
-        return Trajectory(align, loss, pc, ps, state.diverged, state.diverged_step, theta_out)
+        out = run_loop(
+            theta0,
+            direction,
+            make_optimizer(t.optimizer, hp.lr, t.momentum),
+            steps=t.steps,
+            record=spec,
+            loss=full_loss,
+            context=fresh_test_set_of(config, seed_key) if spec.probes else None,
+            divergence_threshold=t.divergence_threshold,
+        )
+        return trajectory_of(out, dtype)
 
     return train
