@@ -59,7 +59,8 @@ from simdyn.losses import gradient_from_products, loss_beta, sample_loss  # noqa
 from simdyn.moments import dense_moments, products, structured_moments  # noqa: E402
 from simdyn.projected import loss_and_grad as projected_loss_and_grad  # noqa: E402
 from simdyn.projected import projected_objective  # noqa: E402
-from simdyn.train import DATA_KEY, INIT_KEY, init_theta, make_train  # noqa: E402
+from simdyn.seeds import streams  # noqa: E402
+from simdyn.train import init_theta, make_train  # noqa: E402
 
 GiB = 1 << 30
 HOST_MEMORY = 24 * GiB  # the development machine's RAM, the question the memory table answers
@@ -383,9 +384,9 @@ def peak_rss() -> int:
 def _setup_one(config: Config, backend: str, key):
     dtype = jnp.dtype(config.train.dtype)
     beta = jnp.asarray(loss_beta(config.train.loss, config.train.beta), dtype)
-    ts = sample_training_set(jax.random.fold_in(key, DATA_KEY), config.data, dtype)
+    ts = sample_training_set(streams(key).data, config.data, dtype)
     theta0 = init_theta(
-        jax.random.fold_in(key, INIT_KEY),
+        streams(key).init,
         config.model.p,
         config.data.d,
         jnp.asarray(config.model.sigma_0, dtype),

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import simdyn  # noqa: E402
+from simdyn import seed_training_set  # noqa: E402
 from simdyn.config import Config, ConfigError, supports_structured  # noqa: E402
 from simdyn.data import (  # noqa: E402
     Points,
@@ -44,9 +45,9 @@ from simdyn.moments import (  # noqa: E402
     products,
     structured_moments,
 )
-from simdyn.simulate import as_key, seed_keys, seed_training_set  # noqa: E402
+from simdyn.seeds import as_key, seed_keys, streams  # noqa: E402
 from simdyn.theory import min_norm_minimizer  # noqa: E402
-from simdyn.train import DATA_KEY, INIT_KEY, init_theta  # noqa: E402
+from simdyn.train import init_theta  # noqa: E402
 
 Array = jax.Array
 
@@ -307,15 +308,13 @@ def gd_runs(
     build = structured_moments if supports_structured(dcfg) else dense_moments
 
     def one(cell: dict[str, Array], sk: Array):
-        ts = sample_training_set(jax.random.fold_in(sk, DATA_KEY), dcfg, dtype)
+        ts = sample_training_set(streams(sk).data, dcfg, dtype)
         points = ts.points
         if dcfg.augmentation == "standard":
             u = feature_block(ts.labels, _Strengths(cell["phi"], cell["mu"], dcfg.K), dtype)
             points = points._replace(features=jnp.broadcast_to(u[:, None], points.features.shape))
         mom = build(points, ts.labels, dcfg.d)
-        theta0 = init_theta(
-            jax.random.fold_in(sk, INIT_KEY), p_max, dcfg.d, cell["sigma_0"], mcfg.bias, dtype
-        )
+        theta0 = init_theta(streams(sk).init, p_max, dcfg.d, cell["sigma_0"], mcfg.bias, dtype)
         theta0 = theta0 * cell["rows"][:, None]
         beta = cell["beta"]
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = preset("fig1").replace(**SIZES[size])
     dc = config.data
     seed = 0 if args.seeds is None else args.seeds - 1  # --seeds N shows seed N-1
-    runs = gd_runs([config], [seed], args.key, EPOCHS, lambda th, mom, beta: th)
+    runs = gd_runs([config], [seed], args.key, EPOCHS, lambda theta, context: theta)
     thetas = runs.observed[0, 0]  # (4, p, D)
     test = seed_test_set(config, seed, args.key)
     emb = np.asarray(jax.jit(jax.vmap(embed, in_axes=(0, None)))(thetas, test.points))  # (4, N, p)

@@ -5,9 +5,8 @@ seed; :func:`run_generic` / :func:`simulate_generic` run ``jit(vmap(train))`` ov
 the compiled program is ``jit(vmap(scan(step)))`` with the seed axis outermost, as in
 :mod:`simdyn.train`.
 
-Same data, same keys: a seed's training set is ``sample_training_set(fold_in(seed_key, 0))``,
-its init key ``fold_in(seed_key, 1)``, minibatch keys ``fold_in(fold_in(seed_key, 2), step)``
-and probe test set ``fold_in(seed_key, 3)`` (:data:`simdyn.train.DATA_KEY` ...). A linear
+Same data, same keys: a seed's training set, init, minibatches and probe test set come from the
+streams of :mod:`simdyn.seeds`, as in :mod:`simdyn.train`. A linear
 encoder with the spectral loss therefore reproduces :func:`simdyn.train.make_train` step for step
 (tested to ~1e-10 in float64); that fast path stays the default wherever it applies. This one is
 the slow, general reference for nonlinear encoders and NCE losses.
@@ -22,9 +21,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,16 +41,14 @@ from simdyn.data import (
     without_replacement,
 )
 from simdyn.encoders import SparseEncoder, first_layer, init_encoder
+from simdyn.engine import environment_attrs, run_seeds, shard_seeds
 from simdyn.loop import record_for, run_loop
 from simdyn.losses import loss_beta, sample_loss
 from simdyn.metrics import ProbeAccuracy, feature_alignment, probe_accuracy_from_embeddings
 from simdyn.nce_losses import joint_nce
-from simdyn.simulate import as_key, environment_attrs, seed_keys, trajectories_to_dataset
+from simdyn.seeds import as_key, key_data, step_key, streams
+from simdyn.simulate import TRAJ_DIMS, resolve_progress, seed_list_from, trajectories_to_dataset
 from simdyn.train import (
-    BATCH_KEY,
-    DATA_KEY,
-    INIT_KEY,
-    TEST_KEY,
     Trajectory,
     make_optimizer,
     trajectory_of,
@@ -188,20 +186,20 @@ def make_generic_train(
     )
 
     def train(seed_key: Array) -> GenericTrajectory:
-        ts = sample_training_set(jax.random.fold_in(seed_key, DATA_KEY), dcfg, dtype)
-        batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
-        params0 = init_encoder(encoder, jax.random.fold_in(seed_key, INIT_KEY), ts.points)
+        keys = streams(seed_key)
+        ts = sample_training_set(keys.data, dcfg, dtype)
+        params0 = init_encoder(encoder, keys.init, ts.points)
         full_loss = lambda params: objective(params, ts.points, ts.labels.y)  # noqa: E731
 
         def direction(params: dict, step: Array) -> dict:
             if t.full_batch:
                 return jax.grad(full_loss)(params)
-            pts, y = _minibatch(config, ts, jax.random.fold_in(batch_key, step))
+            pts, y = _minibatch(config, ts, step_key(keys.batch, step))
             return jax.grad(objective)(params, pts, y)
 
         test = None
         if spec.probes:
-            test = sample_test_set(jax.random.fold_in(seed_key, TEST_KEY), dcfg, dtype=dtype)
+            test = sample_test_set(keys.test, dcfg, dtype=dtype)
         out = run_loop(
             params0,
             direction,
@@ -221,10 +219,30 @@ def make_generic_train(
 
 @functools.lru_cache(maxsize=8)
 def _compiled_runner(
-    config: Config, encoder: SparseEncoder, loss: ContrastiveLoss
-) -> Callable[[Array], GenericTrajectory]:
-    """jit(vmap(train)), cached so repeated runs of one setting reuse the compiled program."""
-    return jax.jit(jax.vmap(make_generic_train(config, encoder, loss)))
+    config: Config, encoder: SparseEncoder, loss: ContrastiveLoss, num_devices: int = 1
+) -> Callable[[Array, tuple], GenericTrajectory]:
+    """jit(vmap(train)) over seed keys (split over ``num_devices``), cached so repeated runs
+    of one setting reuse the compiled program."""
+    batched = jax.vmap(make_generic_train(config, encoder, loss))
+    return shard_seeds(lambda keys, _: batched(keys), num_devices, False)
+
+
+def _empty(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> GenericTrajectory:
+    shapes = jax.eval_shape(make_generic_train(config, encoder, loss), jax.random.key(0))
+    return jax.tree.map(lambda s: np.zeros((0, *s.shape), s.dtype), shapes)
+
+
+def _describe(encoder: SparseEncoder, loss: ContrastiveLoss) -> dict:
+    """The encoder and loss as JSON-able dicts (result attributes, checkpoint manifests)."""
+    enc = {
+        "widths": list(encoder.widths),
+        "head": list(encoder.head),
+        "normalize": encoder.normalize,
+        "sigma_0": encoder.sigma_0,
+        "use_bias": encoder.use_bias,
+        "hidden_init_scale": encoder.hidden_init_scale,
+    }
+    return {"encoder": enc, "loss": asdict(loss) | {"name": loss.name}}
 
 
 def run_generic(
@@ -235,28 +253,42 @@ def run_generic(
     key: int | Array = 0,
     *,
     chunk_size: int | None = None,
+    devices: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool | Callable[[int, int, float], None] = False,
 ) -> GenericTrajectory:
-    """Stacked GenericTrajectory (leading axis = seed) of ``jit(vmap(train))`` over seed indices.
+    """Stacked GenericTrajectory (leading axis = seed) of ``jit(vmap(train))`` over seed indices,
+    run by the seed engine (:func:`simdyn.engine.run_seeds`) as :func:`simdyn.simulate` is:
 
-    Seed i's key is ``fold_in(key, i)`` whatever ``chunk_size`` (default: all seeds at once), so
-    its result does not depend on which other seeds run beside it.
+    Seed i's key is ``fold_in(key, i)`` whatever ``chunk_size`` (default: all seeds at once) or
+    ``devices``, so its result does not depend on which other seeds run beside it;
+    ``checkpoint_dir`` makes the run resumable (same manifest checks as ``simulate``);
+    ``progress`` prints or calls back after every chunk.
     """
-    seed_list = list(range(int(seeds))) if isinstance(seeds, int | np.integer) else list(seeds)
-    if not seed_list or min(seed_list) < 0 or len(set(seed_list)) != len(seed_list):
-        raise ConfigError(f"invalid seeds={seeds!r}: must be >= 1 distinct non-negative integers")
-    chunk = len(seed_list) if chunk_size is None else int(chunk_size)
-    if chunk < 1:
-        raise ConfigError(f"invalid chunk_size={chunk_size!r}: must be an integer >= 1")
-    runner = _compiled_runner(config, encoder, loss)
+    seed_list = seed_list_from(seeds)
     base = as_key(key)
-    parts = []
-    for start in range(0, len(seed_list), chunk):
-        part = seed_list[start : start + chunk]
-        pad = part + [max(seed_list) + 1 + j for j in range(chunk - len(part))]
-        traj = runner(seed_keys(base, np.asarray(pad)))
-        keep = len(part)
-        parts.append(jax.tree.map(lambda a, keep=keep: np.asarray(a)[:keep], traj))
-    return GenericTrajectory(*(np.concatenate(a, axis=0) for a in zip(*parts, strict=True)))
+    identity = {
+        "kind": "generic",
+        "config": json.loads(config.to_json()),
+        "key": key_data(base),
+        "seeds": seed_list,
+        **_describe(encoder, loss),
+    }
+    traj, _ = run_seeds(
+        lambda devices: _compiled_runner(config, encoder, loss, devices),
+        base,
+        np.asarray(seed_list),
+        (),
+        False,
+        empty=_empty(config, encoder, loss),
+        chunk_size=len(seed_list) if chunk_size is None else chunk_size,
+        devices=devices,
+        checkpoint_dir=checkpoint_dir,
+        identity=identity,
+        progress=resolve_progress(progress),
+        dims=TRAJ_DIMS | {"first_layer_norm": ("run", "step")},
+    )
+    return traj
 
 
 def simulate_generic(
@@ -265,28 +297,20 @@ def simulate_generic(
     loss: ContrastiveLoss,
     seeds: int | Sequence[int] = 16,
     key: int | Array = 0,
-    *,
-    chunk_size: int | None = None,
+    **engine: Any,
 ) -> xr.Dataset:
     """:func:`run_generic` labelled like :func:`simdyn.simulate` (dims seed, step, feature,
-    probe_step), with the encoder and loss recorded in the attributes."""
-    seed_list = list(range(int(seeds))) if isinstance(seeds, int | np.integer) else list(seeds)
-    traj = run_generic(config, encoder, loss, seed_list, key, chunk_size=chunk_size)
+    probe_step), with the encoder and loss recorded in the attributes. ``engine``: run_generic's
+    keywords (chunk_size, devices, checkpoint_dir, progress)."""
+    seed_list = seed_list_from(seeds)
+    traj = run_generic(config, encoder, loss, seed_list, key, **engine)
     ds = trajectories_to_dataset(config, traj.core(), seed_list)
     ds["first_layer_norm"] = (("seed", "step"), np.asarray(traj.first_layer_norm))
     ds["alignment"].attrs["description"] = "first layer: norm of column j, feature 0 = bias"
     ds.attrs["backend"] = "generic"
-    ds.attrs["encoder"] = json.dumps(
-        {
-            "widths": list(encoder.widths),
-            "head": list(encoder.head),
-            "normalize": encoder.normalize,
-            "sigma_0": encoder.sigma_0,
-            "use_bias": encoder.use_bias,
-            "hidden_init_scale": encoder.hidden_init_scale,
-        }
-    )
-    ds.attrs["loss"] = json.dumps(asdict(loss) | {"name": loss.name})
+    described = _describe(encoder, loss)
+    ds.attrs["encoder"] = json.dumps(described["encoder"])
+    ds.attrs["loss"] = json.dumps(described["loss"])
     ds.attrs["num_diverged"] = int(ds["diverged"].sum())
     ds.attrs.update(environment_attrs())
     return ds

@@ -1,48 +1,39 @@
-"""Seeds, chunking, sharding, result assembly and resumable checkpoints. No maths lives here.
+"""``simulate(config, seeds, key)``: many seeds of one config as a labelled ``xarray.Dataset``.
 
-``simulate(config, seeds, key)`` trains every seed with ``jit(vmap(train))`` in chunks:
-
-* Seed ``i``'s key is ``fold_in(key, i)`` whatever the chunk size, device count or process
-  count, so each seed's random inputs are bit-identical under any layout.
-* ``chunk_size`` is seeds per device per compiled call; a call covers ``chunk_size * devices``
-  seeds, the seed axis split over a 1-D device mesh (:mod:`simdyn.distributed`). The last call
-  is padded with extra seed indices (results dropped, real seeds never dropped) so one compiled
-  program serves every call. With the same ``chunk_size`` each device runs the very program a
-  single device runs, so results match a one-device run; see docs/reliability.md for what may
-  still differ (XLA may pick other kernels for other batch sizes).
-* Under ``jax.distributed`` each process owns a contiguous block of seeds and the blocks are
-  gathered at the end, so every process returns the full dataset.
-* With ``checkpoint_dir`` every finished chunk is written atomically (tmp file + rename) with a
-  SHA-256 sidecar, next to a manifest of the run (config, key, seeds, hyper-parameters, layout,
-  versions). Rerunning with the same folder resumes; a different run is refused; a chunk whose
-  checksum, identity or shapes do not match is reported and recomputed, never used.
+Each seed trains with :func:`simdyn.make_train` (``jit(vmap(train))``), run over seeds by the
+seed engine (:mod:`simdyn.engine`: keys, chunks, devices, resumable checkpoints; see there for
+what stays bit-identical under another layout). This module owns what is specific to the fast
+path: the compiled program per config, the memory-based chunk size, the hyper-parameter
+broadcasting, and the dataset's labels, save and load. No maths lives here.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import platform
 import sys
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jax.sharding import PartitionSpec
 
-from simdyn import distributed
 from simdyn.config import Config, ConfigError
 from simdyn.cost import memory_per_seed
 from simdyn.data import TestSet, TrainingSet
+from simdyn.engine import (
+    Layout,
+    environment_attrs,
+    run_seeds,
+    shard_seeds,
+    write_atomic,
+)
 from simdyn.losses import STATIC_BETA
+from simdyn.seeds import as_key, key_data, seed_key
 from simdyn.train import (
     HyperParams,
     Trajectory,
@@ -55,11 +46,8 @@ from simdyn.train import (
 
 Array = jax.Array
 
-RESULT_FORMAT = 2
-CHUNK_FORMAT = 1
-MANIFEST = "manifest.json"
 
-_TRAJ_DIMS = {
+TRAJ_DIMS = {
     "alignment": ("run", "step", "feature"),
     "loss": ("run", "step"),
     "probe_class": ("run", "probe_step"),
@@ -70,30 +58,7 @@ _TRAJ_DIMS = {
 }
 
 
-# --- keys ------------------------------------------------------------------------------------
-def as_key(key: int | Array) -> Array:
-    """A typed PRNG key from an int seed or an existing key."""
-    if isinstance(key, bool):
-        raise ConfigError(f"invalid key={key!r}: must be a non-negative integer")
-    if isinstance(key, int | np.integer):
-        if not 0 <= key < 2**63:
-            raise ConfigError(f"invalid key={key}: must be an integer in [0, 2**63 - 1]")
-        return jax.random.key(int(key))
-    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
-        return key
-    return jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
-
-
-def seed_keys(key: Array, seed_indices: Array) -> Array:
-    """fold_in(key, i) for each seed index: a seed's stream never depends on batching."""
-    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(seed_indices, jnp.uint32))
-
-
-def seed_key(key: int | Array, seed: int) -> Array:
-    """The key of seed ``seed`` of ``simulate(..., key=key)``."""
-    return seed_keys(as_key(key), np.asarray([seed]))[0]
-
-
+# --- a seed's data -------------------------------------------------------------------------
 # Jitted once per config: called eagerly, JAX would compile every primitive separately.
 _training_set_of = jax.jit(training_set_of, static_argnums=0)
 _fresh_test_set_of = jax.jit(fresh_test_set_of, static_argnums=(0, 2))
@@ -110,10 +75,6 @@ def seed_training_set(config: Config, seed: int, key: int | Array = 0) -> Traini
 def seed_test_set(config: Config, seed: int, key: int | Array = 0, n: int | None = None) -> TestSet:
     """The fresh test set of that seed's probes (``n`` points instead of data.n_test if given)."""
     return _fresh_test_set_of(config, seed_key(key, seed), n)
-
-
-def key_data(key: Array) -> list[int]:
-    return [int(v) for v in np.asarray(jax.random.key_data(key)).ravel()]
 
 
 # --- memory ----------------------------------------------------------------------------------
@@ -165,19 +126,7 @@ def _compiled_runner(
     """
     hp_axis = 0 if per_run_hparams else None
     batched = jax.vmap(make_train(config), in_axes=(0, hp_axis))
-    if num_devices == 1:
-        return jax.jit(batched)
-    # shard_map, not sharding propagation: each device provably runs the one-device program on
-    # its block of seeds, with no collectives (seeds never interact).
-    seeds = PartitionSpec(distributed.SEED_AXIS)
-    return jax.jit(
-        jax.shard_map(
-            batched,
-            mesh=distributed.seed_mesh(num_devices),
-            in_specs=(seeds, seeds if per_run_hparams else PartitionSpec()),
-            out_specs=seeds,
-        )
-    )
+    return shard_seeds(batched, num_devices, per_run_hparams)
 
 
 def _empty_trajectory(config: Config) -> Trajectory:
@@ -185,32 +134,6 @@ def _empty_trajectory(config: Config) -> Trajectory:
     hp = default_hparams(config)
     shapes = jax.eval_shape(make_train(config), jax.random.key(0), hp)
     return jax.tree.map(lambda s: np.zeros((0, *s.shape), s.dtype), shapes)
-
-
-# --- environment -----------------------------------------------------------------------------
-def environment_attrs() -> dict[str, Any]:
-    """Versions and numerics switches recorded in every result and chunk file."""
-    import jaxlib
-
-    from simdyn import __version__
-
-    return {
-        "simdyn_version": __version__,
-        "jax_version": jax.__version__,
-        "jaxlib_version": jaxlib.__version__,
-        "jax_enable_x64": int(bool(jax.config.jax_enable_x64)),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "platform": jax.default_backend(),
-        "device": str(jax.local_devices()[0].device_kind),
-        "python": platform.python_version(),
-        "result_format": RESULT_FORMAT,
-    }
-
-
-def _versions() -> dict[str, Any]:
-    env = environment_attrs()
-    keep = ("simdyn_version", "jax_version", "jaxlib_version", "jax_enable_x64", "platform")
-    return {k: env[k] for k in keep}
 
 
 # --- datasets --------------------------------------------------------------------------------
@@ -227,7 +150,7 @@ def trajectories_to_dataset(
     }
     data_vars = {
         name: (("seed", *dims[1:]), np.asarray(getattr(traj, name)))
-        for name, dims in _TRAJ_DIMS.items()
+        for name, dims in TRAJ_DIMS.items()
         if name != "theta" or t.save_theta
     }
     ds = xr.Dataset(data_vars, coords=coords)
@@ -242,32 +165,6 @@ def trajectories_to_dataset(
     return ds
 
 
-def _write_atomic(ds: xr.Dataset, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_text_atomic(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save(ds: xr.Dataset, path: str | os.PathLike) -> None:
     """Write a result dataset atomically (.nc, h5netcdf)."""
     p = Path(path)
@@ -275,7 +172,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> None:
         raise ConfigError(f"invalid output path {p}: it is a folder, expected a .nc file name")
     if not p.parent.exists():
         raise ConfigError(f"invalid output path {p}: folder {p.parent} does not exist")
-    _write_atomic(ds, p)
+    write_atomic(ds, p)
 
 
 _RESULT_VARS = ("alignment", "loss", "probe_class", "probe_subclass", "diverged", "diverged_step")
@@ -366,126 +263,6 @@ def _hparams_json(hp: HyperParams) -> dict[str, Any]:
     return {k: np.asarray(v, np.float64).tolist() for k, v in hp._asdict().items()}
 
 
-# --- the chunked, sharded, resumable engine --------------------------------------------------
-class Layout(NamedTuple):
-    """How runs are split: ``chunk_size`` runs per device per call on ``devices`` devices."""
-
-    chunk_size: int
-    devices: int
-    process_count: int
-
-
-def _chunk_dataset(
-    traj: Trajectory, positions: np.ndarray, seeds: np.ndarray, identity: str
-) -> xr.Dataset:
-    data_vars = {
-        name: (dims, np.asarray(getattr(traj, name)))
-        for name, dims in _TRAJ_DIMS.items()
-        if np.ndim(getattr(traj, name)) == len(dims)  # theta is (run, 0) unless save_theta
-    }
-    ds = xr.Dataset(data_vars, coords={"run": positions, "seed": ("run", seeds)})
-    ds.attrs.update(environment_attrs())
-    ds.attrs["run_identity"] = identity
-    ds.attrs["chunk_format"] = CHUNK_FORMAT
-    return ds
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _read_chunk(
-    path: Path, positions: np.ndarray, seeds: np.ndarray, identity: str, empty: Trajectory
-) -> Trajectory | None:
-    """The chunk's trajectory if the file is complete and belongs here; None (warned) else."""
-    digest_path = path.with_name(path.name + ".sha256")
-    if not path.exists():
-        return None
-    reason = None
-    try:
-        if not digest_path.exists():
-            reason = "no checksum file (interrupted while finishing the chunk)"
-        elif digest_path.read_text().strip() != _sha256(path):
-            reason = "checksum mismatch (truncated or modified file)"
-        else:
-            ds = xr.load_dataset(path, engine="h5netcdf")
-            if ds.attrs.get("run_identity") != identity:
-                reason = "it belongs to a different run"
-            elif not (
-                np.array_equal(ds["run"].values, positions)
-                and np.array_equal(ds["seed"].values, seeds)
-            ):
-                reason = "its seeds do not match the manifest"
-            else:
-                parts = {}
-                for name in _TRAJ_DIMS:
-                    ref = getattr(empty, name)
-                    if name not in ds and ref.ndim != len(_TRAJ_DIMS[name]):
-                        parts[name] = np.zeros((len(positions), *ref.shape[1:]), ref.dtype)
-                        continue
-                    a = ds[name].values
-                    if a.shape[1:] != ref.shape[1:] or a.shape[0] != len(positions):
-                        reason = f"variable {name} has shape {a.shape}"
-                        break
-                    parts[name] = a.astype(ref.dtype, copy=False)
-                else:
-                    return Trajectory(**parts)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is recomputed
-        reason = f"unreadable ({type(err).__name__}: {err})"
-    warnings.warn(f"checkpoint chunk {path} is not usable: {reason}; recomputing it", stacklevel=3)
-    return None
-
-
-def _prepare_checkpoint_dir(ckpt: Path, identity: dict[str, Any]) -> str:
-    """Create or validate the folder's manifest; refuse a different run. Returns its digest."""
-    if ckpt.exists() and not ckpt.is_dir():
-        raise ConfigError(f"invalid checkpoint folder {ckpt}: it is a file")
-    ckpt.mkdir(parents=True, exist_ok=True)
-    manifest = ckpt / MANIFEST
-    text = json.dumps(identity, sort_keys=True, indent=1)
-    if manifest.exists():
-        try:
-            old = json.loads(manifest.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ConfigError(
-                f"checkpoint folder {ckpt} has an unreadable {MANIFEST}; use a new folder"
-            ) from None
-        new = json.loads(text)
-        if old != new:
-            diff = _diff_paths(old, new)
-            details = "; ".join(
-                f"{path}: folder has {_short(a)}, this run has {_short(b)}"
-                for path, a, b in diff[:4]
-            )
-            raise ConfigError(
-                f"checkpoint folder {ckpt} holds a different run (differs in "
-                f"{[path for path, _, _ in diff]}: {details}); resume with the same settings "
-                "or use a new folder"
-            )
-    else:
-        _write_text_atomic(text, manifest)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _diff_paths(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """Dotted paths (and both values) where two JSON trees differ, e.g. config.train.lr."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new)):
-            out += _diff_paths(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)
-        return out
-    return [] if old == new else [(prefix, old, new)]
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    s = json.dumps(value, sort_keys=True)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
 def run_batched(
     config: Config,
     key: Array,
@@ -494,86 +271,22 @@ def run_batched(
     per_run_hparams: bool,
     *,
     chunk_size: int | None = None,
-    devices: int | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    identity: dict[str, Any] | None = None,
-    progress: Callable[[int, int, float], None] | None = None,
+    **engine: Any,
 ) -> tuple[Trajectory, Layout]:
-    """Train runs ``r = 0..R-1`` (seed ``seeds[r]``, hparams row ``r`` or shared).
-
-    Returns the stacked numpy Trajectory (leading axis R, run order; identical on every
-    process) and the layout used. ``identity`` (JSON-able) describes the runs for the
-    checkpoint manifest; the layout and versions are added here.
-    """
-    seeds = np.asarray(seeds, np.int64)
-    total = len(seeds)
-    num_devices = distributed.resolve_devices(devices)
-    nproc, pid = jax.process_count(), jax.process_index()
-    block = distributed.process_block(total, pid, nproc)
-    local = block.stop - block.start
-    per_device = max(1, -(-local // num_devices))
-    if chunk_size is None:
-        chunk_size = auto_chunk_size(config, per_device)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
-        raise ConfigError(f"invalid chunk_size={chunk_size!r}: must be an integer >= 1")
-    if chunk_size < 1:
-        raise ConfigError(f"invalid chunk_size={chunk_size}: must be an integer >= 1")
-    # Never pad a call beyond what one process needs (same clamp on every process).
-    chunk_size = int(min(chunk_size, max(1, -(-block.size // num_devices))))
-    layout = Layout(chunk_size, num_devices, nproc)
-    per_call = chunk_size * num_devices
-
-    manifest_id = ""
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        full_identity = dict(identity or {}) | {
-            "layout": layout._asdict(),
-            "versions": _versions(),
-            "format": CHUNK_FORMAT,
-        }
-        manifest_id = _prepare_checkpoint_dir(ckpt, full_identity)
-
-    runner = _compiled_runner(config, num_devices, per_run_hparams)
-    empty = _empty_trajectory(config)
-    pad_seed = int(seeds.max()) + 1
-    parts: list[Trajectory] = [empty]
-    start_time = time.perf_counter()
-    reused = chunks = 0
-    for start in range(block.start, block.stop, per_call):
-        chunks += 1
-        positions = np.arange(start, min(start + per_call, block.stop))
-        chunk_seeds = seeds[positions]
-        path = ckpt / f"chunk_{start:08d}.nc" if ckpt is not None else None
-        traj = None
-        if path is not None:
-            traj = _read_chunk(path, positions, chunk_seeds, manifest_id, empty)
-            reused += traj is not None
-        if traj is None:
-            # Pad with extra seed indices (dropped below) so one program serves every call.
-            n_pad = per_call - len(positions)
-            padded = np.concatenate([chunk_seeds, pad_seed + np.arange(n_pad)])
-            hp = hparams
-            if per_run_hparams:
-                rows = np.concatenate([positions, np.full(n_pad, positions[0])])
-                hp = jax.tree.map(lambda a, rows=rows: a[rows], hparams)
-            out = runner(seed_keys(key, padded), hp)
-            keep = len(positions)
-            traj = jax.tree.map(lambda a, keep=keep: np.asarray(a)[:keep], out)
-            if path is not None:
-                _write_atomic(_chunk_dataset(traj, positions, chunk_seeds, manifest_id), path)
-                _write_text_atomic(_sha256(path), path.with_name(path.name + ".sha256"))
-        parts.append(traj)
-        if progress is not None:
-            done = int(positions[-1]) + 1 - block.start
-            progress(done, local, time.perf_counter() - start_time)
-    if reused and progress is not None:  # a resumed run says what it did not recompute
-        print(
-            f"[simdyn] resumed from {ckpt}: reused {reused} of {chunks} chunks, "
-            f"computed {chunks - reused}",
-            file=sys.stderr,
-        )
-    mine = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *parts)
-    return distributed.gather_blocks(mine, local, block.size), layout
+    """Train runs ``r = 0..R-1`` (seed ``seeds[r]``, hparams row ``r`` or shared) of ``config``
+    through the seed engine (:func:`simdyn.engine.run_seeds`; ``engine`` are its keywords:
+    devices, checkpoint_dir, identity, progress). ``chunk_size`` None: from free memory."""
+    return run_seeds(
+        lambda devices: _compiled_runner(config, devices, per_run_hparams),
+        key,
+        seeds,
+        hparams,
+        per_run_hparams,
+        empty=_empty_trajectory(config),
+        chunk_size=(lambda n: auto_chunk_size(config, n)) if chunk_size is None else chunk_size,
+        dims=TRAJ_DIMS,
+        **engine,
+    )
 
 
 def _progress_printer(stream=sys.stderr) -> Callable[[int, int, float], None]:

@@ -24,10 +24,9 @@ import numpy as np
 import xarray as xr
 
 from simdyn.config import Config, ConfigError
+from simdyn.seeds import as_key, key_data
 from simdyn.simulate import (
-    as_key,
     broadcast_hparams,
-    key_data,
     resolve_progress,
     run_attrs,
     run_batched,

@@ -48,11 +48,9 @@ from simdyn.metrics import feature_alignment, probe_accuracy
 from simdyn.moments import dense_moments, products, structured_moments
 from simdyn.projected import loss_and_grad as projected_loss_and_grad
 from simdyn.projected import projected_objective
+from simdyn.seeds import step_key, streams
 
 Array = jax.Array
-
-# fold_in purposes of a seed key: fixed forever.
-DATA_KEY, INIT_KEY, BATCH_KEY, TEST_KEY = 0, 1, 2, 3
 
 
 class HyperParams(NamedTuple):
@@ -105,14 +103,12 @@ def trajectory_of(out: LoopResult, dtype) -> Trajectory:
 
 def training_set_of(config: Config, seed_key: Array) -> TrainingSet:
     """The training set a seed with key ``seed_key`` trains on (training dtype)."""
-    key = jax.random.fold_in(seed_key, DATA_KEY)
-    return sample_training_set(key, config.data, jnp.dtype(config.train.dtype))
+    return sample_training_set(streams(seed_key).data, config.data, jnp.dtype(config.train.dtype))
 
 
 def fresh_test_set_of(config: Config, seed_key: Array, n: int | None = None) -> TestSet:
     """The fresh test set (``n`` points, default data.n_test) that seed's probes use."""
-    key = jax.random.fold_in(seed_key, TEST_KEY)
-    return sample_test_set(key, config.data, n, jnp.dtype(config.train.dtype))
+    return sample_test_set(streams(seed_key).test, config.data, n, jnp.dtype(config.train.dtype))
 
 
 def resolve_backend(config: Config) -> str:
@@ -245,18 +241,16 @@ def make_train(
 
     def train(seed_key: Array, hp: HyperParams) -> Trajectory:
         ts = training_set(config, seed_key)
-        batch_key = jax.random.fold_in(seed_key, BATCH_KEY)
+        keys = streams(seed_key)
         full_loss, full_loss_and_grad = objective(config, ts, hp.beta)
         batch_grad = None if t.full_batch else _minibatch_grad(config, ts, hp.beta)
-        theta0 = init_theta(
-            jax.random.fold_in(seed_key, INIT_KEY), mcfg.p, dcfg.d, hp.sigma_0, mcfg.bias, dtype
-        )
+        theta0 = init_theta(keys.init, mcfg.p, dcfg.d, hp.sigma_0, mcfg.bias, dtype)
 
         def direction(theta: Array, step: Array) -> Array:
             if batch_grad is None:
                 g = full_loss_and_grad(theta)[1]
             else:
-                g = batch_grad(theta, jax.random.fold_in(batch_key, step))
+                g = batch_grad(theta, step_key(keys.batch, step))
             return g if mcfg.bias else g.at[:, 0].set(0.0)
 
         out = run_loop(

@@ -51,11 +51,11 @@ DEVICES_SCRIPT = textwrap.dedent(
     from jax.sharding import PartitionSpec
     from simdyn.data import sample_training_set
     from simdyn.distributed import seed_mesh
-    from simdyn.simulate import as_key, seed_keys
-    from simdyn.train import DATA_KEY
+    from simdyn.seeds import as_key, seed_keys
+    from simdyn.seeds import DATA
 
     keys = seed_keys(as_key({KEY}), np.arange(8))
-    draw = jax.vmap(lambda k: sample_training_set(jax.random.fold_in(k, DATA_KEY), cfg.data))
+    draw = jax.vmap(lambda k: sample_training_set(jax.random.fold_in(k, DATA), cfg.data))
     spec = PartitionSpec("seeds")
     on4 = jax.jit(jax.shard_map(draw, mesh=seed_mesh(4), in_specs=spec, out_specs=spec))(keys)
     on1 = jax.jit(draw)(keys)

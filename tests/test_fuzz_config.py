@@ -24,7 +24,7 @@ from simdyn import (
     apply_overrides,
     simulate,
 )
-from simdyn.simulate import as_key
+from simdyn.seeds import as_key
 
 FAST = settings(
     derandomize=True,

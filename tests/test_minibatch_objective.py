@@ -23,9 +23,9 @@ from simdyn.minibatch_objective import (
     variance_coefficient,
 )
 from simdyn.moments import dense_moments
-from simdyn.simulate import seed_key
+from simdyn.seeds import INIT, seed_key
 from simdyn.theory import loss_value, min_norm_minimizer
-from simdyn.train import INIT_KEY, init_theta
+from simdyn.train import init_theta
 
 RTOL = 1e-10
 N, M, D, P = 6, 2, 4, 3
@@ -216,7 +216,7 @@ def test_sgd_ends_near_the_expected_objective_minimizer():
     ts = simdyn.seed_training_set(cfg, 0, 0)
     obj = expected_minibatch_objective(to_dense(ts.points, data.d), ts.labels.y, bsz, beta)
     theta0 = init_theta(
-        jax.random.fold_in(seed_key(0, 0), INIT_KEY),
+        jax.random.fold_in(seed_key(0, 0), INIT),
         41,
         data.d,
         jnp.asarray(0.001),

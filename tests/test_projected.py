@@ -29,7 +29,8 @@ from simdyn.projected import (
 from simdyn.projected import (
     loss_and_grad as projected_loss_and_grad,
 )
-from simdyn.train import DATA_KEY, INIT_KEY, init_theta
+from simdyn.seeds import DATA, INIT
+from simdyn.train import init_theta
 
 SEED_KEY = jax.random.fold_in(jax.random.key(11), 5)
 F64 = jnp.float64
@@ -69,12 +70,12 @@ def _run(cfg):
 
 
 def _training_set(cfg):
-    return sample_training_set(jax.random.fold_in(SEED_KEY, DATA_KEY), cfg.data, F64)
+    return sample_training_set(jax.random.fold_in(SEED_KEY, DATA), cfg.data, F64)
 
 
 def _theta0(cfg):
     return init_theta(
-        jax.random.fold_in(SEED_KEY, INIT_KEY),
+        jax.random.fold_in(SEED_KEY, INIT),
         cfg.model.p,
         cfg.data.d,
         F64(cfg.model.sigma_0),

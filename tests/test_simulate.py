@@ -20,8 +20,7 @@ from simdyn import (
     simulate,
 )
 from simdyn.data import sample_training_set
-from simdyn.simulate import as_key, seed_keys
-from simdyn.train import DATA_KEY
+from simdyn.seeds import DATA, as_key, seed_keys
 
 KEY = 11
 CFG = Config(
@@ -106,12 +105,10 @@ def test_chunk_size_changes_no_random_input():
         :7
     ]
     np.testing.assert_array_equal(whole, split)
-    sample = jax.vmap(lambda k: sample_training_set(jax.random.fold_in(k, DATA_KEY), CFG.data))
+    sample = jax.vmap(lambda k: sample_training_set(jax.random.fold_in(k, DATA), CFG.data))
     batched = sample(seed_keys(base, np.arange(4)))
     for i in range(4):
-        alone = sample_training_set(
-            jax.random.fold_in(jax.random.fold_in(base, i), DATA_KEY), CFG.data
-        )
+        alone = sample_training_set(jax.random.fold_in(jax.random.fold_in(base, i), DATA), CFG.data)
         for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(batched), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[i])
 

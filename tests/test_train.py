@@ -7,7 +7,8 @@ import pytest
 
 from simdyn import Config, DataConfig, ModelConfig, TrainConfig, default_hparams, make_train
 from simdyn.data import sample_training_set, to_dense
-from simdyn.train import DATA_KEY, INIT_KEY, init_theta
+from simdyn.seeds import DATA, INIT
+from simdyn.train import init_theta
 
 SEED_KEY = jax.random.fold_in(jax.random.key(7), 3)
 
@@ -32,7 +33,7 @@ def _small(noise="basis", loss="scl", backend="auto", **train):
 
 def _numpy_gd(cfg):
     """Independent reference: dense moments in numpy and the GD recursion in a Python loop."""
-    ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA_KEY), cfg.data, jnp.float64)
+    ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA), cfg.data, jnp.float64)
     x = np.asarray(to_dense(ts.points, cfg.data.d))
     n, m, dim = x.shape
     flat = x.reshape(n * m, dim)
@@ -46,7 +47,7 @@ def _numpy_gd(cfg):
     p_mat = beta * m_plus + (1 - beta) * m_tilde
     theta = np.asarray(
         init_theta(
-            jax.random.fold_in(SEED_KEY, INIT_KEY),
+            jax.random.fold_in(SEED_KEY, INIT),
             cfg.model.p,
             cfg.data.d,
             jnp.float64(cfg.model.sigma_0),
@@ -214,7 +215,7 @@ def test_static_loss_weight_skips_a_product_and_changes_nothing(backend, loss):
     from simdyn.train import full_objective
 
     cfg = _small(loss=loss, backend=backend)
-    ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA_KEY), cfg.data, jnp.float64)
+    ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA), cfg.data, jnp.float64)
     theta = jax.random.normal(jax.random.key(1), (3, cfg.data.d + 1), jnp.float64)
     build = structured_moments if backend == "structured" else dense_moments
     mom = build(ts.points, ts.labels, cfg.data.d)
@@ -252,7 +253,7 @@ def test_scl_structured_step_compiles_no_m_tilde_gathers():
 
     def primitives(loss):
         cfg = _small(loss=loss, backend="structured")
-        ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA_KEY), cfg.data, jnp.float64)
+        ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA), cfg.data, jnp.float64)
         theta = jnp.zeros((3, cfg.data.d + 1), jnp.float64)
         jaxpr = jax.make_jaxpr(full_objective(cfg, ts, jnp.asarray(0.4))[1])(theta)
         return [e.primitive.name for e in jaxpr.jaxpr.eqns]

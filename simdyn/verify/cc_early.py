@@ -159,10 +159,9 @@ def predicted_crossing(
     moments) and its own Theta_0 (``init_factor`` scales it: the near-miss control), the crossing
     is t_pred = ceil(ln(level / (||Theta_0 u_1|| |<u_1, v_2>|)) / ln(1 + 4 eta a_1)).
     """
-    import jax
 
-    from simdyn.simulate import as_key, seed_keys
-    from simdyn.train import INIT_KEY, init_theta
+    from simdyn.seeds import as_key, seed_keys, streams
+    from simdyn.train import init_theta
     from simdyn.verify.instances import compressed_moments, instance, sample_instances
 
     cfg = config(design)
@@ -175,7 +174,7 @@ def predicted_crossing(
         a_1, u_1 = float(evals[-1]), evecs[:, -1]
         theta0 = np.asarray(
             init_theta(
-                jax.random.fold_in(keys[u], INIT_KEY),
+                streams(keys[u]).init,
                 design.p,
                 design.d,
                 float(sig[u]) * init_factor,

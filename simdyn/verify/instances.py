@@ -8,7 +8,7 @@ full moments up to zero rows/columns, and every closed form (pseudo-inverses, mi
 minimizers, minimum losses) restricted to them is exact: the min-norm factor is zero elsewhere.
 :func:`compressed_moments` is tested against :func:`simdyn.moments.dense_moments` (the reference).
 
-A seed's instance is ``sample_training_set(fold_in(fold_in(key, seed), DATA_KEY), data)``, the
+A seed's instance is ``sample_training_set(streams(fold_in(key, seed)).data, data)``, the
 same one ``make_train`` trains on, so closed forms and GD runs of one seed share their data.
 """
 
@@ -23,8 +23,7 @@ import numpy as np
 
 from simdyn.config import DataConfig
 from simdyn.data import TrainingSet, sample_test_set
-from simdyn.simulate import as_key, seed_keys
-from simdyn.train import DATA_KEY, TEST_KEY
+from simdyn.seeds import as_key, seed_keys, streams
 from simdyn.verify import simulators
 
 
@@ -72,7 +71,7 @@ def sample_instances(data: DataConfig, seeds: Sequence[int], key: int) -> Traini
     sim = simulators.active()  # a data-model fault changes the instances the closed forms see
 
     def one(k):
-        return sim.sample(jax.random.fold_in(k, DATA_KEY), data, jnp.float64)
+        return sim.sample(streams(k).data, data, jnp.float64)
 
     return _chunked(jax.vmap(one), seeds, key)
 
@@ -83,10 +82,10 @@ def instance(batch: TrainingSet, i: int) -> TrainingSet:
 
 
 def sample_tests(data: DataConfig, seeds: Sequence[int], key: int, n: int | None = None):
-    """Fresh test sets per seed (the TEST_KEY stream of ``make_train``), numpy, leading seed."""
+    """Fresh test sets per seed (the test stream of :mod:`simdyn.seeds`), numpy, leading seed."""
 
     def one(k):
-        return sample_test_set(jax.random.fold_in(k, TEST_KEY), data, n, jnp.float64)
+        return sample_test_set(streams(k).test, data, n, jnp.float64)
 
     return _chunked(jax.vmap(one), seeds, key)
 

@@ -10,7 +10,6 @@ instance :func:`simdyn.verify.instances.sample_instances` returns for the same s
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -19,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from simdyn.config import Config
+from simdyn.engine import run_seeds, shard_seeds
 from simdyn.losses import loss_beta
 from simdyn.progress import progress_bar
-from simdyn.simulate import as_key, seed_keys
+from simdyn.seeds import as_key, seed_keys, streams
 from simdyn.train import HyperParams, Trajectory, make_train
 from simdyn.verify import simulators
 from simdyn.verify.simulators import Simulator
@@ -44,10 +44,14 @@ class Runs(NamedTuple):
     hparams: HyperParams
 
 
+def _train(config: Config, sim: Simulator):
+    return make_train(config, objective=sim.objective, training_set=sim.training_set_factory())
+
+
 @functools.lru_cache(maxsize=16)
-def _program(config: Config, sim: Simulator):
-    train = make_train(config, objective=sim.objective, training_set=sim.training_set_factory())
-    return jax.jit(jax.vmap(train, in_axes=(0, 0)))
+def _program(config: Config, sim: Simulator, num_devices: int = 1):
+    batched = jax.vmap(_train(config, sim), in_axes=(0, 0))
+    return shard_seeds(batched, num_devices, True)
 
 
 _MEMO: dict[tuple, Runs] = {}
@@ -112,11 +116,11 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
         beta=column(beta, default_beta),
         sigma_0=column(sigma_0, config.model.sigma_0) * sim.sigma_0_factor(config),
     )
-    keys = seed_keys(as_key(key), seeds)
     if sim.oracle:
+        keys = seed_keys(as_key(key), seeds)
         traj = jax.tree.map(np.asarray, oracle_trajectories(config, keys, hp))
     else:
-        traj = _chunked_program(_program(config, sim), keys, hp)
+        traj = _chunked(config, sim, as_key(key), seeds, hp)
     return Runs(
         traj.alignment,
         traj.loss,
@@ -132,27 +136,29 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
 UNIT_CHUNK = 512  # units per compiled call: bounds memory at the full design's 5000-unit sweeps
 
 
-def _chunked_program(program, keys: jax.Array, hp: HyperParams) -> Trajectory:
-    """program(keys, hp) in chunks of at most UNIT_CHUNK units (numpy out).
-
-    Every chunk has the same size (the last is padded with copies of its final unit, dropped
-    after), so one compilation serves them all; a unit's result depends only on its own key and
-    hyper-parameters, never on which chunk it ran in.
-    """
-    u = keys.shape[0]
-    size = min(u, UNIT_CHUNK)
-    parts = []
-    # Several chunks (the full design): progress per chunk with an ETA (plain lines in a log).
-    report = progress_bar(f"verify: training {u} units", unit="units") if u > size else None
-    t0 = time.perf_counter()
-    for start in range(0, u, size):
-        stop = min(start + size, u)
-        idx = np.concatenate([np.arange(start, stop), np.full(size - (stop - start), stop - 1)])
-        out = program(keys[idx], jax.tree.map(lambda a, idx=idx: a[idx], hp))
-        parts.append(jax.tree.map(lambda a, k=stop - start: np.asarray(a)[:k], out))
-        if report is not None:
-            report(stop, u, time.perf_counter() - t0)
-    return jax.tree.map(lambda *a: np.concatenate(a), *parts)
+def _chunked(config: Config, sim: Simulator, key: jax.Array, seeds, hp: HyperParams) -> Trajectory:
+    """The units through the seed engine (:func:`simdyn.engine.run_seeds`), at most UNIT_CHUNK
+    per compiled call: one compilation serves every chunk, and a unit's result depends only on
+    its own key and hyper-parameters, never on which chunk it ran in. Several chunks (the full
+    design): progress per chunk with an ETA (plain lines in a log)."""
+    u = len(seeds)
+    shapes = jax.eval_shape(
+        _train(config, sim), jax.random.key(0), jax.tree.map(lambda a: a[0], hp)
+    )
+    empty = jax.tree.map(lambda s: np.zeros((0, *s.shape), s.dtype), shapes)
+    report = progress_bar(f"verify: training {u} units", unit="units") if u > UNIT_CHUNK else None
+    traj, _ = run_seeds(
+        lambda devices: _program(config, sim, devices),
+        key,
+        seeds,
+        hp,
+        True,
+        empty=empty,
+        chunk_size=UNIT_CHUNK,
+        devices=1,
+        progress=report,
+    )
+    return traj
 
 
 def oracle_trajectories(config: Config, keys: jax.Array, hp: HyperParams) -> Trajectory:
@@ -164,7 +170,7 @@ def oracle_trajectories(config: Config, keys: jax.Array, hp: HyperParams) -> Tra
     """
     from simdyn import theory
     from simdyn.metrics import feature_alignment, probe_accuracy
-    from simdyn.train import INIT_KEY, fresh_test_set_of, init_theta, training_set_of
+    from simdyn.train import fresh_test_set_of, init_theta, training_set_of
     from simdyn.verify.instances import compressed_moments, expand
 
     t, dcfg = config.train, config.data
@@ -180,7 +186,7 @@ def oracle_trajectories(config: Config, keys: jax.Array, hp: HyperParams) -> Tra
         )
         theta = jnp.asarray(expand(np.asarray(sol.factor), comp.cols, dcfg.d), dtype)
         theta0 = init_theta(
-            jax.random.fold_in(keys[u], INIT_KEY),
+            streams(keys[u]).init,
             config.model.p,
             dcfg.d,
             hp.sigma_0[u],

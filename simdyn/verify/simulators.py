@@ -36,7 +36,8 @@ from simdyn.config import Config, DataConfig
 from simdyn.data import TrainingSet, sample_training_set
 from simdyn.losses import gradient_from_products, loss_from_products
 from simdyn.moments import structured_moments, structured_products
-from simdyn.train import DATA_KEY, ObjectiveFactory
+from simdyn.seeds import streams
+from simdyn.train import ObjectiveFactory
 
 Array = jax.Array
 Sampler = Callable[[Array, DataConfig, object], TrainingSet]
@@ -61,7 +62,7 @@ class Simulator:
     oracle: bool = False
 
     def sample(self, data_key: Array, data: DataConfig, dtype) -> TrainingSet:
-        """The training set for the key already folded with DATA_KEY."""
+        """The training set for the key already folded to the seed's data stream."""
         fn = sample_training_set if self.sampler is None else self.sampler
         return fn(data_key, data, dtype)
 
@@ -71,7 +72,7 @@ class Simulator:
             return None
 
         def training_set(config: Config, seed_key: Array) -> TrainingSet:
-            key = jax.random.fold_in(seed_key, DATA_KEY)
+            key = streams(seed_key).data
             return self.sample(key, config.data, jnp.dtype(config.train.dtype))
 
         return training_set
