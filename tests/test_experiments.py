@@ -210,7 +210,7 @@ def test_gd_runs_matches_simulate_and_keeps_zero_rows():
     varied = base.replace(phi=(0.7, 1.2, 1.0, 0.5), mu=0.4, lr=0.04)  # data + lr traced per cell
     small_p = base.replace(p=2)
     rec = [0, 20, 40]
-    runs = gd_runs([varied, small_p], 2, 5, rec, lambda th, mom, beta: th)
+    runs = gd_runs([varied, small_p], 2, 5, rec, lambda theta, context: theta)
     thetas = runs.observed  # (2 configs, 2 seeds, 3 steps, p_max = 3, D)
     ds = simulate(varied, seeds=2, key=5)
     ref = ds["alignment"].sel(step=rec).values  # (2, 3, K+1)
