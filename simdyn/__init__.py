@@ -5,9 +5,6 @@ The public API is what this module exports.
 
 from __future__ import annotations
 
-import sys as _sys
-import types as _types
-
 __version__ = "0.1.0"
 
 from simdyn.config import (  # noqa: E402  (no JAX: cheap)
@@ -24,11 +21,11 @@ from simdyn.presets import PRESETS, fig4_config, preset  # noqa: E402  (no JAX: 
 # ``import simdyn`` and the command line's --help, typos and bad input answer at once.
 _LAZY = {
     "enable_deterministic": "simdyn.distributed",
-    "load": "simdyn.simulate",
-    "save": "simdyn.simulate",
-    "seed_test_set": "simdyn.simulate",
-    "seed_training_set": "simdyn.simulate",
-    "simulate": "simdyn.simulate",
+    "load": "simdyn.simulation",
+    "save": "simdyn.simulation",
+    "seed_test_set": "simdyn.simulation",
+    "seed_training_set": "simdyn.simulation",
+    "simulate": "simdyn.simulation",
     "LoopResult": "simdyn.loop",
     "Record": "simdyn.loop",
     "run_loop": "simdyn.loop",
@@ -52,20 +49,6 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(_types.ModuleType):
-    """The package object. Importing the submodule ``simdyn.simulate`` makes the import system
-    bind it as ``simdyn.simulate``; the public name is the function (as the former eager
-    ``from simdyn.simulate import simulate`` made it), so it is rebound to the function."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name == "simulate" and isinstance(value, _types.ModuleType):
-            value = value.simulate
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 
 def enable_x64() -> None:

@@ -94,7 +94,7 @@ def _is_writer() -> bool:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from simdyn.simulate import save, simulate
+    from simdyn.simulation import save, simulate
     from simdyn.summary import format_summary
 
     config = _config_from_args(args)
@@ -144,7 +144,7 @@ def _parse_grid(items: list[str]) -> dict[str, list[float]]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from simdyn.simulate import save
+    from simdyn.simulation import save
     from simdyn.summary import format_sweep_summary
     from simdyn.sweep import sweep, validate_grid
 
@@ -198,7 +198,7 @@ def _check_output_file(path: str, what: str, example: str) -> Path:
 def _cmd_show(args: argparse.Namespace) -> int:
     path = _check_input_file(args.file)
     plot = _check_output_file(args.plot, "--plot", "a.png") if args.plot else None
-    from simdyn.simulate import load
+    from simdyn.simulation import load
     from simdyn.summary import format_summary
 
     ds = load(path)

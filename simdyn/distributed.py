@@ -145,7 +145,7 @@ def gather_blocks(local: Any, num_local: int, block_size: int) -> Any:
     shared file system (TPU VMs and many cloud GPU nodes have only local disks), it cannot read
     a file another host has not finished flushing (NFS attribute caching), and the payload is
     small (recorded metrics, not training data). Resumability does not suffer: each process
-    still checkpoints its own finished chunks (see :func:`simdyn.simulate.simulate`).
+    still checkpoints its own finished chunks (see :func:`simdyn.simulate`).
     """
     if jax.process_count() == 1:
         return local

@@ -47,7 +47,7 @@ from simdyn.losses import loss_beta, sample_loss
 from simdyn.metrics import ProbeAccuracy, feature_alignment, probe_accuracy_from_embeddings
 from simdyn.nce_losses import joint_nce
 from simdyn.seeds import as_key, key_data, step_key, streams
-from simdyn.simulate import TRAJ_DIMS, resolve_progress, seed_list_from, trajectories_to_dataset
+from simdyn.simulation import TRAJ_DIMS, resolve_progress, seed_list_from, trajectories_to_dataset
 from simdyn.train import (
     Trajectory,
     make_optimizer,

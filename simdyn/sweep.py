@@ -3,7 +3,7 @@
 * :func:`sweep` runs every (grid point, seed) pair of a ``lr x beta x sigma_0`` grid as one
   batch of runs: the numeric hyper-parameters are traced arrays (:class:`HyperParams`), so the
   whole grid costs ONE compilation, and the runs are chunked, split over devices/processes and
-  checkpointed exactly like :func:`simdyn.simulate.simulate` seeds.
+  checkpointed exactly like :func:`simdyn.simulate` seeds.
 * Grid points share seeds: run (g, i) uses seed key ``fold_in(key, i)`` for every g (common
   random numbers: two grid points differ only by their hyper-parameters, which sharpens
   comparisons between them).
@@ -25,7 +25,7 @@ import xarray as xr
 
 from simdyn.config import Config, ConfigError
 from simdyn.seeds import as_key, key_data
-from simdyn.simulate import (
+from simdyn.simulation import (
     broadcast_hparams,
     resolve_progress,
     run_attrs,
@@ -180,7 +180,7 @@ def sweep_configs(
     Each config's seeds are split over all devices; with ``checkpoint_dir`` each config resumes
     from its own sub-folder ``checkpoint_dir/<name>``.
     """
-    from simdyn.simulate import simulate
+    from simdyn.simulation import simulate
 
     if not isinstance(configs, Mapping) or not configs:
         raise ConfigError("invalid configs: must be a non-empty mapping name -> Config")

@@ -1,6 +1,6 @@
 """Training: ``make_train(config) -> train(seed_key, hparams) -> Trajectory`` for ONE seed.
 
-The per-seed function is pure; :mod:`simdyn.simulate` runs ``jit(vmap(train))`` over seed keys,
+The per-seed function is pure; :func:`simdyn.simulate` runs ``jit(vmap(train))`` over seed keys,
 so the compiled program is ``jit(vmap(scan(step)))`` with the seed axis outermost.
 
 A seed's randomness: ``seed_key = fold_in(base_key, seed_index)``, then ``fold_in(seed_key,

@@ -317,7 +317,7 @@ def test_enable_deterministic_sets_flag_before_start_and_refuses_after():
         import jax
         from simdyn.config import ConfigError
         from simdyn.distributed import enable_deterministic
-        from simdyn.simulate import environment_attrs
+        from simdyn.simulation import environment_attrs
         enable_deterministic()
         jax.devices()  # the backend starts with the flag
         assert "--xla_gpu_deterministic_ops=true" in environment_attrs()["xla_flags"]

@@ -196,7 +196,7 @@ def test_auto_chunk_is_capped_on_cpu_and_by_memory(monkeypatch):
 
     from simdyn import preset
 
-    sim = importlib.import_module("simdyn.simulate")  # the module; simdyn.simulate is the function
+    sim = importlib.import_module("simdyn.simulation")
 
     assert jax.default_backend() == "cpu"  # the test suite runs on the CPU
     cfg = preset("fig2a")
