@@ -238,106 +238,127 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=30)
 
 
-def _add_run_flags(p: argparse.ArgumentParser, unit: str = "seeds") -> None:
-    p.add_argument(
+def _flag(*names: str, **kwargs) -> tuple[tuple[str, ...], dict]:
+    return names, kwargs
+
+
+# The options of simulate and sweep, as data ({unit}: what a run counts, seeds or runs).
+_RUN_FLAGS = (
+    _flag(
         "preset",
         choices=sorted(PRESETS),
         metavar="PRESET",
         help="named setting to start from: " + ", ".join(sorted(PRESETS)) + " (simdyn presets)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--seeds",
         type=int,
         default=16,
         metavar="N",
         help="independent seeds (data draw + init) per run, N >= 1 (default: 16)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--steps",
         type=int,
         default=None,
         metavar="T",
         help="training steps, T >= 1 (default: the preset's train.steps; see `simdyn presets`)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--set",
         action="append",
         metavar="FIELD=VALUE",
         help="override a config field, repeatable: unique name like p=5 or dotted model.p=5; "
         "ranges are checked (default: none)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--key",
         type=int,
         default=0,
         metavar="K",
         help="base PRNG key, K >= 0; seed i uses fold_in(K, i) (default: 0)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--chunk-size",
         type=int,
         default=None,
         metavar="C",
         help="seeds per device per compiled call, C >= 1 (default: sized from free memory)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--devices",
         type=int,
         default=None,
         metavar="D",
         help="local devices to split the seeds over, 1 <= D <= available (default: all)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--resume",
         metavar="DIR",
         default=None,
         help="checkpoint folder: finished chunks are kept and skipped on rerun "
         "(default: no checkpoints)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--out",
         required=True,
         metavar="FILE.nc",
         help="result file to write (required; its folder must exist)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--quiet",
         action="store_true",
-        help=f"no progress output (default: a bar on a terminal, one line per chunk of {unit} "
+        help="no progress output (default: a bar on a terminal, one line per chunk of {unit} "
         "in a log)",
-    )
-    p.add_argument(
+    ),
+    _flag(
         "--deterministic",
         action="store_true",
         help="deterministic GPU kernels (XLA_FLAGS=--xla_gpu_deterministic_ops=true; default: off)",
-    )
-    m = p.add_argument_group("multi-process (jax.distributed; see docs/scaling.md)")
-    m.add_argument(
+    ),
+)
+_MULTI_PROCESS_FLAGS = (
+    _flag(
         "--coordinator",
         metavar="HOST:PORT",
         default=None,
         help="address of process 0, port in [1, 65535] (default: single process)",
-    )
-    m.add_argument(
+    ),
+    _flag(
         "--num-processes",
         type=int,
         default=None,
         metavar="N",
         help="number of processes, N >= 1 (give with --coordinator and --process-id)",
-    )
-    m.add_argument(
+    ),
+    _flag(
         "--process-id",
         type=int,
         default=None,
         metavar="I",
         help="this process's index, 0 <= I < N (give with --coordinator and --num-processes)",
-    )
-    m.add_argument(
+    ),
+    _flag(
         "--auto-cluster",
         action="store_true",
         help="let JAX detect the cluster (SLURM, TPU pod, Open MPI) and its process layout "
         "(default: off)",
-    )
+    ),
+)
+
+
+def _add_flags(p, flags: tuple, **fmt: str) -> None:
+    """Add options given as (names, kwargs); help strings may use ``{unit}``-style fields."""
+    for names, kwargs in flags:
+        if "help" in kwargs and fmt:
+            kwargs = kwargs | {"help": kwargs["help"].replace("{unit}", fmt.get("unit", ""))}
+        p.add_argument(*names, **kwargs)
+
+
+def _add_run_flags(p: argparse.ArgumentParser, unit: str = "seeds") -> None:
+    _add_flags(p, _RUN_FLAGS, unit=unit)
+    m = p.add_argument_group("multi-process (jax.distributed; see docs/scaling.md)")
+    _add_flags(m, _MULTI_PROCESS_FLAGS)
 
 
 _SIMULATE_DOC = """Run many seeds of one preset (optionally changed with --set/--steps) and write
@@ -361,7 +382,71 @@ claims. Example:
   simdyn verify --claims CC-unlearn --seeds 32"""
 
 
+_VERIFY_FLAGS = (
+    _flag(
+        "--claims",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="claims to check, names from --list, space- or comma-separated, case-insensitive "
+        "(default: all)",
+    ),
+    _flag(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seeds per design point, N >= 2 (default: the scale's registered count)",
+    ),
+    _flag(
+        "--quick",
+        action="store_true",
+        default=True,
+        help="the small registered scale, minutes on a laptop (default)",
+    ),
+    _flag(
+        "--full",
+        dest="quick",
+        action="store_false",
+        help="the thousands-of-seeds scale: quick sizes, >= 1000 independent seeds per design "
+        "point, key 20261203 (default: off)",
+    ),
+    _flag(
+        "--key",
+        type=int,
+        default=None,
+        metavar="K",
+        help="base PRNG key, K >= 0 (default: the scale's registered key)",
+    ),
+    _flag(
+        "--out",
+        default="verify-report",
+        metavar="DIR",
+        help="folder for report.json, report.md and figures; a rerun into the same folder "
+        "resumes an interrupted run's finished claims (default: verify-report, git-ignored)",
+    ),
+    _flag(
+        "--self-test",
+        action="store_true",
+        help="run the verifier against deliberately broken simulators: each must be caught "
+        "(default: off)",
+    ),
+    _flag(
+        "--list",
+        action="store_true",
+        help="print the claim names (with their conditions) and exit",
+    ),
+)
+
+
+def _subcommand(sub, name: str, help: str, description: str, func) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=description, formatter_class=_Formatter)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``simdyn`` argument parser: simulate, sweep, show, presets, verify."""
     parser = argparse.ArgumentParser(
         prog="simdyn",
         description=__doc__,
@@ -370,123 +455,69 @@ def build_parser() -> argparse.ArgumentParser:
         "  simdyn show f.nc --plot f.png\n  simdyn verify",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
+    p = _subcommand(
+        sub,
         "simulate",
-        help="run many seeds of a preset and write a .nc dataset",
-        description=_SIMULATE_DOC,
-        formatter_class=_Formatter,
+        "run many seeds of a preset and write a .nc dataset",
+        _SIMULATE_DOC,
+        _cmd_simulate,
     )
     _add_run_flags(p)
-    p.set_defaults(func=_cmd_simulate)
-
-    w = sub.add_parser(
+    w = _subcommand(
+        sub,
         "sweep",
-        help="run every seed at every point of a lr/beta/sigma_0 grid (one program)",
-        description=_SWEEP_DOC,
-        formatter_class=_Formatter,
+        "run every seed at every point of a lr/beta/sigma_0 grid (one program)",
+        _SWEEP_DOC,
+        _cmd_sweep,
     )
     _add_run_flags(w, unit="runs")
-    w.add_argument(
+    _add_flags(w, _SWEEP_FLAGS)
+    s = _subcommand(
+        sub, "show", "summarise (and optionally plot) a result file", _SHOW_DOC, _cmd_show
+    )
+    _add_flags(s, _SHOW_FLAGS)
+    r = _subcommand(
+        sub,
+        "presets",
+        "list the named presets",
+        "List the named presets with their main settings.",
+        _cmd_presets,
+    )
+    _add_flags(r, _PRESETS_FLAGS)
+    v = _subcommand(
+        sub, "verify", "check the paper's claims statistically", _VERIFY_DOC, _cmd_verify
+    )
+    _add_flags(v, _VERIFY_FLAGS)
+    return parser
+
+
+_SWEEP_FLAGS = (
+    _flag(
         "--grid",
         action="append",
         required=True,
         metavar="FIELD=V1,V2,...",
         help="grid values of lr (> 0), beta (loss=joint, in [0, 1]) or sigma_0 (> 0); "
         "repeat for a product grid (required)",
-    )
-    w.set_defaults(func=_cmd_sweep)
-
-    s = sub.add_parser(
-        "show",
-        help="summarise (and optionally plot) a result file",
-        description=_SHOW_DOC,
-        formatter_class=_Formatter,
-    )
-    s.add_argument("file", metavar="FILE.nc", help="a result file written by simulate or sweep")
-    s.add_argument(
+    ),
+)
+_SHOW_FLAGS = (
+    _flag("file", metavar="FILE.nc", help="a result file written by simulate or sweep"),
+    _flag(
         "--plot",
         metavar="OUT.png",
         default=None,
         help="also write a figure: median and 5-95%% band of each feature's alignment over "
         "steps, log step axis (simulate results; default: no figure)",
-    )
-    s.set_defaults(func=_cmd_show)
-
-    r = sub.add_parser(
-        "presets",
-        help="list the named presets",
-        description="List the named presets with their main settings.",
-        formatter_class=_Formatter,
-    )
-    r.add_argument(
+    ),
+)
+_PRESETS_FLAGS = (
+    _flag(
         "--json",
         action="store_true",
         help="print each preset's full config as JSON (default: brief)",
-    )
-    r.set_defaults(func=_cmd_presets)
-
-    v = sub.add_parser(
-        "verify",
-        help="check the paper's claims statistically",
-        description=_VERIFY_DOC,
-        formatter_class=_Formatter,
-    )
-    v.add_argument(
-        "--claims",
-        nargs="*",
-        default=None,
-        metavar="NAME",
-        help="claims to check, names from --list, space- or comma-separated, case-insensitive "
-        "(default: all)",
-    )
-    v.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        metavar="N",
-        help="seeds per design point, N >= 2 (default: the scale's registered count)",
-    )
-    v.add_argument(
-        "--quick",
-        action="store_true",
-        default=True,
-        help="the small registered scale, minutes on a laptop (default)",
-    )
-    v.add_argument(
-        "--full",
-        dest="quick",
-        action="store_false",
-        help="the thousands-of-seeds scale: quick sizes, >= 1000 independent seeds per design "
-        "point, key 20261203 (default: off)",
-    )
-    v.add_argument(
-        "--key",
-        type=int,
-        default=None,
-        metavar="K",
-        help="base PRNG key, K >= 0 (default: the scale's registered key)",
-    )
-    v.add_argument(
-        "--out",
-        default="verify-report",
-        metavar="DIR",
-        help="folder for report.json, report.md and figures; a rerun into the same folder "
-        "resumes an interrupted run's finished claims (default: verify-report, git-ignored)",
-    )
-    v.add_argument(
-        "--self-test",
-        action="store_true",
-        help="run the verifier against deliberately broken simulators: each must be caught "
-        "(default: off)",
-    )
-    v.add_argument(
-        "--list",
-        action="store_true",
-        help="print the claim names (with their conditions) and exit",
-    )
-    v.set_defaults(func=_cmd_verify)
-    return parser
+    ),
+)
 
 
 def main(argv: list[str] | None = None) -> int:

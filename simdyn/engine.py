@@ -290,23 +290,9 @@ def run_seeds(
     """
     dims = dict(dims or {})
     seeds = np.asarray(seeds, np.int64)
-    total = len(seeds)
-    num_devices = distributed.resolve_devices(devices)
-    nproc, pid = jax.process_count(), jax.process_index()
-    block = distributed.process_block(total, pid, nproc)
+    layout, block = _layout(len(seeds), chunk_size, devices)
     local = block.stop - block.start
-    per_device = max(1, -(-local // num_devices))
-    if callable(chunk_size):
-        chunk_size = chunk_size(per_device)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
-        raise ConfigError(f"invalid chunk_size={chunk_size!r}: must be an integer >= 1")
-    if chunk_size < 1:
-        raise ConfigError(f"invalid chunk_size={chunk_size}: must be an integer >= 1")
-    # Never pad a call beyond what one process needs (same clamp on every process).
-    chunk_size = int(min(chunk_size, max(1, -(-block.size // num_devices))))
-    layout = Layout(chunk_size, num_devices, nproc)
-    per_call = chunk_size * num_devices
-
+    per_call = layout.chunk_size * layout.devices
     manifest_id = ""
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
@@ -317,7 +303,7 @@ def run_seeds(
         }
         manifest_id = _prepare_checkpoint_dir(ckpt, full_identity)
 
-    runner = program_for(num_devices)
+    runner = program_for(layout.devices)
     pad_seed = int(seeds.max()) + 1
     parts = [empty]
     start_time = time.perf_counter()
@@ -325,30 +311,22 @@ def run_seeds(
     for start in range(block.start, block.stop, per_call):
         chunks += 1
         positions = np.arange(start, min(start + per_call, block.stop))
-        chunk_seeds = seeds[positions]
         path = ckpt / f"chunk_{start:08d}.nc" if ckpt is not None else None
         traj = None
         if path is not None:
-            traj = _read_chunk(path, positions, chunk_seeds, manifest_id, empty, dims)
+            traj = _read_chunk(path, positions, seeds[positions], manifest_id, empty, dims)
             reused += traj is not None
         if traj is None:
-            # Pad with extra seed indices (dropped below) so one program serves every call.
-            n_pad = per_call - len(positions)
-            padded = np.concatenate([chunk_seeds, pad_seed + np.arange(n_pad)])
-            hp = hparams
-            if per_run_hparams:
-                rows = np.concatenate([positions, np.full(n_pad, positions[0])])
-                hp = jax.tree.map(lambda a, rows=rows: a[rows], hparams)
-            out = runner(seed_keys(key, padded), hp)
-            keep = len(positions)
-            traj = jax.tree.map(lambda a, keep=keep: np.asarray(a)[:keep], out)
+            traj = _compute_chunk(
+                runner, key, seeds, positions, per_call, pad_seed, hparams, per_run_hparams
+            )
             if path is not None:
-                write_atomic(_chunk_dataset(traj, positions, chunk_seeds, manifest_id, dims), path)
+                ds = _chunk_dataset(traj, positions, seeds[positions], manifest_id, dims)
+                write_atomic(ds, path)
                 write_text_atomic(_sha256(path), path.with_name(path.name + ".sha256"))
         parts.append(traj)
         if progress is not None:
-            done = int(positions[-1]) + 1 - block.start
-            progress(done, local, time.perf_counter() - start_time)
+            progress(int(positions[-1]) + 1 - block.start, local, time.perf_counter() - start_time)
     if reused and progress is not None:  # a resumed run says what it did not recompute
         print(
             f"[simdyn] resumed from {ckpt}: reused {reused} of {chunks} chunks, "
@@ -357,3 +335,44 @@ def run_seeds(
         )
     mine = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *parts)
     return distributed.gather_blocks(mine, local, block.size), layout
+
+
+def _layout(
+    total: int, chunk_size: int | Callable[[int], int], devices: int | None
+) -> tuple[Layout, Any]:
+    """The layout of ``total`` runs and this process's block of them (checked chunk size)."""
+    num_devices = distributed.resolve_devices(devices)
+    nproc, pid = jax.process_count(), jax.process_index()
+    block = distributed.process_block(total, pid, nproc)
+    per_device = max(1, -(-(block.stop - block.start) // num_devices))
+    if callable(chunk_size):
+        chunk_size = chunk_size(per_device)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
+        raise ConfigError(f"invalid chunk_size={chunk_size!r}: must be an integer >= 1")
+    if chunk_size < 1:
+        raise ConfigError(f"invalid chunk_size={chunk_size}: must be an integer >= 1")
+    # Never pad a call beyond what one process needs (same clamp on every process).
+    chunk_size = int(min(chunk_size, max(1, -(-block.size // num_devices))))
+    return Layout(chunk_size, num_devices, nproc), block
+
+
+def _compute_chunk(
+    runner: Program,
+    key: Array,
+    seeds: np.ndarray,
+    positions: np.ndarray,
+    per_call: int,
+    pad_seed: int,
+    hparams: Any,
+    per_run_hparams: bool,
+) -> Any:
+    """One call of the program on the runs at ``positions`` (numpy out, padding dropped)."""
+    # Pad with extra seed indices (dropped below) so one program serves every call.
+    n_pad = per_call - len(positions)
+    padded = np.concatenate([seeds[positions], pad_seed + np.arange(n_pad)])
+    hp = hparams
+    if per_run_hparams:
+        rows = np.concatenate([positions, np.full(n_pad, positions[0])])
+        hp = jax.tree.map(lambda a: a[rows], hparams)
+    out = runner(seed_keys(key, padded), hp)
+    return jax.tree.map(lambda a: np.asarray(a)[: len(positions)], out)

@@ -195,10 +195,42 @@ def run_loop(
         raise ConfigError(f"invalid steps={steps!r}: must be an integer >= 0")
     if record.loss and loss is None:
         raise ConfigError("run_loop: Record(loss=True) needs the loss= function")
-    log_steps = record.log_steps(steps)
-    probe_steps = record.probe_steps(steps)
-    observables, probes = record.observables, record.probes
+    hooks = _hooks(direction, optimizer, record, loss, context, divergence_threshold)
+    s = _State(
+        params0,
+        optimizer.init(params0),
+        jnp.zeros((), jnp.int32),
+        jnp.zeros((), bool),
+        jnp.full((), -1, jnp.int32),
+    )
+    probed: dict = {}
+    if record.every is not None:
+        s, value, observed, probed = _scan_every(hooks, s, record, steps)
+    elif record.at is not None:
+        s, value, observed = _scan_at(hooks, s, record.log_steps(steps), steps)
+    else:
+        s = hooks.check(jax.lax.fori_loop(0, steps, hooks.step, s), None)
+        value, observed = None, {}
+    return LoopResult(
+        jnp.zeros((0,)) if value is None else value,
+        observed,
+        probed,
+        s.diverged,
+        s.diverged_step,
+        s.params if record.final else None,
+    )
 
+
+class _Hooks(NamedTuple):
+    """The loop's pieces for one run: a step, a divergence check, a log and a probe."""
+
+    step: Callable[[Any, _State], _State]
+    check: Callable[[_State, Array | None], _State]
+    log: Callable[[_State], tuple[_State, tuple[Array | None, dict]]]
+    probe: Callable[[_State], dict]
+
+
+def _hooks(direction, optimizer, record: Record, loss, context, threshold: float) -> _Hooks:
     def step(_, s: _State) -> _State:
         g = direction(s.params, s.step)
         updates, opt_state = optimizer.update(g, s.opt_state, s.params)
@@ -210,7 +242,7 @@ def run_loop(
         leaves = jax.tree.leaves(s.params)
         bad = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
         biggest = jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in leaves]))
-        bad = bad | (biggest > divergence_threshold)
+        bad = bad | (biggest > threshold)
         if value is not None:
             bad = (~jnp.isfinite(value)) | bad
         newly = bad & ~s.diverged
@@ -218,64 +250,55 @@ def run_loop(
             diverged=s.diverged | bad, diverged_step=jnp.where(newly, s.step, s.diverged_step)
         )
 
-    def log(s: _State) -> tuple[_State, tuple[Array, dict]]:
+    def log(s: _State) -> tuple[_State, tuple[Array | None, dict]]:
         value = loss(s.params) if record.loss else None
         s = check(s, value)
-        obs = {name: fn(s.params, context) for name, fn in observables.items()}
+        obs = {name: fn(s.params, context) for name, fn in record.observables.items()}
         return s, (value, obs)
 
     def probe(s: _State) -> dict:
-        return {name: fn(s.params, context) for name, fn in probes.items()}
+        return {name: fn(s.params, context) for name, fn in record.probes.items()}
 
-    s = _State(
-        params0,
-        optimizer.init(params0),
-        jnp.zeros((), jnp.int32),
-        jnp.zeros((), bool),
-        jnp.full((), -1, jnp.int32),
-    )
+    return _Hooks(step, check, log, probe)
+
+
+def _scan_every(hooks: _Hooks, s: _State, record: Record, steps: int):
+    """Uniform schedule: a static ``every``-step inner loop per log, probes every k logs."""
+    every = record.every
+    num_logs = len(record.log_steps(steps))
+
+    def log_block(s: _State, _) -> tuple[_State, tuple[Array | None, dict]]:
+        return hooks.log(jax.lax.fori_loop(0, every, hooks.step, s))
+
+    s, first = hooks.log(s)
     probed: dict = {}
-    if record.every is not None:
-        every = record.every
+    if record.probes:
+        per_probe = record.probe_every // every
 
-        def log_block(s: _State, _) -> tuple[_State, tuple[Array, dict]]:
-            return log(jax.lax.fori_loop(0, every, step, s))
+        def probe_block(s: _State, _):
+            s, recs = jax.lax.scan(log_block, s, None, length=per_probe)
+            return s, (recs, hooks.probe(s))
 
-        s, first = log(s)
-        if probes:
-            per_probe = record.probe_every // every
-
-            def probe_block(s: _State, _):
-                s, recs = jax.lax.scan(log_block, s, None, length=per_probe)
-                return s, (recs, probe(s))
-
-            probe0 = probe(s)
-            s, (recs, prs) = jax.lax.scan(probe_block, s, None, length=len(probe_steps) - 1)
-            probed = _stack_first(probe0, prs)
-        else:
-            s, recs = jax.lax.scan(log_block, s, None, length=len(log_steps) - 1)
-        value, observed = _stack_first(first, recs)
-    elif record.at is not None:
-        gaps = jnp.asarray(np.diff(np.concatenate([[0], log_steps])), jnp.int32)
-
-        def gap_block(s: _State, gap: Array) -> tuple[_State, tuple[Array, dict]]:
-            return log(jax.lax.fori_loop(0, gap, step, s))
-
-        s, (value, observed) = jax.lax.scan(gap_block, s, gaps)
-        s = jax.lax.fori_loop(0, steps - int(log_steps[-1]), step, s)
+        probe0 = hooks.probe(s)
+        num_probes = len(record.probe_steps(steps))
+        s, (recs, prs) = jax.lax.scan(probe_block, s, None, length=num_probes - 1)
+        probed = _stack_first(probe0, prs)
     else:
-        s = check(jax.lax.fori_loop(0, steps, step, s), None)
-        value, observed = None, {}
-    if value is None:
-        value = jnp.zeros((0,))
-    return LoopResult(
-        value,
-        observed,
-        probed,
-        s.diverged,
-        s.diverged_step,
-        s.params if record.final else None,
-    )
+        s, recs = jax.lax.scan(log_block, s, None, length=num_logs - 1)
+    value, observed = _stack_first(first, recs)
+    return s, value, observed, probed
+
+
+def _scan_at(hooks: _Hooks, s: _State, log_steps: np.ndarray, steps: int):
+    """Explicit log steps: a scan over the gaps between them, then the steps after the last."""
+    gaps = jnp.asarray(np.diff(np.concatenate([[0], log_steps])), jnp.int32)
+
+    def gap_block(s: _State, gap: Array) -> tuple[_State, tuple[Array | None, dict]]:
+        return hooks.log(jax.lax.fori_loop(0, gap, hooks.step, s))
+
+    s, (value, observed) = jax.lax.scan(gap_block, s, gaps)
+    s = jax.lax.fori_loop(0, steps - int(log_steps[-1]), hooks.step, s)
+    return s, value, observed
 
 
 def record_for(
