@@ -293,15 +293,8 @@ def run_seeds(
     layout, block = _layout(len(seeds), chunk_size, devices)
     local = block.stop - block.start
     per_call = layout.chunk_size * layout.devices
-    manifest_id = ""
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        full_identity = dict(identity or {}) | {
-            "layout": layout._asdict(),
-            "versions": _versions(),
-            "format": CHUNK_FORMAT,
-        }
-        manifest_id = _prepare_checkpoint_dir(ckpt, full_identity)
+    manifest_id = _open_checkpoint(ckpt, identity, layout) if ckpt is not None else ""
 
     runner = program_for(layout.devices)
     pad_seed = int(seeds.max()) + 1
@@ -335,6 +328,16 @@ def run_seeds(
         )
     mine = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *parts)
     return distributed.gather_blocks(mine, local, block.size), layout
+
+
+def _open_checkpoint(ckpt: Path, identity: dict[str, Any] | None, layout: Layout) -> str:
+    """Create or check the folder's manifest (identity + layout + versions); its digest."""
+    full_identity = dict(identity or {}) | {
+        "layout": layout._asdict(),
+        "versions": _versions(),
+        "format": CHUNK_FORMAT,
+    }
+    return _prepare_checkpoint_dir(ckpt, full_identity)
 
 
 def _layout(
