@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
 
 import simdyn  # noqa: E402
-from simdyn import default_hparams, preset  # noqa: E402
+from simdyn import default_hparams, init_theta, make_train, preset  # noqa: E402
 from simdyn.config import Config  # noqa: E402
 from simdyn.cost import (  # noqa: E402
     applicable_backends,
@@ -60,7 +60,6 @@ from simdyn.moments import dense_moments, products, structured_moments  # noqa: 
 from simdyn.projected import loss_and_grad as projected_loss_and_grad  # noqa: E402
 from simdyn.projected import projected_objective  # noqa: E402
 from simdyn.seeds import streams  # noqa: E402
-from simdyn.train import init_theta, make_train  # noqa: E402
 
 GiB = 1 << 30
 HOST_MEMORY = 24 * GiB  # the development machine's RAM, the question the memory table answers

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import simdyn  # noqa: E402
-from simdyn import seed_training_set  # noqa: E402
+from simdyn import init_theta, seed_training_set  # noqa: E402
 from simdyn.config import Config, ConfigError, supports_structured  # noqa: E402
 from simdyn.data import (  # noqa: E402
     Points,
@@ -47,7 +47,6 @@ from simdyn.moments import (  # noqa: E402
 )
 from simdyn.seeds import as_key, seed_keys, streams  # noqa: E402
 from simdyn.theory import min_norm_minimizer  # noqa: E402
-from simdyn.train import init_theta  # noqa: E402
 
 Array = jax.Array
 

@@ -69,10 +69,7 @@ import numpy as np
 import xarray as xr
 from scipy.stats import beta as beta_dist
 
-from simdyn import Config, preset
-from simdyn.encoders import make_encoder
-from simdyn.generic_train import ContrastiveLoss, simulate_generic
-from simdyn.presets import fig4_config
+from simdyn import Config, ContrastiveLoss, fig4_config, make_encoder, preset, simulate_generic
 
 ROOT = Path(__file__).resolve().parent
 # --- pre-registered constants (see the module docstring) ----------------------------------------

@@ -1,6 +1,16 @@
 """simdyn: exact, vmapped simulation of (S)GD training of linear contrastive learners.
 
-The public API is what this module exports.
+The public API is what this module exports, plus the modules in :data:`PUBLIC_MODULES` (one
+concept each: the loop, the key protocol, the seed engine, the data model, the moments, the
+losses, the metrics, the closed forms, the cost model, the projected form, the encoders).
+Everything else may change. Experiments and benchmarks use only this API (a test checks it).
+
+Example:
+  >>> import simdyn
+  >>> config = simdyn.preset("fig2a").replace(n=40, d=80, steps=20, log_every=10)
+  >>> ds = simdyn.simulate(config, seeds=2)
+  >>> ds["alignment"].shape  # (seed, step, feature): steps 0, 10, 20; bias + K features
+  (2, 3, 5)
 """
 
 from __future__ import annotations
@@ -29,6 +39,11 @@ _LAZY = {
     "LoopResult": "simdyn.loop",
     "Record": "simdyn.loop",
     "run_loop": "simdyn.loop",
+    "ContrastiveLoss": "simdyn.generic_train",
+    "run_generic": "simdyn.generic_train",
+    "simulate_generic": "simdyn.generic_train",
+    "make_encoder": "simdyn.encoders",
+    "init_theta": "simdyn.train",
     "HyperParams": "simdyn.train",
     "Trajectory": "simdyn.train",
     "default_hparams": "simdyn.train",
@@ -58,7 +73,23 @@ def enable_x64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
+PUBLIC_MODULES = (
+    "simdyn.config",
+    "simdyn.cost",
+    "simdyn.data",
+    "simdyn.encoders",
+    "simdyn.engine",
+    "simdyn.loop",
+    "simdyn.losses",
+    "simdyn.metrics",
+    "simdyn.moments",
+    "simdyn.projected",
+    "simdyn.seeds",
+    "simdyn.theory",
+)
+
 __all__ = [
+    "ContrastiveLoss",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -74,12 +105,16 @@ __all__ = [
     "enable_deterministic",
     "enable_x64",
     "fig4_config",
+    "init_theta",
     "load",
+    "make_encoder",
     "make_train",
     "preset",
+    "run_generic",
     "run_loop",
     "save",
     "seed_test_set",
     "seed_training_set",
     "simulate",
+    "simulate_generic",
 ]

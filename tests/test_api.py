@@ -1,0 +1,173 @@
+"""The public API: doctests, the one loop's Record spec, the seed engine on the generic path, and
+the rule that experiments and benchmarks import only the public API."""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import importlib
+import types
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import simdyn
+from simdyn import ConfigError, Record, run_loop
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["simdyn", "simdyn.loop", "simdyn.seeds"])
+def test_doctests_pass(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_simulate_is_the_function_and_simulation_the_module():
+    import simdyn.simulation  # noqa: F401  (binding the submodule must not shadow the function)
+
+    assert callable(simdyn.simulate) and not isinstance(simdyn.simulate, types.ModuleType)
+    assert isinstance(simdyn.simulation, types.ModuleType)
+    assert simdyn.simulation.simulate is simdyn.simulate
+
+
+def _simdyn_imports(path: Path) -> list[str]:
+    """Every simdyn module a script imports from, and every simdyn.<attr> it uses."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simdyn"):
+            found.append(node.module)
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("simdyn")]
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "simdyn":
+                found.append(f"simdyn:{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "experiments").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")),
+    ids=lambda p: p.name,
+)
+def test_scripts_use_only_the_public_api(path):
+    public = set(simdyn.__all__) | {"__version__", "PUBLIC_MODULES"}
+    public |= {m.split(".")[1] for m in simdyn.PUBLIC_MODULES}
+    for ref in _simdyn_imports(path):
+        if ref.startswith("simdyn:"):
+            assert ref.split(":")[1] in public, f"{path.name} uses simdyn.{ref.split(':')[1]}"
+        else:
+            assert ref == "simdyn" or ref in simdyn.PUBLIC_MODULES, f"{path.name} imports {ref}"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "records nothing"),
+        ({"every": 2, "at": (0, 2)}, "not both"),
+        ({"every": 0}, "Record.every"),
+        ({"at": (3, 1)}, "Record.at"),
+        ({"probes": {"x": lambda p, c: p}}, "go together"),
+        ({"every": 2, "probe_every": 3, "probes": {"x": lambda p, c: p}}, "multiple of every"),
+        ({"every": 2, "observables": {"x": 1}}, "observables"),
+        ({"loss": True, "final": True}, "need log steps"),
+    ],
+)
+def test_record_rejects_empty_or_inconsistent_specs(kwargs, message):
+    kwargs = {"loss": False} | kwargs
+    with pytest.raises(ConfigError, match=message):
+        Record(**kwargs)
+
+
+def _quadratic_run(record: Record, steps: int = 6, lr: float = 0.25, x0=(1.0, -2.0)):
+    return run_loop(
+        jnp.asarray(x0),
+        lambda x, t: 2 * x,
+        optax.sgd(lr),
+        steps=steps,
+        record=record,
+        loss=lambda x: jnp.sum(x**2),
+        divergence_threshold=1e3,
+    )
+
+
+def test_loop_every_and_at_schedules_agree_with_the_closed_form():
+    # GD on |x|^2 with lr 0.25: x_t = x_0 / 2^t exactly in binary floating point.
+    obs = {"x": lambda x, ctx: x}
+    a = _quadratic_run(Record(every=2, observables=obs, final=True))
+    b = _quadratic_run(Record(at=(0, 2, 4, 6), observables=obs, final=True))
+    expect = np.asarray([1.0, -2.0])[None] / 2.0 ** np.asarray([0, 2, 4, 6])[:, None]
+    np.testing.assert_array_equal(np.asarray(a.observed["x"]), expect)
+    np.testing.assert_array_equal(np.asarray(b.observed["x"]), expect)
+    np.testing.assert_array_equal(np.asarray(a.loss), (expect**2).sum(1))
+    np.testing.assert_array_equal(np.asarray(a.final), expect[-1])
+    assert not bool(a.diverged) and int(a.diverged_step) == -1
+
+
+def test_loop_probes_run_on_their_own_schedule_with_the_context():
+    out = run_loop(
+        jnp.ones(2),
+        lambda x, t: jnp.zeros(2),
+        optax.sgd(0.1),
+        steps=8,
+        record=Record(every=2, probe_every=4, probes={"c": lambda x, ctx: ctx * jnp.sum(x)}),
+        loss=lambda x: jnp.sum(x),
+        context=jnp.asarray(3.0),
+    )
+    assert out.loss.shape == (5,)
+    np.testing.assert_array_equal(np.asarray(out.probed["c"]), [6.0, 6.0, 6.0])
+
+
+def test_loop_flags_divergence_at_the_first_log_step_past_the_threshold():
+    # lr 1.5 on |x|^2: x_t = (-2)^t x_0, so |x| first exceeds 1e3 at t = 10 (1024).
+    out = _quadratic_run(Record(every=2), steps=14, lr=1.5, x0=(1.0, 0.0))
+    assert bool(out.diverged) and int(out.diverged_step) == 10
+
+
+def test_loop_final_only_checks_divergence_at_the_end():
+    out = _quadratic_run(Record(loss=False, final=True), steps=14, lr=1.5, x0=(1.0, 0.0))
+    assert out.loss.shape == (0,) and out.observed == {}
+    assert bool(out.diverged) and int(out.diverged_step) == 14
+    np.testing.assert_array_equal(np.asarray(out.final), [(-2.0) ** 14, 0.0])
+
+
+def test_loop_is_vmappable_over_seeds():
+    run = jax.jit(jax.vmap(lambda x0: _quadratic_run(Record(every=3), x0=x0).loss))
+    losses = run(jnp.asarray([[1.0, 0.0], [0.0, 2.0]]))
+    np.testing.assert_array_equal(
+        np.asarray(losses), [[1.0, 1 / 64, 1 / 4096], [4.0, 4 / 64, 4 / 4096]]
+    )
+
+
+def test_generic_path_resumes_from_checkpoints_with_identical_results(tmp_path):
+    cfg = simdyn.preset("fig2a").replace(
+        n=16, d=32, steps=4, log_every=2, probe_every=-1, batch_size=8
+    )
+    enc, loss = simdyn.make_encoder(cfg), simdyn.ContrastiveLoss("spectral", 1.0)
+    plain = simdyn.run_generic(cfg, enc, loss, [0, 1, 2], key=2)
+    first = simdyn.run_generic(
+        cfg, enc, loss, [0, 1, 2], key=2, chunk_size=2, checkpoint_dir=tmp_path
+    )
+    assert len(list(tmp_path.glob("chunk_*.nc"))) == 2
+    seen = []
+    again = simdyn.run_generic(
+        cfg,
+        enc,
+        loss,
+        [0, 1, 2],
+        key=2,
+        chunk_size=2,
+        checkpoint_dir=tmp_path,
+        progress=lambda done, total, s: seen.append(done),
+    )
+    assert seen == [2, 3]
+    for a, b, c in zip(plain, first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(b, c)
+    with pytest.raises(ConfigError, match="different run"):
+        simdyn.run_generic(cfg, enc, loss, [0, 1, 2], key=3, chunk_size=2, checkpoint_dir=tmp_path)
