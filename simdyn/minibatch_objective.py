@@ -50,6 +50,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+
+from simdyn.loop import Record, run_loop
 
 Array = jax.Array
 
@@ -230,8 +233,14 @@ def expected_objective_minimizer(
 
     @jax.jit
     def run(theta):
-        body = lambda _, th: th - lr * expected_minibatch_grad(obj, th)
-        return jax.lax.fori_loop(0, steps, body, theta)
+        out = run_loop(
+            theta,
+            lambda th, _: expected_minibatch_grad(obj, th),
+            optax.sgd(lr),
+            steps=steps,
+            record=Record(loss=False, final=True),
+        )
+        return out.final
 
     theta = run(jnp.asarray(theta0, jnp.float64))
     grad = expected_minibatch_grad(obj, theta)

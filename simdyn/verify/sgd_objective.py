@@ -48,8 +48,10 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from simdyn import theory
+from simdyn.loop import Record, run_loop
 from simdyn.minibatch_objective import (
     ExpectedMinibatchObjective,
     expected_minibatch_grad,
@@ -125,11 +127,15 @@ def _padded(objs: list[ExpectedMinibatchObjective], width: int) -> ExpectedMinib
 
 def _relax_one(obj: ExpectedMinibatchObjective, theta, lr, half: int):
     """One unit: GD on L_exp for 2 x half steps; the loss before, halfway and after."""
-    body = lambda _, th: th - lr * expected_minibatch_grad(obj, th)  # noqa: E731
-    mid = jax.lax.fori_loop(0, half, body, theta)
-    end = jax.lax.fori_loop(0, half, body, mid)
-    loss = functools.partial(expected_minibatch_loss, obj)
-    return end, loss(theta), loss(mid), loss(end)
+    out = run_loop(
+        theta,
+        lambda th, _: expected_minibatch_grad(obj, th),
+        optax.sgd(lr),
+        steps=2 * half,
+        record=Record(at=(0, half, 2 * half), final=True),
+        loss=functools.partial(expected_minibatch_loss, obj),
+    )
+    return out.final, out.loss[0], out.loss[1], out.loss[2]
 
 
 _relax = jax.jit(jax.vmap(_relax_one, in_axes=(0, 0, None, None)), static_argnums=3)
