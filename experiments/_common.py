@@ -1,12 +1,12 @@
 """Shared plumbing of the experiment scripts: CLI, seed bands, GD paths that keep Theta, output.
 
-Everything here is a thin layer over simdyn's public API (``simulate``, presets, configs) plus the
-module functions a researcher would reach for (``simdyn.data``, ``simdyn.moments``,
-``simdyn.theory``). The one piece of "engine" is :func:`gd_runs`, a full-batch GD loop that
-records anything computed from Theta (``simulate`` records only alignments and the loss) and runs
-a whole grid of configs in one compiled program (``simulate`` compiles once per config, seconds
-each on 2 CPU cores); it uses the same data, init and gradient as ``simdyn.train`` and
-tests/test_experiments.py ties its alignments to ``simulate``'s.
+Everything here uses only simdyn's public API (``simulate``, presets, configs, ``run_loop`` and
+``Record``, the key protocol of ``simdyn.seeds``, and the public modules ``simdyn.data``,
+``simdyn.moments``, ``simdyn.theory``). :func:`gd_runs` runs a whole grid of configs in one
+compiled program (``simulate`` compiles once per config, seconds each on 2 CPU cores) through
+``simdyn.run_loop``, recording any observable ``fn(theta, (moments, beta))`` of Theta; it uses
+the same data, init and gradient as ``simdyn.make_train``, and tests/test_experiments.py ties its
+alignments to ``simulate``'s.
 """
 
 from __future__ import annotations
