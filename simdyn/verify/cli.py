@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import pickle
 import platform
@@ -30,18 +31,10 @@ def run_verify(args: argparse.Namespace) -> int:
     1 when some control did not fail (the pipeline cannot be trusted); with ``--self-test``, 0
     when every broken simulator was caught and 1 otherwise.
     """
-    from simdyn.verify.registry import CLAIM_IDS, module, resolve_claims
-
     if getattr(args, "list", False):
-        for claim in CLAIM_IDS:
-            info = module(claim).CLAIM
-            print(f"{claim:12s} {info.source}: {info.statement}")
-        return 0
-    import jax
-
+        return _list_claims()
     import simdyn
-    from simdyn.verify import report
-    from simdyn.verify.registry import run_claim
+    from simdyn.verify.registry import resolve_claims
     from simdyn.verify.runs import clear_memo
 
     simdyn.enable_x64()  # before anything is built: closed-form comparisons run in float64
@@ -53,33 +46,41 @@ def run_verify(args: argparse.Namespace) -> int:
         raise ConfigError(f"invalid --key {key}: must be a non-negative integer")
     seeds = getattr(args, "seeds", None)
     out = getattr(args, "out", "verify-report")
-
+    meta = _meta(scale, claims, key, seeds)
     reused: list[str] = []
+    start = time.perf_counter()
+    run_all = functools.partial(_run_claims, claims, scale, key, seeds, start, reused)
+    if getattr(args, "self_test", False):
+        return _self_test(run_all, meta, out, start)
+    clear_memo()
+    outcomes = run_all(_checkpoint_folder(out, meta))
+    meta["wall_seconds"] = time.perf_counter() - start
+    # Claims taken from an interrupted earlier run of the same code, scale and key (their own
+    # seconds are in each row); wall_seconds counts this invocation only.
+    meta["resumed_claims"] = reused
+    meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    code = _write_report(outcomes, meta, out, len(claims))
+    clear_memo()
+    return code
 
-    def run_all(checkpoints: Path | None = None) -> list:
-        outcomes = []
-        for i, claim in enumerate(claims):
-            t0 = time.perf_counter()
-            saved = checkpoints / f"{claim}.pkl" if checkpoints else None
-            if saved is not None and saved.exists():
-                outcomes.extend(pickle.loads(saved.read_bytes()))
-                reused.append(claim)
-                print(f"[verify] {claim}: reused the finished result in {saved}", file=sys.stderr)
-                continue
-            print(
-                f"[verify] {claim} ({scale}, claim {i + 1} of {len(claims)}, "
-                f"{t0 - start:.0f} s so far) ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            rows = run_claim(claim, scale, key, seeds)
-            outcomes.extend(rows)
-            if saved is not None:
-                _write_atomic(saved, pickle.dumps(rows))
-            print(f"[verify] {claim} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        return outcomes
 
-    meta = {
+def _list_claims() -> int:
+    """``--list``: one line per claim (name, source, statement)."""
+    from simdyn.verify.registry import CLAIM_IDS, module
+
+    for claim in CLAIM_IDS:
+        info = module(claim).CLAIM
+        print(f"{claim:12s} {info.source}: {info.statement}")
+    return 0
+
+
+def _meta(scale: str, claims: list[str], key: int, seeds: int | None) -> dict:
+    """What report.json records about the run (code, versions, scale, key)."""
+    import jax
+
+    import simdyn
+
+    return {
         "scale": scale,
         "claims": claims,
         "key": key,
@@ -90,29 +91,60 @@ def run_verify(args: argparse.Namespace) -> int:
         "platform": jax.default_backend(),
         "python": platform.python_version(),
     }
-    start = time.perf_counter()
-    if getattr(args, "self_test", False):
-        return _self_test(run_all, meta, out, start)
-    clear_memo()
-    outcomes = run_all(_checkpoint_folder(out, meta))
-    meta["wall_seconds"] = time.perf_counter() - start
-    # Claims taken from an interrupted earlier run of the same code, scale and key (their own
-    # seconds are in each row); wall_seconds counts this invocation only.
-    meta["resumed_claims"] = reused
-    meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    rows = report.evaluate(outcomes)
-    jpath, mpath = report.write(rows, meta, out)
+
+
+def _run_claims(
+    claims: list[str],
+    scale: str,
+    key: int,
+    seeds: int | None,
+    start: float,
+    reused: list[str],
+    checkpoints: Path | None = None,
+) -> list:
+    """Run every claim in turn (progress on stderr); with ``checkpoints``, reuse and save each
+    finished claim's rows there (the reused claims' names are appended to ``reused``)."""
+    from simdyn.verify.registry import run_claim
+
+    outcomes = []
+    for i, claim in enumerate(claims):
+        t0 = time.perf_counter()
+        saved = checkpoints / f"{claim}.pkl" if checkpoints else None
+        if saved is not None and saved.exists():
+            outcomes.extend(pickle.loads(saved.read_bytes()))
+            reused.append(claim)
+            print(f"[verify] {claim}: reused the finished result in {saved}", file=sys.stderr)
+            continue
+        print(
+            f"[verify] {claim} ({scale}, claim {i + 1} of {len(claims)}, "
+            f"{t0 - start:.0f} s so far) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        rows = run_claim(claim, scale, key, seeds)
+        outcomes.extend(rows)
+        if saved is not None:
+            _write_atomic(saved, pickle.dumps(rows))
+        print(f"[verify] {claim} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return outcomes
+
+
+def _write_report(outcomes: list, meta: dict, out: str, num_claims: int) -> int:
+    """Evaluate, write report.json / report.md and the figures, print details and the table;
+    0 if every control failed as it must, else 1."""
+    from simdyn.verify import report
     from simdyn.verify.figures import write_figures
 
+    rows = report.evaluate(outcomes)
+    jpath, mpath = report.write(rows, meta, out)
     figures = write_figures(rows, out)
     print(report.format_details(rows))
     print()
     print(report.format_table(rows))  # last, so it does not scroll away
     print(
-        f"\n{len(claims)} claims, {len(rows)} rows in {meta['wall_seconds']:.1f} s (key {key}); "
-        f"wrote {jpath}, {mpath} and {len(figures)} figures"
+        f"\n{num_claims} claims, {len(rows)} rows in {meta['wall_seconds']:.1f} s (key "
+        f"{meta['key']}); wrote {jpath}, {mpath} and {len(figures)} figures"
     )
-    clear_memo()
     return 0 if all(r.control_ok for r in rows) else 1
 
 
