@@ -38,15 +38,14 @@ from simdyn.verify import common
 from simdyn.verify.cc_minnorm import DESIGNS as MINNORM_DESIGNS
 from simdyn.verify.cc_minnorm import Design, data_config
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import (
-    alignment,
-    compressed_moments,
-    expand,
-    instance,
-    sample_instances,
-    sample_tests,
+from simdyn.verify.instances import alignment, expand, sample_tests
+from simdyn.verify.stats import (
+    TestResult,
+    deterministic_test,
+    fraction_test,
+    mean_test,
+    slope_test,
 )
-from simdyn.verify.stats import deterministic_test, fraction_test, mean_test, slope_test
 
 CLAIM = ClaimInfo(
     id="CC-exists",
@@ -68,25 +67,26 @@ MU = 0.0
 CHANCE_MARGIN = 0.02
 # Near-miss control: a slightly informative probe, chance + 0.04, must be rejected.
 CHANCE_CONTROL_SHIFT = 0.04
+# The level and probe rules, shared by the sub-tests on Theta* and the controls on the min-norm.
+LEVEL_RULE = f"pass if >= {OMEGA_LEVEL:g}/phi_2; holds if P(pass) > {PASS_FRACTION}"
+PROBE_RULE = f"pass if accuracy >= {PROBE_ACC:g}; holds if P(pass) > {PASS_FRACTION}"
 
 DESIGNS: dict[Scale, Design] = {
     scale: dataclasses.replace(d, mus=(MU, MU)) for scale, d in MINNORM_DESIGNS.items()
 }
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
+def _units(design: Design, key: int) -> dict[str, np.ndarray]:
+    """Per unit: x, Theta*'s residual, ||l_perp||, ||W v_2|| and probe accuracy, and those of the
+    min-norm minimizer (w0, acc0)."""
     rows: dict[str, list] = {k: [] for k in ("x", "resid", "l_perp", "w_v2", "acc", "acc0", "w0")}
     seeds = common.units_seeds(len(design.sizes), design.seeds)
     probe = jax.jit(probe_accuracy)
     for n, unit_seeds in zip(design.sizes, seeds, strict=True):
         data = data_config(design, n, MU)
-        sets = sample_instances(data, unit_seeds, key)
         tests = sample_tests(data, unit_seeds, key)
         scale = design.m * n / design.sigma_xi**2
-        for u in range(len(unit_seeds)):
-            c = compressed_moments(instance(sets, u), design.K)
+        for u, c in enumerate(common.unit_moments(data, unit_seeds, key, design.K)):
             sol = theory.noncollapsing_scl_minimizer(c.m, c.m_plus, 2, p=design.p, scale=scale)
             base = theory.min_norm_minimizer(c.m_plus, c.m, design.p)
             test = TestSet(*jax.tree.map(lambda a, u=u: a[u], tuple(tests)))
@@ -98,11 +98,12 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             for name, factor in (("acc", sol.factor), ("acc0", base.factor)):
                 acc = probe(expand(factor, c.cols, data.d), test).subclass_acc
                 rows[name].append(float(acc))
-    r = {k: np.asarray(v, float) for k, v in rows.items()}
-    phi2 = design.phi[1]
-    level_rule = f"pass if >= {OMEGA_LEVEL:g}/phi_2; holds if P(pass) > {PASS_FRACTION}"
-    probe_rule = f"pass if accuracy >= {PROBE_ACC:g}; holds if P(pass) > {PASS_FRACTION}"
-    tests_out = (
+    return common.float_arrays(rows)
+
+
+def _tests(design: Design, r: dict[str, np.ndarray]) -> tuple[TestResult, ...]:
+    """The pre-registered sub-tests on Theta* (see module docs)."""
+    return (
         # Deterministic (round-off only): the worst instance decides, no p-value.
         deterministic_test(
             "minimizer",
@@ -132,11 +133,11 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         fraction_test(
             "Omega(1)-level",
-            r["w_v2"] >= OMEGA_LEVEL / phi2,
+            r["w_v2"] >= OMEGA_LEVEL / design.phi[1],
             PASS_FRACTION,
             valid=np.isfinite(r["w_v2"]),
             statistic="||W v_2|| of Theta*",
-            rule=level_rule,
+            rule=LEVEL_RULE,
             data={"w_v2": r["w_v2"]},
         ),
         fraction_test(
@@ -145,17 +146,21 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             PASS_FRACTION,
             valid=np.isfinite(r["acc"]),
             statistic="linear-probe accuracy of y_sub given y on fresh test embeddings of Theta*",
-            rule=probe_rule,
+            rule=PROBE_RULE,
             data={"accuracy": r["acc"]},
         ),
     )
-    controls = (
+
+
+def _controls(design: Design, r: dict[str, np.ndarray]) -> tuple[TestResult, ...]:
+    """The level and probe statistics on the min-norm (collapsed) minimizer."""
+    return (
         fraction_test(
             "control:level-of-min-norm",
-            r["w0"] >= OMEGA_LEVEL / phi2,
+            r["w0"] >= OMEGA_LEVEL / design.phi[1],
             PASS_FRACTION,
             statistic="||W v_2|| of the min-norm minimizer (a = 0)",
-            rule=level_rule,
+            rule=LEVEL_RULE,
             data={"w_v2": r["w0"]},
         ),
         fraction_test(
@@ -163,11 +168,15 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             r["acc0"] >= PROBE_ACC,
             PASS_FRACTION,
             statistic="subclass probe accuracy of the min-norm minimizer",
-            rule=probe_rule,
+            rule=PROBE_RULE,
             data={"accuracy": r["acc0"]},
         ),
     )
-    chance = ClaimOutcome(
+
+
+def _chance_row(r: dict[str, np.ndarray]) -> ClaimOutcome:
+    """Row ``CC-probe`` (Def 4.1): the min-norm minimizer's subclass probe is at chance."""
+    return ClaimOutcome(
         claim="CC-probe",
         source="Def 4.1 (on Thm 4.4's minimizer)",
         summary=f"probe on min-norm, {len(r['acc0'])} units",
@@ -197,26 +206,30 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         control="a slightly informative probe (chance + 0.04) predicted: must fail",
         seconds=0.0,
     )
-    return [
-        ClaimOutcome(
-            claim=CLAIM.id,
-            source=CLAIM.source,
-            summary=f"closed form, n sweep, {len(design.sizes) * design.seeds} units",
-            design=(
-                f"closed-form Thm 4.3 minimizer (scale mn/sigma_xi^2) on balanced good-event "
-                f"instances, K={design.K} phi={design.phi} mu=0 m={design.m} n in "
-                f"{design.sizes} (d={design.d_factor}mn+K) p={design.p}; {design.seeds} "
-                "seeds/size; probes on 400 fresh test points"
-            ),
-            tests=tests_out,
-            controls=controls,
-            control=CLAIM.control,
-            notes=(
-                f"median ||W v_2||: Theta* {np.nanmedian(r['w_v2']):.3f}, min-norm "
-                f"{np.nanmedian(r['w0']):.1e}; median subclass probe accuracy: Theta* "
-                f"{np.nanmedian(r['acc']):.3f}, min-norm {np.nanmedian(r['acc0']):.3f}",
-            ),
-            seconds=time.perf_counter() - start,
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
+    start = time.perf_counter()
+    r = _units(design, key)
+    main = ClaimOutcome(
+        claim=CLAIM.id,
+        source=CLAIM.source,
+        summary=f"closed form, n sweep, {len(design.sizes) * design.seeds} units",
+        design=(
+            f"closed-form Thm 4.3 minimizer (scale mn/sigma_xi^2) on balanced good-event "
+            f"instances, K={design.K} phi={design.phi} mu=0 m={design.m} n in "
+            f"{design.sizes} (d={design.d_factor}mn+K) p={design.p}; {design.seeds} "
+            "seeds/size; probes on 400 fresh test points"
         ),
-        chance,
-    ]
+        tests=_tests(design, r),
+        controls=_controls(design, r),
+        control=CLAIM.control,
+        notes=(
+            f"median ||W v_2||: Theta* {np.nanmedian(r['w_v2']):.3f}, min-norm "
+            f"{np.nanmedian(r['w0']):.1e}; median subclass probe accuracy: Theta* "
+            f"{np.nanmedian(r['acc']):.3f}, min-norm {np.nanmedian(r['acc0']):.3f}",
+        ),
+        seconds=time.perf_counter() - start,
+    )
+    return [main, _chance_row(r)]

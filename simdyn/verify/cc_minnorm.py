@@ -33,8 +33,8 @@ from simdyn import theory
 from simdyn.config import DataConfig
 from simdyn.verify import common
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
-from simdyn.verify.stats import fraction_test, slope_test
+from simdyn.verify.instances import alignment
+from simdyn.verify.stats import TestResult, fraction_test, slope_test
 
 CLAIM = ClaimInfo(
     id="CC-minnorm",
@@ -77,18 +77,8 @@ DESIGNS: dict[Scale, Design] = {
 
 def data_config(design, n: int, mu: float) -> DataConfig:
     """Balanced good-event data of one size (shared with CC-exists)."""
-    return DataConfig(
-        n=n,
-        m=design.m,
-        d=design.d_factor * design.m * n + design.K,
-        K=design.K,
-        phi=design.phi,
-        mu=mu,
-        sigma_xi=design.sigma_xi,
-        sampling="balanced",
-        noise_placement="good_event",
-        n_test=400,
-    )
+    d = design.d_factor * design.m * n + design.K
+    return common.good_event_data(n, design.m, d, design.phi, design.sigma_xi, mu=mu, n_test=400)
 
 
 def _sweep(design: Design, mu: float, key: int, offset: int) -> dict[str, np.ndarray]:
@@ -96,13 +86,10 @@ def _sweep(design: Design, mu: float, key: int, offset: int) -> dict[str, np.nda
     rows: dict[str, list] = {"x": [], "align": [], "rank": [], "pred": []}
     seeds = common.units_seeds(len(design.sizes), design.seeds, offset)
     for n, unit_seeds in zip(design.sizes, seeds, strict=True):
-        data = data_config(design, n, mu)
-        sets = sample_instances(data, unit_seeds, key)
         pred = np.asarray(
             theory.predicted_alignment_scl(design.phi, mu, design.sigma_xi, design.m, n, design.p)
         )
-        for u in range(len(unit_seeds)):
-            c = compressed_moments(instance(sets, u), design.K)
+        for c in common.unit_moments(data_config(design, n, mu), unit_seeds, key, design.K):
             sol = theory.min_norm_minimizer(c.m_plus, c.m, design.p)
             sv = np.linalg.svd(sol.factor, compute_uv=False)
             rows["x"].append(design.sigma_xi / math.sqrt(design.m * n))
@@ -112,44 +99,20 @@ def _sweep(design: Design, mu: float, key: int, offset: int) -> dict[str, np.nda
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    # Distinct seeds per mu: the pooled sub-tests need independent units.
-    per_mu = len(design.sizes) * design.seeds
+def _check_mus(design: Design) -> None:
+    """Raise ValueError unless mus is 0 followed by non-zero values."""
     if design.mus[0] != 0.0 or len(design.mus) < 2 or 0.0 in design.mus[1:]:
         raise ValueError(f"CC-minnorm mus: must be 0 then non-zero values, got {design.mus}")
-    sweeps = [_sweep(design, mu, key, i * per_mu) for i, mu in enumerate(design.mus)]
-    mu0, nonzero = sweeps[0], list(zip(design.mus[1:], sweeps[1:], strict=True))
-    phi1 = design.phi[0]
-    both = {k: np.concatenate([sw[k] for sw in sweeps]) for k in mu0}
+
+
+def _pooled_tests(design: Design, both: dict[str, np.ndarray]) -> tuple[TestResult, ...]:
+    """The sub-tests over every mu: v_1 about 1/phi_1, rank 2, closed form."""
     ok = np.all(np.isfinite(both["align"]), axis=1)
-    closed_err = np.max(np.abs(both["align"] - both["pred"]) / (1 + both["pred"]), axis=1)
-    tests = (
-        fraction_test(
-            "collapse-mu0",
-            mu0["align"][:, 2] <= EXACT_ZERO * mu0["align"][:, 1],
-            PASS_FRACTION,
-            statistic="||W v_2|| / ||W v_1|| of the min-norm SCL minimizer, mu = 0",
-            rule=f"pass if <= {EXACT_ZERO:g}; holds if P(pass) > {PASS_FRACTION}",
-            valid=np.all(np.isfinite(mu0["align"]), axis=1),
-            data={"w_v2": mu0["align"][:, 2], "w_v1": mu0["align"][:, 1]},
-        ),
-        *(
-            slope_test(
-                f"scaling-mu{mu:g}",
-                sw["x"],
-                sw["align"][:, 2],
-                O_SLOPE_MIN,
-                math.inf,
-                statistic=f"slope of log ||W v_2|| on log(sigma_xi/sqrt(mn)), mu = {mu:g}",
-                rule=f"O(x): holds if the slope is significantly >= {O_SLOPE_MIN}",
-            )
-            for mu, sw in nonzero
-        ),
+    closed_err = common.relative_error(both["align"], both["pred"])
+    return (
         fraction_test(
             "v1-about-1/phi1",
-            np.abs(phi1 * both["align"][:, 1] - 1.0) <= ABOUT_TOL,
+            np.abs(design.phi[0] * both["align"][:, 1] - 1.0) <= ABOUT_TOL,
             PASS_FRACTION,
             statistic="phi_1 ||W v_1|| (every mu)",
             rule=f"pass if within {ABOUT_TOL:g} of 1; holds if P(pass) > {PASS_FRACTION}",
@@ -175,10 +138,47 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             data={"error": closed_err},
         ),
     )
-    controls = (
+
+
+def _v2_tests(
+    mu0: dict[str, np.ndarray], nonzero: list[tuple[float, dict[str, np.ndarray]]]
+) -> tuple[TestResult, ...]:
+    """Collapse at mu = 0 and one O(x) scaling test per mu != 0."""
+    return (
+        fraction_test(
+            "collapse-mu0",
+            mu0["align"][:, 2] <= EXACT_ZERO * mu0["align"][:, 1],
+            PASS_FRACTION,
+            statistic="||W v_2|| / ||W v_1|| of the min-norm SCL minimizer, mu = 0",
+            rule=f"pass if <= {EXACT_ZERO:g}; holds if P(pass) > {PASS_FRACTION}",
+            valid=np.all(np.isfinite(mu0["align"]), axis=1),
+            data={"w_v2": mu0["align"][:, 2], "w_v1": mu0["align"][:, 1]},
+        ),
+        *(
+            slope_test(
+                f"scaling-mu{mu:g}",
+                sw["x"],
+                sw["align"][:, 2],
+                O_SLOPE_MIN,
+                math.inf,
+                statistic=f"slope of log ||W v_2|| on log(sigma_xi/sqrt(mn)), mu = {mu:g}",
+                rule=f"O(x): holds if the slope is significantly >= {O_SLOPE_MIN}",
+            )
+            for mu, sw in nonzero
+        ),
+    )
+
+
+def _controls(
+    design: Design,
+    mu0: dict[str, np.ndarray],
+    nonzero: list[tuple[float, dict[str, np.ndarray]]],
+) -> tuple[TestResult, ...]:
+    """The collapse and scaling statistics applied to v_1 (the wrong feature)."""
+    return (
         fraction_test(
             "control:collapse-of-v1",
-            mu0["align"][:, 1] <= EXACT_ZERO / phi1,
+            mu0["align"][:, 1] <= EXACT_ZERO / design.phi[0],
             PASS_FRACTION,
             statistic="||W v_1|| (wrong feature) of the min-norm SCL minimizer, mu = 0",
             rule=f"pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
@@ -193,9 +193,23 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             rule=f"holds if the slope is significantly >= {O_SLOPE_MIN}",
         ),
     )
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
+    start = time.perf_counter()
+    # Distinct seeds per mu: the pooled sub-tests need independent units.
+    per_mu = len(design.sizes) * design.seeds
+    _check_mus(design)
+    sweeps = [_sweep(design, mu, key, i * per_mu) for i, mu in enumerate(design.mus)]
+    mu0, nonzero = sweeps[0], list(zip(design.mus[1:], sweeps[1:], strict=True))
+    both = {k: np.concatenate([sw[k] for sw in sweeps]) for k in mu0}
+    v2_tests = _v2_tests(mu0, nonzero)
+    tests = (*v2_tests, *_pooled_tests(design, both))
     fits = ", ".join(
-        f"mu={mu:g}: {t.estimate:.3f}" for (mu, _), t in zip(nonzero, tests[1:], strict=False)
+        f"mu={mu:g}: {t.estimate:.3f}" for (mu, _), t in zip(nonzero, v2_tests[1:], strict=True)
     )
+    closed_err = common.relative_error(both["align"], both["pred"])
     return [
         ClaimOutcome(
             claim=CLAIM.id,
@@ -208,7 +222,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
                 f"{design.seeds} seeds/size"
             ),
             tests=tests,
-            controls=controls,
+            controls=_controls(design, mu0, nonzero),
             control=CLAIM.control,
             notes=(
                 f"fitted slope of ||W v_2|| vs sigma_xi/sqrt(mn): {fits} (exact "

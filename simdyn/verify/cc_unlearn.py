@@ -34,7 +34,7 @@ from simdyn.verify import cc_early, common
 from simdyn.verify.cc_early import DESIGNS as EARLY_DESIGNS
 from simdyn.verify.cc_early import Design
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
+from simdyn.verify.instances import alignment
 from simdyn.verify.runs import Runs
 from simdyn.verify.stats import TestResult, fraction_test
 
@@ -51,6 +51,11 @@ OMEGA_LEVEL = cc_early.OMEGA_LEVEL
 TOL_FACTOR = 10.0
 UNLEARN_RATIO = 4.0
 DISCRIMINATION = 4.0  # decay tested where the tolerance's design part <= min-norm value / 4
+RISE_RULE = f"pass if peak >= {OMEGA_LEVEL:g} and 0 < t_peak <= T/2"
+DECAY_RULE = (
+    f"pass if |final - min-norm| <= tol (derived); units with {TOL_FACTOR:g} kernel_bound "
+    f"<= min-norm / {DISCRIMINATION:g} only"
+)
 
 DESIGNS: dict[Scale, Design] = dict(EARLY_DESIGNS)
 
@@ -58,10 +63,8 @@ DESIGNS: dict[Scale, Design] = dict(EARLY_DESIGNS)
 def min_norm_v2(design: Design, seeds: list[int], key: int, mu: float) -> np.ndarray:
     """Min-norm SCL ||W v_2|| of each unit's training set."""
     data = cc_early.config(design, mu).data
-    sets = sample_instances(data, seeds, key)
     out = []
-    for u in range(len(seeds)):
-        c = compressed_moments(instance(sets, u), design.K)
+    for c in common.unit_moments(data, seeds, key, design.K):
         out.append(alignment(theory.min_norm_minimizer(c.m_plus, c.m, design.p).factor, 2)[2])
     return np.asarray(out)
 
@@ -73,15 +76,21 @@ def plane_q_min(design: Design, mu: float) -> float:
     return float(np.linalg.eigvalsh(block)[0]) + s
 
 
-def _gd_pass(design: Design, runs: Runs, sig: np.ndarray, target: np.ndarray):
+def _rise(design: Design, runs: Runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(peak of ||W_t v_2||, its step, rose: peak >= OMEGA_LEVEL at 0 < t_peak <= T/2) per unit."""
     v2 = runs.alignment[:, :, 2]
     peak, t_peak = v2.max(axis=1), runs.steps[v2.argmax(axis=1)].astype(float)
-    final = v2[:, -1]
+    rose = (peak >= OMEGA_LEVEL) & (t_peak > 0) & (t_peak <= design.steps / 2)
+    return peak, t_peak, rose
+
+
+def _gd_pass(design: Design, runs: Runs, sig: np.ndarray, target: np.ndarray):
+    peak, t_peak, rose = _rise(design, runs)
+    final = runs.alignment[:, -1, 2]
     q_min = plane_q_min(design, design.mu)
     kernel = np.array([common.kernel_bound(s, design.p, design.d) for s in sig])
     decay = np.exp(-4 * design.lr * q_min * (design.steps - t_peak))
     tol = TOL_FACTOR * (kernel + peak * decay)
-    rose = (peak >= OMEGA_LEVEL) & (t_peak > 0) & (t_peak <= design.steps / 2)
     return (
         rose,
         np.abs(final - target) <= tol,
@@ -97,11 +106,8 @@ def _gd_pass(design: Design, runs: Runs, sig: np.ndarray, target: np.ndarray):
 
 
 def _sgd_pass(design: Design, runs: Runs):
-    v2 = runs.alignment[:, :, 2]
-    peak, t_peak = v2.max(axis=1), runs.steps[v2.argmax(axis=1)].astype(float)
-    quarter = max(1, v2.shape[1] // 4)
-    floor = v2[:, -quarter:].mean(axis=1)
-    ok = (peak >= OMEGA_LEVEL) & (t_peak > 0) & (t_peak <= design.steps / 2)
+    peak, t_peak, ok = _rise(design, runs)
+    floor = common.last_quarter_mean(runs.alignment, 2)
     return ok & (floor <= peak / UNLEARN_RATIO), {"peak": peak, "t_peak": t_peak, "floor": floor}
 
 
@@ -117,52 +123,55 @@ def _test(name: str, passed, runs: Runs, data, rule: str, statistic: str) -> Tes
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    start = time.perf_counter()
-    key = common.stream_key("CC-early", key)  # CC-early's units, another statistic
-    seeds, sig = cc_early.units(design)
-    gd = cc_early.sweep(design, key)
-    target = min_norm_v2(design, seeds, key, design.mu)
-    rose, decayed, gd_data = _gd_pass(design, gd, sig, target)
-    sel = gd_data["discriminating"]
+def _decay_test(
+    name: str, passed: np.ndarray, sel: np.ndarray, runs: Runs, statistic: str, rule: str
+) -> TestResult:
+    """A FRACTION test on the decay units ``sel`` only (those that can tell min-norm from 0)."""
+    return fraction_test(
+        name,
+        passed[sel],
+        PASS_FRACTION,
+        valid=~runs.diverged[sel],
+        statistic=statistic,
+        rule=rule + f"; holds if P(pass) > {PASS_FRACTION}",
+    )
+
+
+def _gd_controls(
+    design: Design, key: int, seeds: list[int], sig: np.ndarray, gd: Runs, gd_data: dict
+) -> tuple[TestResult, ...]:
+    """The mu = 0 runs under the same rule, and the decay rule against 0 on the decay units."""
     ctrl_runs = cc_early.sweep(design, key, mu=0.0)
     ctrl_target = min_norm_v2(design, seeds, key, 0.0)
     ctrl_rose, ctrl_decayed, _ = _gd_pass(design, ctrl_runs, sig, ctrl_target)
-    rise_rule = f"pass if peak >= {OMEGA_LEVEL:g} and 0 < t_peak <= T/2"
-    decay_rule = (
-        f"pass if |final - min-norm| <= tol (derived); units with {TOL_FACTOR:g} kernel_bound "
-        f"<= min-norm / {DISCRIMINATION:g} only"
-    )
-    to_zero = np.abs(gd_data["final"]) <= gd_data["tol"]
-
-    def decay_test(name: str, passed: np.ndarray, statistic: str, rule: str) -> TestResult:
-        """A FRACTION test on the decay units only (those that can tell min-norm from 0)."""
-        return fraction_test(
-            name,
-            passed[sel],
-            PASS_FRACTION,
-            valid=~gd.diverged[sel],
-            statistic=statistic,
-            rule=rule + f"; holds if P(pass) > {PASS_FRACTION}",
-        )
-
-    controls = (
+    return (
         _test(
             "control:mu=0",
             ctrl_rose & ctrl_decayed,
             ctrl_runs,
             None,
-            rise_rule + " and |final - min-norm| <= tol",
+            RISE_RULE + " and |final - min-norm| <= tol",
             "GD rise-peak-decay with mu = 0",
         ),
-        decay_test(
+        _decay_test(
             "control:decay-to-zero",
-            to_zero,
+            np.abs(gd_data["final"]) <= gd_data["tol"],
+            gd_data["discriminating"],
+            gd,
             "|final - 0| on the decay units (total collapse predicted)",
-            decay_rule.replace("min-norm|", "0|"),
+            DECAY_RULE.replace("min-norm|", "0|"),
         ),
     )
-    gd_row = ClaimOutcome(
+
+
+def _gd_row(
+    design: Design, key: int, seeds: list[int], sig: np.ndarray, target: np.ndarray, start: float
+) -> ClaimOutcome:
+    """Row ``CC-unlearn``: the CC-early GD runs against each unit's min-norm value."""
+    gd = cc_early.sweep(design, key)
+    rose, decayed, gd_data = _gd_pass(design, gd, sig, target)
+    sel = gd_data["discriminating"]
+    return ClaimOutcome(
         claim=CLAIM.id,
         source=CLAIM.source,
         summary=f"SCL GD, sigma_0 sweep, {sig.size} units",
@@ -173,16 +182,18 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         tests=(
             _test(
-                "rise-peak", rose, gd, gd_data, rise_rule, "GD: peak of ||W_t v_2|| and its step"
+                "rise-peak", rose, gd, gd_data, RISE_RULE, "GD: peak of ||W_t v_2|| and its step"
             ),
-            decay_test(
+            _decay_test(
                 "decay-to-min-norm",
                 decayed,
+                sel,
+                gd,
                 "| ||W_T v_2|| - min-norm value | on the decay units",
-                decay_rule,
+                DECAY_RULE,
             ),
         ),
-        controls=controls,
+        controls=_gd_controls(design, key, seeds, sig, gd, gd_data),
         control=CLAIM.control,
         notes=(
             f"GD: median peak {np.median(gd_data['peak']):.3f} at step "
@@ -194,6 +205,10 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         seconds=time.perf_counter() - start,
     )
+
+
+def _sgd_row(design: Design, key: int, sig: np.ndarray, target: np.ndarray) -> ClaimOutcome:
+    """Row ``CC-unlearn [SGD]``: rise, peak and decay to a noise floor (the CC-early SGD runs)."""
     start = time.perf_counter()
     sgd = cc_early.sweep(design, key, batch=design.sgd_batch)
     sgd_ok, sgd_data = _sgd_pass(design, sgd)
@@ -203,7 +218,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         f"pass if peak >= {OMEGA_LEVEL:g}, 0 < t_peak <= T/2 and last-quarter mean <= "
         f"peak/{UNLEARN_RATIO:g}"
     )
-    sgd_row = ClaimOutcome(
+    return ClaimOutcome(
         claim=f"{CLAIM.id} [SGD]",
         source=CLAIM.source,
         summary=f"SCL SGD batch {design.sgd_batch}, {sig.size} units",
@@ -236,4 +251,11 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         seconds=time.perf_counter() - start,
     )
-    return [gd_row, sgd_row]
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    start = time.perf_counter()
+    key = common.stream_key("CC-early", key)  # CC-early's units, another statistic
+    seeds, sig = cc_early.units(design)
+    target = min_norm_v2(design, seeds, key, design.mu)
+    return [_gd_row(design, key, seeds, sig, target, start), _sgd_row(design, key, sig, target)]

@@ -23,13 +23,16 @@ GD tolerances (why a GD endpoint may differ from the closed form after T steps):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy import stats
 
-from simdyn.config import Config
+from simdyn.config import Config, DataConfig
+from simdyn.data import TrainingSet
+from simdyn.verify.instances import Compressed, compressed_moments, instance, sample_instances
 from simdyn.verify.runs import Runs
 from simdyn.verify.stats import TestResult
 
@@ -151,3 +154,58 @@ def relaxation(eta: float, a: float, steps: float) -> float:
 def escape_steps(eta: float, a: float, x: float, target: float = 1.0) -> float:
     """GD steps for a mode of P-eigenvalue a to grow from x to ``target``."""
     return math.log(target / x) / math.log1p(4.0 * eta * a)
+
+
+def good_event_data(
+    n: int,
+    m: int,
+    d: int,
+    phi: tuple[float, ...],
+    sigma_xi: float,
+    *,
+    mu: float = 0.0,
+    sampling: str = "balanced",
+    n_test: int = 4,
+) -> DataConfig:
+    """Data with the good event's noise placement (distinct coordinates off the feature block)."""
+    return DataConfig(
+        n=n,
+        m=m,
+        d=d,
+        K=len(phi),
+        phi=phi,
+        mu=mu,
+        sigma_xi=sigma_xi,
+        sampling=sampling,
+        noise_placement="good_event",
+        n_test=n_test,
+    )
+
+
+def unit_instances(data: DataConfig, seeds: list[int], key: int) -> Iterator[TrainingSet]:
+    """The training set of each seed's unit, in seed order."""
+    sets = sample_instances(data, seeds, key)
+    for u in range(len(seeds)):
+        yield instance(sets, u)
+
+
+def unit_moments(data: DataConfig, seeds: list[int], key: int, K: int) -> Iterator[Compressed]:
+    """The compressed moments (first K features kept) of each seed's training set, in seed order."""
+    for ts in unit_instances(data, seeds, key):
+        yield compressed_moments(ts, K)
+
+
+def float_arrays(rows: dict[str, list]) -> dict[str, np.ndarray]:
+    """Per-unit lists collected in a loop, as float arrays."""
+    return {k: np.asarray(v, float) for k, v in rows.items()}
+
+
+def relative_error(values: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """max_j |values_j - predicted_j| / (1 + predicted_j) of each unit (row)."""
+    return np.max(np.abs(values - predicted) / (1 + predicted), axis=1)
+
+
+def last_quarter_mean(alignment: np.ndarray, feature: int | slice) -> np.ndarray:
+    """(U, ...) mean of alignment (U, steps, K + 1) over the last quarter of the recorded steps."""
+    quarter = max(1, alignment.shape[1] // 4)
+    return alignment[:, -quarter:, feature].mean(axis=1)

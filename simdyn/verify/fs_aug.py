@@ -34,8 +34,8 @@ from simdyn import theory
 from simdyn.config import DataConfig
 from simdyn.verify import common
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
-from simdyn.verify.stats import fraction_test
+from simdyn.verify.instances import alignment, compressed_moments
+from simdyn.verify.stats import TestResult, fraction_test
 
 CLAIM = ClaimInfo(
     id="FS-aug",
@@ -50,6 +50,7 @@ EXACT_ZERO = 1e-8
 CLOSED_FORM_TOL = 1e-6
 LEARNT_LEVEL = 0.25
 K_FACTOR = 4
+ZERO_RULE = f"pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}"
 
 
 @dataclass(frozen=True)
@@ -96,30 +97,29 @@ def data_config(design: Design, augmentation: str, rank: int = 0) -> DataConfig:
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    # Seed groups: ranks[0], then standard A, then the other ranks (the rank-0 and standard units
-    # keep the seeds they had before rank(Sigma_xi) > 0 was added).
-    groups = common.units_seeds(1 + len(design.ranks), design.seeds)
-    seeds_std = groups[1]
+def _imperfect(
+    design: Design, key: int, groups: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """A' units, one per instance: (max over p of ||W v_1||, rank Sigma_xi, repeated k?)."""
     K = data_config(design, "imperfect").K
     imp_w, imp_rank, repeats = [], [], []
-    for rank, seeds_imp in zip(design.ranks, [groups[0], *groups[2:]], strict=True):
-        sets = sample_instances(data_config(design, "imperfect", rank), seeds_imp, key)
-        for u in range(len(seeds_imp)):
-            ts = instance(sets, u)
+    for rank, seeds_imp in zip(design.ranks, groups, strict=True):
+        for ts in common.unit_instances(data_config(design, "imperfect", rank), seeds_imp, key):
             c = compressed_moments(ts, K)
             repeats.append(len(set(np.asarray(ts.labels.k).tolist())) < design.n)
             imp_rank.append(rank)
             for p in design.ps:
                 imp_w.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, p).factor, K)[1])
-    std_data = data_config(design, "standard")
-    sets = sample_instances(std_data, seeds_std, key)
+    # One unit per instance (the p's of one instance are not independent): its largest value.
+    imp_w = np.asarray(imp_w, float).reshape(len(imp_rank), len(design.ps)).max(axis=1)
+    return imp_w, np.asarray(imp_rank), repeats
+
+
+def _standard(design: Design, key: int, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Standard-A units at p = n: (||W v_1||, theory.fs_aug_prediction of the instance)."""
+    K = data_config(design, "imperfect").K
     std_w, std_pred = [], []
-    s = design.sigma_xi**2 / (design.m * design.n)
-    for u in range(len(seeds_std)):
-        c = compressed_moments(instance(sets, u), K)
+    for c in common.unit_moments(data_config(design, "standard"), seeds, key, K):
         feats = c.x[..., : K + 1].reshape(-1, K + 1)
         f_hat = feats.T @ feats / feats.shape[0]
         std_w.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, design.n).factor, K)[1])
@@ -127,15 +127,21 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f_hat, design.sigma_xi, design.m, design.n, design.n, imperfect=False
         )
         std_pred.append(float(pred))
-    # One unit per instance (the p's of one instance are not independent): its largest value.
-    imp_w = np.asarray(imp_w, float).reshape(len(imp_rank), len(design.ps)).max(axis=1)
-    imp_rank = np.asarray(imp_rank)
-    std_w, std_pred = np.asarray(std_w, float), np.asarray(std_pred, float)
+    return np.asarray(std_w, float), np.asarray(std_pred, float)
+
+
+def _tests(
+    design: Design,
+    imp_w: np.ndarray,
+    imp_rank: np.ndarray,
+    std_w: np.ndarray,
+    std_pred: np.ndarray,
+) -> tuple[TestResult, ...]:
+    """One suppression test per rank of Sigma_xi (A'), then the standard-A learnt test."""
     std_ok = (np.abs(std_w - std_pred) <= CLOSED_FORM_TOL * (1 + std_pred)) & (
         std_w >= LEARNT_LEVEL / design.phi_1
     )
-    zero_rule = f"pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}"
-    tests = (
+    return (
         *(
             fraction_test(
                 "imperfect-suppressed" + (f"[rank={r}]" if len(design.ranks) > 1 else ""),
@@ -145,7 +151,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
                 scope=imp_rank == r,
                 statistic=f"max over p in {design.ps} of min-norm UCL ||W v_1||, A', "
                 f"rank Sigma_xi = {r}",
-                rule=zero_rule,
+                rule=ZERO_RULE,
                 data={"w_v1_max_over_p": imp_w},
             )
             for r in design.ranks
@@ -161,31 +167,46 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             data={"w_v1": std_w, "predicted": std_pred},
         ),
     )
-    controls = (
-        fraction_test(
-            "control:suppression-with-standard-A",
-            std_w <= EXACT_ZERO / design.phi_1,
-            PASS_FRACTION,
-            valid=np.isfinite(std_w),
-            statistic="min-norm ||W v_1|| with the standard augmentation, 0 predicted",
-            rule=zero_rule,
-        ),
+
+
+def _design_text(design: Design) -> str:
+    """The design line of the row."""
+    K = data_config(design, "imperfect").K
+    return (
+        f"closed-form min-norm UCL, n={design.n} m={design.m} K=2+{K_FACTOR}n^2={K} "
+        f"d={design.d} phi_1={design.phi_1:g} phi_2={design.phi_2:g} "
+        f"phi_k={design.phi_irrelevant:g} sigma_xi={design.sigma_xi:g} mu=0 iid labels; "
+        f"A' jitter {design.aug_sigma:g}, rank Sigma_xi in {design.ranks} (scale "
+        f"{design.aug_noise_scale:g}), p in {design.ps}; standard A "
+        f"(good event) p=n; {design.seeds} seeds each"
+    )
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
+    start = time.perf_counter()
+    # Seed groups: ranks[0], then standard A, then the other ranks (the rank-0 and standard units
+    # keep the seeds they had before rank(Sigma_xi) > 0 was added).
+    groups = common.units_seeds(1 + len(design.ranks), design.seeds)
+    imp_w, imp_rank, repeats = _imperfect(design, key, [groups[0], *groups[2:]])
+    std_w, std_pred = _standard(design, key, groups[1])
+    s = design.sigma_xi**2 / (design.m * design.n)
+    control = fraction_test(
+        "control:suppression-with-standard-A",
+        std_w <= EXACT_ZERO / design.phi_1,
+        PASS_FRACTION,
+        valid=np.isfinite(std_w),
+        statistic="min-norm ||W v_1|| with the standard augmentation, 0 predicted",
+        rule=ZERO_RULE,
     )
     return [
         ClaimOutcome(
             claim=CLAIM.id,
             source=CLAIM.source,
             summary=f"closed form, A' vs A, {imp_w.size + std_w.size} units",
-            design=(
-                f"closed-form min-norm UCL, n={design.n} m={design.m} K=2+{K_FACTOR}n^2={K} "
-                f"d={design.d} phi_1={design.phi_1:g} phi_2={design.phi_2:g} "
-                f"phi_k={design.phi_irrelevant:g} sigma_xi={design.sigma_xi:g} mu=0 iid labels; "
-                f"A' jitter {design.aug_sigma:g}, rank Sigma_xi in {design.ranks} (scale "
-                f"{design.aug_noise_scale:g}), p in {design.ps}; standard A "
-                f"(good event) p=n; {design.seeds} seeds each"
-            ),
-            tests=tests,
-            controls=controls,
+            design=_design_text(design),
+            tests=_tests(design, imp_w, imp_rank, std_w, std_pred),
+            controls=(control,),
             control=CLAIM.control,
             notes=(
                 f"A': max ||W v_1|| = {np.nanmax(imp_w):.1e} over {imp_w.size} instances x p; "

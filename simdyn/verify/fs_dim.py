@@ -58,9 +58,9 @@ from simdyn import theory
 from simdyn.config import Config, DataConfig, ModelConfig, TrainConfig
 from simdyn.verify import common
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
+from simdyn.verify.instances import alignment
 from simdyn.verify.runs import run as run_gd
-from simdyn.verify.stats import deterministic_test, fraction_test, slope_test
+from simdyn.verify.stats import TestResult, deterministic_test, fraction_test, slope_test
 
 CLAIM = ClaimInfo(
     id="FS-dim",
@@ -135,17 +135,8 @@ def phi(design: Design, phi3_sq: float) -> tuple[float, ...]:
 
 
 def data_config(design: Design, phi3_sq: float) -> DataConfig:
-    return DataConfig(
-        n=design.n,
-        m=design.m,
-        d=design.d,
-        K=K,
-        phi=phi(design, phi3_sq),
-        mu=0.0,
-        sigma_xi=design.sigma_xi,
-        sampling="balanced",
-        noise_placement="good_event",
-        n_test=4,
+    return common.good_event_data(
+        design.n, design.m, design.d, phi(design, phi3_sq), design.sigma_xi
     )
 
 
@@ -210,14 +201,12 @@ def _closed_form(design: Design, key: int) -> dict[str, np.ndarray]:
     rows: dict[str, list] = {k: [] for k in ("point", "align", "pred", "other", "resid", "big_p")}
     seeds = common.units_seeds(len(design.points), design.seeds)
     for phi3_sq, unit_seeds in zip(design.points, seeds, strict=True):
-        sets = sample_instances(data_config(design, phi3_sq), unit_seeds, key)
         pred = np.asarray(
             theory.predicted_alignment_ucl(
                 phi(design, phi3_sq), 0.0, design.sigma_xi, design.m, design.n, P
             )
         )
-        for u in range(len(unit_seeds)):
-            c = compressed_moments(instance(sets, u), K)
+        for c in common.unit_moments(data_config(design, phi3_sq), unit_seeds, key, K):
             sol = theory.min_norm_minimizer(c.m_tilde, c.m, P)
             other = other_minimizer(c, P)
             rows["point"].append(phi3_sq)
@@ -227,7 +216,7 @@ def _closed_form(design: Design, key: int) -> dict[str, np.ndarray]:
             rows["resid"].append(theory.minimizer_residual(other, c.m_tilde, c.m, P))
             big = theory.min_norm_minimizer(c.m_tilde, c.m, K + 1)
             rows["big_p"].append(alignment(big.factor, K)[1])
-    return {k: np.asarray(v, float) for k, v in rows.items()}
+    return common.float_arrays(rows)
 
 
 def gd_units(design: Design, key: int) -> list[common.GDGroup]:
@@ -268,11 +257,10 @@ def _wide(design: Design, key: int) -> dict[str, np.ndarray]:
     align, pred, sup = [], [], []
     for j, x in enumerate(design.wide_points):
         phi_x = wide_phi(design, x)
-        data = DataConfig(
-            n=design.wide_n, m=design.m, d=design.wide_d, K=Kw, phi=phi_x, mu=0.0,
-            sigma_xi=design.sigma_xi, sampling="balanced", noise_placement="good_event", n_test=4,
-        )  # fmt: skip
-        c = compressed_moments(instance(sample_instances(data, [WIDE_SEED + j], key), 0), Kw)
+        data = common.good_event_data(
+            design.wide_n, design.m, design.wide_d, phi_x, design.sigma_xi
+        )
+        (c,) = common.unit_moments(data, [WIDE_SEED + j], key, Kw)
         align.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, Kw).factor, Kw))
         pred.append(
             np.asarray(
@@ -286,10 +274,8 @@ def _wide(design: Design, key: int) -> dict[str, np.ndarray]:
 
 
 def _min_norm_v1(design: Design, phi3_sq: float, seeds: list[int], key: int) -> np.ndarray:
-    sets = sample_instances(data_config(design, phi3_sq), seeds, key)
     out = []
-    for u in range(len(seeds)):
-        c = compressed_moments(instance(sets, u), K)
+    for c in common.unit_moments(data_config(design, phi3_sq), seeds, key, K):
         out.append(alignment(theory.min_norm_minimizer(c.m_tilde, c.m, P).factor, K)[1])
     return np.asarray(out)
 
@@ -300,47 +286,13 @@ def _prediction_pass(design: Design, point: np.ndarray, w_v1: np.ndarray, zero: 
     return np.where(sup, w_v1 <= zero / design.phi_1, about), sup
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    cf = _closed_form(design, key)
+def _closed_form_tests(
+    design: Design, cf: dict[str, np.ndarray]
+) -> tuple[tuple[TestResult, ...], TestResult]:
+    """The four sampled-instance sub-tests and the suppression-where-learnt control."""
     ok = np.all(np.isfinite(cf["align"]), axis=1)
-    err = np.max(np.abs(cf["align"] - cf["pred"]) / (1 + cf["pred"]), axis=1)
+    err = common.relative_error(cf["align"], cf["pred"])
     passed, sup = _prediction_pass(design, cf["point"], cf["align"][:, 1], EXACT_ZERO)
-    wide = _wide(design, key)
-    # v_0..v_2 only: the K - 2 irrelevant features tie exactly, so at a learnt point (one of
-    # them loses the last slot) the min-norm minimizer spreads the slots over all of them.
-    wide_err = np.max(
-        np.abs(wide["align"][:, :3] - wide["pred"][:, :3]) / (1 + wide["pred"][:, :3]), axis=1
-    )
-    w1 = wide["align"][:, 1]
-    # Normalised prediction error: <= 1 iff 0 (suppressed) / ~1/phi_1 (learnt) holds.
-    wide_pred_err = np.where(
-        wide["sup"], w1 * design.phi_1 / EXACT_ZERO, np.abs(design.phi_1 * w1 - 1) / ABOUT_TOL
-    )
-
-    offset = len(design.points) * design.seeds
-    gd = {k: [] for k in ("point", "w", "mn", "tol", "div")}
-    num = len(design.sigma_0s) * design.sweep_seeds
-    sweep_sig = np.repeat(design.sigma_0s, design.sweep_seeds)
-    sweep_w, sweep_div = np.zeros(0), np.zeros(0, bool)
-    for phi3_sq, group in zip(design.gd_points, gd_units(design, key), strict=True):
-        k = design.gd_seeds
-        seeds, runs = group.seeds[:k], group.runs
-        gd["point"] += [phi3_sq] * k
-        gd["w"] += list(runs.alignment[:k, -1, 1])
-        gd["mn"] += list(_min_norm_v1(design, phi3_sq, seeds, key))
-        gd["tol"] += [_gd_tolerance(design, phi3_sq, GD_SIGMA_0)] * k
-        gd["div"] += list(runs.diverged[:k])
-        if phi3_sq == SCALING_POINT:
-            sweep_w, sweep_div = runs.alignment[k:, -1, 1], runs.diverged[k:]
-    g = {k: np.asarray(v, float) for k, v in gd.items()}
-    offset += len(design.gd_points) * design.gd_seeds + num
-    x = sweep_sig * math.sqrt(P / design.d)
-    s = design.sigma_xi**2 / (design.m * design.n)
-    ev = np.sort(np.asarray(theory.feature_spectrum_L(phi(design, SCALING_POINT), K)) + s)[::-1]
-    kappa = common.tie_exponent(design.lr, float(ev[P]), float(ev[P - 1]))
-
     tests = (
         fraction_test(
             "closed-form",
@@ -382,6 +334,32 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             rule=f"pass if within {ABOUT_TOL:g} of 1/phi_1; holds if P(pass) > {PASS_FRACTION}",
             data={"w_v1": cf["big_p"]},
         ),
+    )
+    control = fraction_test(
+        "control:suppression-where-learnt",
+        cf["align"][:, 1] <= EXACT_ZERO / design.phi_1,
+        PASS_FRACTION,
+        valid=ok,
+        scope=~sup,
+        statistic="min-norm ||W v_1|| on points where phi_1^2 is among the top p",
+        rule=f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+    )
+    return tests, control
+
+
+def _wide_tests(
+    design: Design, wide: dict[str, np.ndarray]
+) -> tuple[tuple[TestResult, ...], TestResult]:
+    """The K = p = wide_K closed-form and prediction sub-tests and their control."""
+    # v_0..v_2 only: the K - 2 irrelevant features tie exactly, so at a learnt point (one of
+    # them loses the last slot) the min-norm minimizer spreads the slots over all of them.
+    wide_err = common.relative_error(wide["align"][:, :3], wide["pred"][:, :3])
+    w1 = wide["align"][:, 1]
+    # Normalised prediction error: <= 1 iff 0 (suppressed) / ~1/phi_1 (learnt) holds.
+    wide_pred_err = np.where(
+        wide["sup"], w1 * design.phi_1 / EXACT_ZERO, np.abs(design.phi_1 * w1 - 1) / ABOUT_TOL
+    )
+    tests = (
         deterministic_test(
             f"K=p={design.wide_K}-closed-form",
             wide_err,
@@ -402,32 +380,54 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             data={"x": np.asarray(design.wide_points), "w_v1": w1},
         ),
     )
-    wrong_pass = cf["align"][:, 1] <= EXACT_ZERO / design.phi_1
-    controls = (
-        fraction_test(
-            "control:suppression-where-learnt",
-            wrong_pass,
-            PASS_FRACTION,
-            valid=ok,
-            scope=~sup,
-            statistic="min-norm ||W v_1|| on points where phi_1^2 is among the top p",
-            rule=f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
-        ),
-        deterministic_test(
-            f"control:K=p={design.wide_K}-suppression-where-learnt",
-            w1[~wide["sup"]] * design.phi_1 / EXACT_ZERO,
-            1.0,
-            statistic=f"min-norm ||W v_1|| at the learnt K = p = {design.wide_K} point(s), 0 "
-            "predicted",
-            rule="(wrong) holds iff phi_1 w <= EXACT_ZERO",
-        ),
+    control = deterministic_test(
+        f"control:K=p={design.wide_K}-suppression-where-learnt",
+        w1[~wide["sup"]] * design.phi_1 / EXACT_ZERO,
+        1.0,
+        statistic=f"min-norm ||W v_1|| at the learnt K = p = {design.wide_K} point(s), 0 predicted",
+        rule="(wrong) holds iff phi_1 w <= EXACT_ZERO",
     )
-    gd_tests = (
+    return tests, control
+
+
+def _gd_endpoints(design: Design, key: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """GD endpoints at GD_SIGMA_0 (point, w, min-norm mn, tol, div per unit) and the sigma_0
+    sweep's endpoint ||W_T v_1|| and divergence flags."""
+    gd: dict[str, list] = {k: [] for k in ("point", "w", "mn", "tol", "div")}
+    sweep_w, sweep_div = np.zeros(0), np.zeros(0, bool)
+    for phi3_sq, group in zip(design.gd_points, gd_units(design, key), strict=True):
+        k = design.gd_seeds
+        seeds, runs = group.seeds[:k], group.runs
+        gd["point"] += [phi3_sq] * k
+        gd["w"] += list(runs.alignment[:k, -1, 1])
+        gd["mn"] += list(_min_norm_v1(design, phi3_sq, seeds, key))
+        gd["tol"] += [_gd_tolerance(design, phi3_sq, GD_SIGMA_0)] * k
+        gd["div"] += list(runs.diverged[:k])
+        if phi3_sq == SCALING_POINT:
+            sweep_w, sweep_div = runs.alignment[k:, -1, 1], runs.diverged[k:]
+    return common.float_arrays(gd), sweep_w, sweep_div
+
+
+def _scaling_kappa(design: Design) -> float:
+    """The tie-leftover exponent kappa at SCALING_POINT (what the sigma_0 sweep's slope is)."""
+    s = design.sigma_xi**2 / (design.m * design.n)
+    ev = np.sort(np.asarray(theory.feature_spectrum_L(phi(design, SCALING_POINT), K)) + s)[::-1]
+    return common.tie_exponent(design.lr, float(ev[P]), float(ev[P - 1]))
+
+
+def _gd_tests(
+    design: Design, g: dict[str, np.ndarray], sweep_w: np.ndarray, sweep_div: np.ndarray
+) -> tuple[tuple[TestResult, ...], tuple[TestResult, ...], float]:
+    """Row ``FS-dim [GD]``'s sub-tests, its controls and kappa."""
+    x = np.repeat(design.sigma_0s, design.sweep_seeds) * math.sqrt(P / design.d)
+    kappa = _scaling_kappa(design)
+    gd_valid = (g["div"] == 0) & np.isfinite(g["w"])
+    tests = (
         fraction_test(
             "gd-endpoint",
             np.abs(g["w"] - g["mn"]) <= g["tol"],
             PASS_FRACTION,
-            valid=(g["div"] == 0) & np.isfinite(g["w"]),
+            valid=gd_valid,
             statistic=f"| ||W_T v_1|| (GD, sigma_0={GD_SIGMA_0:g}) - min-norm value |",
             rule=f"pass if <= {TOL_FACTOR:g} (tie leftover + kernel bound), derived; holds if "
             f"P(pass) > {PASS_FRACTION}",
@@ -446,26 +446,35 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f"kappa (1 +- {LEFTOVER_MARGIN:g}), kappa = {kappa:.3f}",
         ),
     )
-    leftover_control = slope_test(
-        "control:leftover-exponent-2kappa",
-        x,
-        sweep_w,
-        LEFTOVER_CONTROL * kappa * (1 - LEFTOVER_MARGIN),
-        LEFTOVER_CONTROL * kappa * (1 + LEFTOVER_MARGIN),
-        valid=~sweep_div.astype(bool),
-        statistic="the same slope against a wrong exponent 2 kappa",
-        rule=f"holds if inside {LEFTOVER_CONTROL:g} kappa (1 +- {LEFTOVER_MARGIN:g})",
+    controls = (
+        fraction_test(
+            "control:suppression-where-learnt",
+            g["w"] <= SGD_SUPPRESSED_FRACTION / design.phi_1,
+            PASS_FRACTION,
+            valid=gd_valid,
+            scope=np.array([not suppressed(design, float(pt)) for pt in g["point"]]),
+            statistic="GD ||W_T v_1|| on learnt points, suppression predicted",
+            rule=f"(wrong) pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
+        ),
+        slope_test(
+            "control:leftover-exponent-2kappa",
+            x,
+            sweep_w,
+            LEFTOVER_CONTROL * kappa * (1 - LEFTOVER_MARGIN),
+            LEFTOVER_CONTROL * kappa * (1 + LEFTOVER_MARGIN),
+            valid=~sweep_div.astype(bool),
+            statistic="the same slope against a wrong exponent 2 kappa",
+            rule=f"holds if inside {LEFTOVER_CONTROL:g} kappa (1 +- {LEFTOVER_MARGIN:g})",
+        ),
     )
-    gd_control = fraction_test(
-        "control:suppression-where-learnt",
-        g["w"] <= SGD_SUPPRESSED_FRACTION / design.phi_1,
-        PASS_FRACTION,
-        valid=(g["div"] == 0) & np.isfinite(g["w"]),
-        scope=np.array([not suppressed(design, float(x)) for x in g["point"]]),
-        statistic="GD ||W_T v_1|| on learnt points, suppression predicted",
-        rule=f"(wrong) pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
-    )
-    gd_row = ClaimOutcome(
+    return tests, controls, kappa
+
+
+def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
+    """Row ``FS-dim [GD]``: does GD reach the min-norm prediction?"""
+    g, sweep_w, sweep_div = _gd_endpoints(design, key)
+    tests, controls, kappa = _gd_tests(design, g, sweep_w, sweep_div)
+    return ClaimOutcome(
         claim=f"{CLAIM.id} [GD]",
         source=CLAIM.source + " (GD)",
         summary=f"UCL GD + sigma_0 sweep, {g['w'].size + sweep_w.size} units",
@@ -474,8 +483,8 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f"sigma_0={GD_SIGMA_0:g} on x in {design.gd_points} ({design.gd_seeds} seeds each); "
             f"sigma_0 sweep {design.sigma_0s} at x={SCALING_POINT:g} ({design.sweep_seeds} each)"
         ),
-        tests=gd_tests,
-        controls=(gd_control, leftover_control),
+        tests=tests,
+        controls=controls,
         control=CLAIM.control,
         notes=(
             f"median ||W_T v_1|| at sigma_0={GD_SIGMA_0:g}: "
@@ -484,12 +493,19 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
                 f"{np.median(g['mn'][g['point'] == p]):.3f})"
                 for p in design.gd_points
             )
-            + f"; sigma_0-sweep slope {gd_tests[-1].estimate:.3f}, tie-leftover exponent kappa "
+            + f"; sigma_0-sweep slope {tests[-1].estimate:.3f}, tie-leftover exponent kappa "
             f"= {kappa:.3f} predicted",
         ),
         seconds=time.perf_counter() - start,
     )
-    main = ClaimOutcome(
+
+
+def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
+    """Row ``FS-dim``: the closed-form sub-tests (sampled instances and K = p = wide_K)."""
+    cf = _closed_form(design, key)
+    cf_tests, cf_control = _closed_form_tests(design, cf)
+    wide_tests, wide_control = _wide_tests(design, _wide(design, key))
+    return ClaimOutcome(
         claim=CLAIM.id,
         source=CLAIM.source,
         summary=f"closed form, 4 x phi_3^2, {len(design.points) * design.seeds} units",
@@ -500,8 +516,8 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f"x=phi_K^2/(K-2) in {design.wide_points}, n={design.wide_n} d={design.wide_d}, one "
             "instance per x"
         ),
-        tests=tests,
-        controls=controls,
+        tests=(*cf_tests, *wide_tests),
+        controls=(cf_control, wide_control),
         control=CLAIM.control,
         notes=(
             "median min-norm ||W v_1|| per x: "
@@ -511,7 +527,21 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         seconds=time.perf_counter() - start,
     )
-    return [main, gd_row, _sgd(design, key, offset)]
+
+
+def _sgd_offset(design: Design) -> int:
+    """First seed index of the SGD units (after the closed-form, GD and sweep units)."""
+    closed_form = len(design.points) * design.seeds
+    gd = len(design.gd_points) * design.gd_seeds
+    return closed_form + gd + len(design.sigma_0s) * design.sweep_seeds
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
+    start = time.perf_counter()
+    main = _main_row(design, key, start)
+    gd_row = _gd_row(design, key, start)
+    return [main, gd_row, _sgd(design, key, _sgd_offset(design))]
 
 
 def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
@@ -521,12 +551,11 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
     seeds = common.units_seeds(len(variants), design.gd_seeds, offset)
     for (phi3_sq, fresh), unit_seeds in zip(variants, seeds, strict=True):
         runs = run_gd(config(design, phi3_sq, design.sgd_batch, fresh), unit_seeds, key)
-        quarter = max(1, runs.alignment.shape[1] // 4)
         rows["point"] += [phi3_sq] * len(unit_seeds)
-        rows["w"] += list(runs.alignment[:, -quarter:, 1].mean(axis=1))
+        rows["w"] += list(common.last_quarter_mean(runs.alignment, 1))
         rows["div"] += list(runs.diverged)
         rows["fresh"] += [fresh] * len(unit_seeds)
-    r = {k: np.asarray(v, float) for k, v in rows.items()}
+    r = common.float_arrays(rows)
     passed, sup = _prediction_pass(design, r["point"], r["w"], SGD_SUPPRESSED_FRACTION)
     valid = (r["div"] == 0) & np.isfinite(r["w"])
     wrong = r["w"] <= SGD_SUPPRESSED_FRACTION / design.phi_1

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -265,25 +266,40 @@ def _point(design: Design, n: int, d: int, key: int, offset: int):
     return bad, cc_fail, fs_fail, joint_fail
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    margin = event_margin(design.seeds)
-    event_tests: list[TestResult] = []
-    event_controls: list[TestResult] = []
-    qs, bads, cc_fails, fs_fails, joint_fails, gaps = [], [], [], [], [], []
-    start = time.perf_counter()
+class _Draws(NamedTuple):
+    """Per design point: q, and per unit the bad event and the three conclusions' failures."""
+
+    qs: list[float]
+    bads: list[np.ndarray]
+    cc_fails: list[np.ndarray]
+    fs_fails: list[np.ndarray]
+    joint_fails: list[np.ndarray]
+
+
+def _draw(design: Design, key: int) -> _Draws:
+    """The instances of every design point (disjoint seed ranges)."""
+    draws = _Draws([], [], [], [], [])
     for j, (n, d, q) in enumerate(points(design)):
-        big_n = design.m * n
-        target = 1.0 - good_event_probability(big_n, d, K)
-        wrong = 1.0 - good_event_probability((design.m + 1) * n, d, K)
         bad, cc_fail, fs_fail, joint_fail = _point(design, n, d, key, offset=j * 2 * design.seeds)
-        qs.append(q)
-        bads.append(bad)
-        cc_fails.append(cc_fail)
-        fs_fails.append(fs_fail)
-        joint_fails.append(joint_fail)
+        draws.qs.append(q)
+        draws.bads.append(bad)
+        draws.cc_fails.append(cc_fail)
+        draws.fs_fails.append(fs_fail)
+        draws.joint_fails.append(joint_fail)
+    return draws
+
+
+def _event_tests(
+    design: Design, draws: _Draws, margin: float
+) -> tuple[list[TestResult], list[TestResult]]:
+    """Per point, the TOST of the bad-event rate; the (m+1) n controls at the points chosen from
+    the formulas (see module docs)."""
+    tests, gaps = [], []
+    for (n, d, q), bad in zip(points(design), draws.bads, strict=True):
+        target = 1.0 - good_event_probability(design.m * n, d, K)
+        wrong = 1.0 - good_event_probability((design.m + 1) * n, d, K)
         tag = f"n={n} d={d} q={q:.3g}"
-        event_tests.append(
+        tests.append(
             _event_test(
                 f"event[{tag}]", bad, target, margin,
                 f"TOST: bad-event rate within +-{margin:g} of 1 - prod (d-K-i)/d = {target:.4f}",
@@ -294,57 +310,88 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     # (decided from the formulas before any draw), and always at the most distinguishable point,
     # so every size has one.
     best = max(g[0] for g in gaps)
+    controls = []
     for gap, bad, wrong, tag, target in gaps:
         se = math.sqrt(target * (1 - target) / design.seeds)
         if gap - margin >= CONTROL_Z * se or gap == best:
-            event_controls.append(
+            controls.append(
                 _event_test(
                     f"control:event-(m+1)n[{tag}]", bad, wrong, margin,
                     f"(wrong) rate for (m+1) n noise draws = {wrong:.4f}",
                 )
             )  # fmt: skip
+    return tests, controls
+
+
+def _rate_row(
+    design: Design,
+    claim: str,
+    source: str,
+    qs: list[float],
+    fails: list[np.ndarray],
+    what: str,
+    grid: str,
+    seconds: float,
+) -> ClaimOutcome:
+    """A conclusion's failure-rate row: the cloglog slope test and its near-miss control."""
+    return ClaimOutcome(
+        claim=claim,
+        source=source,
+        summary=f"failure rate vs q, {len(qs)} points x {design.seeds}",
+        design=f"min-norm closed form per instance ({what}); {grid}",
+        tests=(_slope_test("slope", qs, fails, SLOPE_LOWER, what),),
+        controls=(
+            _slope_test(
+                f"control:slope>={design.control_slope:g}",
+                qs,
+                fails,
+                design.control_slope,
+                what,
+            ),
+        ),
+        control=f"a rate falling like q^{design.control_slope:g} must fail",
+        seconds=seconds,
+        notes=tuple(
+            f"q={q:.3g}: failure rate {f.mean():.4f}, 95% CI "
+            f"{clopper_pearson(int(f.sum()), f.size)}"
+            for q, f in zip(qs, fails, strict=True)
+        ),
+    )
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
+    margin = event_margin(design.seeds)
+    start = time.perf_counter()
+    draws = _draw(design, key)
+    event_tests, event_controls = _event_tests(design, draws, margin)
     seconds = time.perf_counter() - start
     grid = f"q=(mn)^2/d in {GRID_Q}, n in {design.ns}, m={design.m}, {design.seeds} instances each"
-    out = [
-        ClaimOutcome(
-            claim="GOOD-EVENT",
-            source=CLAIM.source,
-            summary=f"i.i.d. noise placement, {len(event_tests)} points x {design.seeds}",
-            design=f"balanced labels, i.i.d. basis-noise placement, K={K}; {grid}",
-            tests=(*event_tests, _slope_test("slope", qs, bads, SLOPE_LOWER, "the bad event")),
-            controls=tuple(event_controls),
-            control="the rate for (m+1) n noise draws must fail",
-            seconds=seconds / 4,
-        )
+    qs = draws.qs
+    event_row = ClaimOutcome(
+        claim="GOOD-EVENT",
+        source=CLAIM.source,
+        summary=f"i.i.d. noise placement, {len(event_tests)} points x {design.seeds}",
+        design=f"balanced labels, i.i.d. basis-noise placement, K={K}; {grid}",
+        tests=(*event_tests, _slope_test("slope", qs, draws.bads, SLOPE_LOWER, "the bad event")),
+        controls=tuple(event_controls),
+        control="the rate for (m+1) n noise draws must fail",
+        seconds=seconds / 4,
+    )
+    rates = (
+        ("CC-minnorm rate", "Thm 4.4 (probability)", draws.cc_fails, "||W v_2|| = 0 (SCL, mu=0)"),
+        ("FS-dim rate", "Thm 5.1 (probability)", draws.fs_fails, "||W v_1|| = 0 (UCL, suppressed)"),
+        (
+            "JOINT rate",
+            "Thm 6.1 (probability)",
+            draws.joint_fails,
+            "joint min-norm = Thm 6.1's value",
+        ),
+    )
+    return [
+        event_row,
+        *(
+            _rate_row(design, claim, source, qs, fails, what, grid, seconds / 4)
+            for claim, source, fails, what in rates
+        ),
     ]
-    for claim, source, fails, what in (
-        ("CC-minnorm rate", "Thm 4.4 (probability)", cc_fails, "||W v_2|| = 0 (SCL, mu=0)"),
-        ("FS-dim rate", "Thm 5.1 (probability)", fs_fails, "||W v_1|| = 0 (UCL, suppressed)"),
-        ("JOINT rate", "Thm 6.1 (probability)", joint_fails, "joint min-norm = Thm 6.1's value"),
-    ):
-        out.append(
-            ClaimOutcome(
-                claim=claim,
-                source=source,
-                summary=f"failure rate vs q, {len(qs)} points x {design.seeds}",
-                design=f"min-norm closed form per instance ({what}); {grid}",
-                tests=(_slope_test("slope", qs, fails, SLOPE_LOWER, what),),
-                controls=(
-                    _slope_test(
-                        f"control:slope>={design.control_slope:g}",
-                        qs,
-                        fails,
-                        design.control_slope,
-                        what,
-                    ),
-                ),
-                control=f"a rate falling like q^{design.control_slope:g} must fail",
-                seconds=seconds / 4,
-                notes=tuple(
-                    f"q={q:.3g}: failure rate {f.mean():.4f}, 95% CI "
-                    f"{clopper_pearson(int(f.sum()), f.size)}"
-                    for q, f in zip(qs, fails, strict=True)
-                ),
-            )
-        )
-    return out

@@ -46,9 +46,9 @@ from simdyn import theory
 from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
 from simdyn.verify import common
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
+from simdyn.verify.instances import alignment
 from simdyn.verify.runs import run as run_gd
-from simdyn.verify.stats import fraction_test
+from simdyn.verify.stats import TestResult, fraction_test
 
 CLAIM = ClaimInfo(
     id="JOINT",
@@ -93,18 +93,7 @@ DESIGNS: dict[Scale, Design] = {
 
 
 def data_config(design: Design) -> DataConfig:
-    return DataConfig(
-        n=design.n,
-        m=design.m,
-        d=design.d,
-        K=len(design.phi),
-        phi=design.phi,
-        mu=0.0,
-        sigma_xi=design.sigma_xi,
-        sampling="balanced",
-        noise_placement="good_event",
-        n_test=4,
-    )
+    return common.good_event_data(design.n, design.m, design.d, design.phi, design.sigma_xi)
 
 
 def config(design: Design, batch_size: int | None = None) -> Config:
@@ -171,22 +160,58 @@ def gd_units(design: Design, key: int) -> list[common.GDGroup]:
 def _min_norm(design: Design, seeds: list[int], betas: np.ndarray, key: int) -> np.ndarray:
     """(units, K+1) min-norm joint alignments of the seeds' instances."""
     K = len(design.phi)
-    sets = sample_instances(data_config(design), seeds, key)
     out = []
-    for u, beta in enumerate(betas):
-        c = compressed_moments(instance(sets, u), K)
+    moments = common.unit_moments(data_config(design), seeds, key, K)
+    for beta, c in zip(betas, moments, strict=True):
         P = beta * c.m_plus + (1 - beta) * c.m_tilde
         out.append(alignment(theory.min_norm_minimizer(P, c.m, design.p).factor, K))
     return np.asarray(out)
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    check_conditions(design)
+def _keeps_both_tests(
+    design: Design,
+    name: str,
+    passed: np.ndarray,
+    betas: np.ndarray,
+    valid: np.ndarray,
+    tol: float,
+    statistic: str,
+    data: dict[str, np.ndarray],
+) -> tuple[TestResult, ...]:
+    """One keeps-both FRACTION test per beta ("for every beta": all must hold)."""
+    return tuple(
+        fraction_test(
+            f"{name}[beta={b:g}]",
+            passed,
+            PASS_FRACTION,
+            valid=valid,
+            scope=betas == b,
+            statistic=statistic,
+            rule=f"pass if both within {tol:g} of 1; holds if P(pass) > {PASS_FRACTION}",
+            data=data,
+        )
+        for b in design.betas
+    )
+
+
+def _ucl_control(
+    design: Design, w_v1: np.ndarray, valid: np.ndarray, level: float, statistic: str, rule: str
+) -> TestResult:
+    """The negative control: UCL's suppression of v_1 (||W v_1|| <= level / phi_1) predicted."""
+    return fraction_test(
+        "control:ucl-suppression",
+        w_v1 <= level / design.phi[0],
+        PASS_FRACTION,
+        valid=valid,
+        statistic=statistic,
+        rule=rule,
+    )
+
+
+def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
+    """Row ``JOINT``: the closed-form min-norm joint minimizer over the beta sweep."""
     K = len(design.phi)
-    nb = len(design.betas)
-    seeds = [s for group in common.units_seeds(nb, design.seeds) for s in group]
+    seeds = [s for group in common.units_seeds(len(design.betas), design.seeds) for s in group]
     betas = np.repeat(design.betas, design.seeds)
     align = _min_norm(design, seeds, betas, key)
     per_beta = {
@@ -199,11 +224,65 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     }
     pred = np.stack([per_beta[b] for b in betas])
     ok = np.all(np.isfinite(align), axis=1)
-    err = np.max(np.abs(align[:, :3] - pred[:, :3]) / (1 + pred[:, :3]), axis=1)
+    err = common.relative_error(align[:, :3], pred[:, :3])
     t1, t2 = _targets(design, betas)
     keeps = keeps_both(align[:, 1], align[:, 2], t1, t2, ABOUT_TOL)
+    closed_form = fraction_test(
+        "closed-form",
+        err <= CLOSED_FORM_TOL,
+        PASS_FRACTION,
+        valid=ok,
+        statistic="max_{j<=2} |W v_j - predicted_alignment_joint_j| / (1 + predicted)",
+        rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
+        data={"beta": betas, "error": err},
+    )
+    return ClaimOutcome(
+        claim=CLAIM.id,
+        source=CLAIM.source,
+        summary=f"closed form, beta sweep, {len(betas)} units",
+        design=(
+            f"joint loss, K={K} p={design.p} phi={design.phi} mu=0 balanced good-event "
+            f"n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}, beta in "
+            f"{design.betas}; closed-form min-norm, {design.seeds} seeds/beta"
+        ),
+        tests=(
+            closed_form,
+            *_keeps_both_tests(
+                design,
+                "keeps-both",
+                keeps,
+                betas,
+                ok,
+                ABOUT_TOL,
+                "phi_1 ||W v_1|| and phi_2 ||W v_2|| / sqrt(1-beta), min-norm",
+                {"w_v1": align[:, 1], "w_v2": align[:, 2]},
+            ),
+        ),
+        controls=(
+            _ucl_control(
+                design,
+                align[:, 1],
+                ok,
+                EXACT_ZERO,
+                "min-norm joint ||W v_1||, UCL's prediction 0",
+                f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+            ),
+        ),
+        control=CLAIM.control,
+        notes=(
+            "median min-norm (||W v_1||, ||W v_2||) per beta: "
+            + ", ".join(
+                f"{b:g}: ({np.median(align[betas == b, 1]):.3f}, "
+                f"{np.median(align[betas == b, 2]):.3f})"
+                for b in design.betas
+            ),
+        ),
+        seconds=time.perf_counter() - start,
+    )
 
-    offset = nb * design.seeds
+
+def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
+    """Row ``JOINT [GD]``: the keeps-both rule on GD endpoints; min-norm agreement in the notes."""
     (group,) = gd_units(design, key)
     gd_seeds, gd_betas, runs = group.seeds, group.beta, group.runs
     gd_mn = _min_norm(design, gd_seeds, gd_betas, key)
@@ -212,42 +291,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     gd_dev = np.max(np.abs(gd_w - gd_mn[:, 1:3]), axis=1)
     g1, g2 = _targets(design, gd_betas)
     gd_keeps = keeps_both(gd_w[:, 0], gd_w[:, 1], g1, g2, ABOUT_TOL)
-
-    tests = (
-        fraction_test(
-            "closed-form",
-            err <= CLOSED_FORM_TOL,
-            PASS_FRACTION,
-            valid=ok,
-            statistic="max_{j<=2} |W v_j - predicted_alignment_joint_j| / (1 + predicted)",
-            rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
-            data={"beta": betas, "error": err},
-        ),
-        *(
-            fraction_test(
-                f"keeps-both[beta={b:g}]",
-                keeps,
-                PASS_FRACTION,
-                valid=ok,
-                scope=betas == b,
-                statistic="phi_1 ||W v_1|| and phi_2 ||W v_2|| / sqrt(1-beta), min-norm",
-                rule=f"pass if both within {ABOUT_TOL:g} of 1; holds if P(pass) > {PASS_FRACTION}",
-                data={"w_v1": align[:, 1], "w_v2": align[:, 2]},
-            )
-            for b in design.betas
-        ),
-    )
-    controls = (
-        fraction_test(
-            "control:ucl-suppression",
-            align[:, 1] <= EXACT_ZERO / design.phi[0],
-            PASS_FRACTION,
-            valid=ok,
-            statistic="min-norm joint ||W v_1||, UCL's prediction 0",
-            rule=f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
-        ),
-    )
-    gd_row = ClaimOutcome(
+    return ClaimOutcome(
         claim=f"{CLAIM.id} [GD]",
         source=CLAIM.source + " (GD)",
         summary=f"joint GD, beta sweep, {len(gd_seeds)} units",
@@ -255,28 +299,24 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f"as JOINT, full-batch GD float64 sigma_0={design.sigma_0:g} eta={design.lr:g} "
             f"T={design.steps}, beta traced per unit, {design.gd_seeds} seeds/beta"
         ),
-        tests=tuple(
-            fraction_test(
-                f"gd-keeps-both[beta={b:g}]",
-                gd_keeps,
-                PASS_FRACTION,
-                valid=~runs.diverged & np.isfinite(gd_dev),
-                scope=gd_betas == b,
-                statistic=f"phi_1 ||W_T v_1|| and phi_2 ||W_T v_2|| / sqrt(1-beta), GD "
-                f"T={design.steps}",
-                rule=f"pass if both within {ABOUT_TOL:g} of 1; holds if P(pass) > {PASS_FRACTION}",
-                data={"w_v1": gd_w[:, 0], "w_v2": gd_w[:, 1], "deviation": gd_dev, "tol": tol},
-            )
-            for b in design.betas
+        tests=_keeps_both_tests(
+            design,
+            "gd-keeps-both",
+            gd_keeps,
+            gd_betas,
+            ~runs.diverged & np.isfinite(gd_dev),
+            ABOUT_TOL,
+            f"phi_1 ||W_T v_1|| and phi_2 ||W_T v_2|| / sqrt(1-beta), GD T={design.steps}",
+            {"w_v1": gd_w[:, 0], "w_v2": gd_w[:, 1], "deviation": gd_dev, "tol": tol},
         ),
         controls=(
-            fraction_test(
-                "control:ucl-suppression",
-                runs.alignment[:, -1, 1] <= SGD_ABOUT_TOL / design.phi[0],
-                PASS_FRACTION,
-                valid=~runs.diverged,
-                statistic="GD ||W_T v_1||, UCL's prediction 0 (within the SGD tolerance)",
-                rule=f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
+            _ucl_control(
+                design,
+                runs.alignment[:, -1, 1],
+                ~runs.diverged,
+                SGD_ABOUT_TOL,
+                "GD ||W_T v_1||, UCL's prediction 0 (within the SGD tolerance)",
+                f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
             ),
         ),
         control=CLAIM.control,
@@ -296,29 +336,35 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         seconds=time.perf_counter() - start,
     )
-    main = ClaimOutcome(
-        claim=CLAIM.id,
-        source=CLAIM.source,
-        summary=f"closed form, beta sweep, {len(betas)} units",
-        design=(
-            f"joint loss, K={K} p={design.p} phi={design.phi} mu=0 balanced good-event "
-            f"n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}, beta in "
-            f"{design.betas}; closed-form min-norm, {design.seeds} seeds/beta"
-        ),
-        tests=tests,
-        controls=controls,
-        control=CLAIM.control,
-        notes=(
-            "median min-norm (||W v_1||, ||W v_2||) per beta: "
-            + ", ".join(
-                f"{b:g}: ({np.median(align[betas == b, 1]):.3f}, "
-                f"{np.median(align[betas == b, 2]):.3f})"
-                for b in design.betas
-            ),
-        ),
-        seconds=time.perf_counter() - start,
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
+    start = time.perf_counter()
+    check_conditions(design)
+    main = _main_row(design, key, start)
+    gd_row = _gd_row(design, key, start)
+    offset = len(design.betas) * (design.seeds + design.gd_seeds)
+    return [main, gd_row, _sgd(design, key, offset)]
+
+
+def _sgd_lost_note(design: Design, w: np.ndarray, betas: np.ndarray, lost: np.ndarray) -> str:
+    """How often SGD lost v_2 per beta, and where the lost alignment went."""
+    return (
+        "median last-quarter (||W v_1||, ||W v_2||) per beta: "
+        + ", ".join(
+            f"{b:g}: ({np.median(w[betas == b, 1]):.3f}, {np.median(w[betas == b, 2]):.3f})"
+            for b in design.betas
+        )
+        + f" (targets 1/phi_1 = {1 / design.phi[0]:.3f}, sqrt(1-beta)/phi_2); fraction of "
+        "runs that lost v_2 (||W v_2|| < half its target) per beta: "
+        + ", ".join(f"{b:g}: {np.mean(lost[betas == b]):.2f}" for b in design.betas)
+        + "; median (||W v_3||, ||W v_4||) of those runs: "
+        + (f"({np.median(w[lost, 3]):.3f}, {np.median(w[lost, 4]):.3f})" if lost.any() else "none")
+        + " (SGD's mean gradient is that of its expected minibatch objective E_B[L_B], not "
+        "of the full loss; E_B[L_B]'s minimizers include points where v_3, v_4 hold v_2's "
+        "slot, and SGD's noise moves it inside that set; GD has no such noise: see SGD-OBJ)"
     )
-    return [main, gd_row, _sgd(design, key, offset + nb * design.gd_seeds)]
 
 
 def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
@@ -327,8 +373,7 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
     seeds = list(range(offset, offset + nb * design.sgd_seeds))
     betas = np.repeat(design.betas, design.sgd_seeds)
     runs = run_gd(config(design, design.sgd_batch), seeds, key, beta=betas)
-    quarter = max(1, runs.alignment.shape[1] // 4)
-    w = runs.alignment[:, -quarter:, :].mean(axis=1)
+    w = common.last_quarter_mean(runs.alignment, slice(None))
     t1, t2 = _targets(design, betas)
     keeps = keeps_both(w[:, 1], w[:, 2], t1, t2, SGD_ABOUT_TOL)
     lost = w[:, 2] < 0.5 * t2
@@ -341,49 +386,27 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
             f"as JOINT, minibatch SGD batch {design.sgd_batch}/{design.n} originals, "
             f"T={design.steps}; {design.sgd_seeds} seeds/beta"
         ),
-        tests=tuple(
-            fraction_test(
-                f"sgd-last-quarter[beta={b:g}]",
-                keeps,
-                PASS_FRACTION,
-                valid=valid,
-                scope=betas == b,
-                statistic="last-quarter mean of phi_1 ||W v_1|| and phi_2 ||W v_2||/sqrt(1-beta)",
-                rule=f"pass if both within {SGD_ABOUT_TOL:g} of 1; holds if P(pass) > "
-                f"{PASS_FRACTION}",
-                data={"w_v1": w[:, 1], "w_v2": w[:, 2]},
-            )
-            for b in design.betas
+        tests=_keeps_both_tests(
+            design,
+            "sgd-last-quarter",
+            keeps,
+            betas,
+            valid,
+            SGD_ABOUT_TOL,
+            "last-quarter mean of phi_1 ||W v_1|| and phi_2 ||W v_2||/sqrt(1-beta)",
+            {"w_v1": w[:, 1], "w_v2": w[:, 2]},
         ),
         controls=(
-            fraction_test(
-                "control:ucl-suppression",
-                w[:, 1] <= SGD_ABOUT_TOL / design.phi[0],
-                PASS_FRACTION,
-                valid=valid,
-                statistic="SGD ||W v_1||, UCL's prediction 0 (within the SGD tolerance)",
-                rule=f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
+            _ucl_control(
+                design,
+                w[:, 1],
+                valid,
+                SGD_ABOUT_TOL,
+                "SGD ||W v_1||, UCL's prediction 0 (within the SGD tolerance)",
+                f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
             ),
         ),
         control=CLAIM.control,
-        notes=(
-            "median last-quarter (||W v_1||, ||W v_2||) per beta: "
-            + ", ".join(
-                f"{b:g}: ({np.median(w[betas == b, 1]):.3f}, {np.median(w[betas == b, 2]):.3f})"
-                for b in design.betas
-            )
-            + f" (targets 1/phi_1 = {1 / design.phi[0]:.3f}, sqrt(1-beta)/phi_2); fraction of "
-            "runs that lost v_2 (||W v_2|| < half its target) per beta: "
-            + ", ".join(f"{b:g}: {np.mean(lost[betas == b]):.2f}" for b in design.betas)
-            + "; median (||W v_3||, ||W v_4||) of those runs: "
-            + (
-                f"({np.median(w[lost, 3]):.3f}, {np.median(w[lost, 4]):.3f})"
-                if lost.any()
-                else "none"
-            )
-            + " (SGD's mean gradient is that of its expected minibatch objective E_B[L_B], not "
-            "of the full loss; E_B[L_B]'s minimizers include points where v_3, v_4 hold v_2's "
-            "slot, and SGD's noise moves it inside that set; GD has no such noise: see SGD-OBJ)",
-        ),
+        notes=(_sgd_lost_note(design, w, betas, lost),),
         seconds=time.perf_counter() - start,
     )

@@ -60,15 +60,9 @@ from simdyn.minibatch_objective import (
 )
 from simdyn.verify import common, joint
 from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
-from simdyn.verify.instances import (
-    Compressed,
-    alignment,
-    compressed_moments,
-    instance,
-    sample_instances,
-)
+from simdyn.verify.instances import Compressed, alignment
 from simdyn.verify.runs import run as run_sgd
-from simdyn.verify.stats import fraction_test, slope_test
+from simdyn.verify.stats import TestResult, fraction_test, slope_test
 
 CLAIM = ClaimInfo(
     id="SGD-OBJ",
@@ -163,8 +157,7 @@ def _units(design: Design, key: int, lr: float, seeds: list[int]):
     )
     runs = run_sgd(cfg, seeds, key, beta=np.full(len(seeds), design.beta))
     K = len(design.joint.phi)
-    sets = sample_instances(joint.data_config(jd), seeds, key)
-    comps: list[Compressed] = [compressed_moments(instance(sets, u), K) for u in range(len(seeds))]
+    comps: list[Compressed] = list(common.unit_moments(joint.data_config(jd), seeds, key, K))
     width = max(c.cols.size for c in comps)
     objs = [expected_minibatch_objective(c.x, c.y, design.batch, design.beta) for c in comps]
     theta_t = np.stack([_pad(runs.theta[u][:, c.cols], width, (1,)) for u, c in enumerate(comps)])
@@ -177,12 +170,11 @@ def _units(design: Design, key: int, lr: float, seeds: list[int]):
         w_full.append(alignment(theory.min_norm_minimizer(P, c.m, jd.p).factor, K)[1])
         l_t = float(theory.loss_value(theta_t[u][:, : c.cols.size], P, c.m))
         gap_full.append(l_t - theory.min_loss(P, c.m, jd.p))
-    quarter = max(1, runs.alignment.shape[1] // 4)
     gap = l_end - l_hat
     return {
-        "w_sgd": runs.alignment[:, -quarter:, 1].mean(axis=1),
+        "w_sgd": common.last_quarter_mean(runs.alignment, 1),
         "w_exp": np.linalg.norm(hat[:, :, 1], axis=1),
-        "w2_sgd": runs.alignment[:, -quarter:, 2].mean(axis=1),
+        "w2_sgd": common.last_quarter_mean(runs.alignment, 2),
         "w2_exp": np.linalg.norm(hat[:, :, 2], axis=1),
         "w_full": np.asarray(w_full),
         "gap": gap,
@@ -193,61 +185,76 @@ def _units(design: Design, key: int, lr: float, seeds: list[int]):
     }
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    joint.check_conditions(design.joint)
-    groups = common.units_seeds(len(design.lrs), design.seeds)
-    parts = [_units(design, key, lr, seeds) for lr, seeds in zip(design.lrs, groups, strict=True)]
-    u = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+def _v1_test(
+    name: str,
+    passed: np.ndarray,
+    lr: float,
+    target: str,
+    u: dict[str, np.ndarray],
+    valid: np.ndarray,
+) -> TestResult:
+    """SGD's last-quarter ||W v_1|| at one step size against ``target``'s value."""
+    return fraction_test(
+        f"{name}[lr={lr:g}]",
+        passed,
+        PASS_FRACTION,
+        valid=valid,
+        scope=u["lr"] == lr,
+        statistic=f"last-quarter mean ||W v_1|| of SGD against {target}",
+        rule=f"pass if within |w_full - w_exp| / 2 of it; holds if P(pass) > {PASS_FRACTION}",
+        data={"lr": u["lr"], "w_sgd": u["w_sgd"], "w_exp": u["w_exp"], "w_full": u["w_full"]},
+    )
+
+
+def _gap_slope(
+    name: str, gap: np.ndarray, what: str, u: dict[str, np.ndarray], valid: np.ndarray
+) -> TestResult:
+    """The slope of log(gap) on log lr, TOST inside 1 +- SLOPE_MARGIN."""
+    return slope_test(
+        name,
+        u["lr"],
+        gap,
+        1 - SLOPE_MARGIN,
+        1 + SLOPE_MARGIN,
+        valid=valid,
+        statistic=f"slope of log({what}) on log lr at the SGD endpoint",
+        rule=f"gap ~ lr (stationary SGD): holds if the slope is significantly inside "
+        f"1 +- {SLOPE_MARGIN:g}",
+    )
+
+
+def _tests(
+    design: Design, u: dict[str, np.ndarray]
+) -> tuple[tuple[TestResult, ...], tuple[TestResult, ...]]:
+    """(sub-tests, controls): L_exp's minimizer and gap against the full loss's."""
     valid = ~u["diverged"] & u["relaxed"] & np.isfinite(u["w_sgd"]) & np.isfinite(u["gap"])
     tol = np.abs(u["w_full"] - u["w_exp"]) / 2
     near_exp = np.abs(u["w_sgd"] - u["w_exp"]) <= tol
     near_full = np.abs(u["w_sgd"] - u["w_full"]) <= tol
-    data = {"lr": u["lr"], "w_sgd": u["w_sgd"], "w_exp": u["w_exp"], "w_full": u["w_full"]}
-
-    def v1_test(name: str, passed: np.ndarray, lr: float, target: str):
-        return fraction_test(
-            f"{name}[lr={lr:g}]",
-            passed,
-            PASS_FRACTION,
-            valid=valid,
-            scope=u["lr"] == lr,
-            statistic=f"last-quarter mean ||W v_1|| of SGD against {target}",
-            rule=f"pass if within |w_full - w_exp| / 2 of it; holds if P(pass) > {PASS_FRACTION}",
-            data=data,
-        )
-
-    def slope(name: str, gap: np.ndarray, what: str):
-        return slope_test(
-            name,
-            u["lr"],
-            gap,
-            1 - SLOPE_MARGIN,
-            1 + SLOPE_MARGIN,
-            valid=valid,
-            statistic=f"slope of log({what}) on log lr at the SGD endpoint",
-            rule=f"gap ~ lr (stationary SGD): holds if the slope is significantly inside "
-            f"1 +- {SLOPE_MARGIN:g}",
-        )
-
     tests = (
         *(
-            v1_test("v1-at-expected-minimum", near_exp, lr, "L_exp's minimizer")
+            _v1_test("v1-at-expected-minimum", near_exp, lr, "L_exp's minimizer", u, valid)
             for lr in design.lrs
         ),
-        slope("expected-gap-slope", u["gap"], "L_exp(Theta_T) - min L_exp"),
+        _gap_slope("expected-gap-slope", u["gap"], "L_exp(Theta_T) - min L_exp", u, valid),
     )
     controls = (
         *(
-            v1_test("control:v1-at-full-minimum", near_full, lr, "the full loss's min-norm")
+            _v1_test(
+                "control:v1-at-full-minimum", near_full, lr, "the full loss's min-norm", u, valid
+            )
             for lr in design.lrs
         ),
-        slope("control:full-gap-slope", u["gap_full"], "L(Theta_T) - min L"),
+        _gap_slope("control:full-gap-slope", u["gap_full"], "L(Theta_T) - min L", u, valid),
     )
+    return tests, controls
+
+
+def _notes(design: Design, u: dict[str, np.ndarray]) -> str:
+    """Medians per lr, how often v_2 was lost, and the invalid units."""
     lr = u["lr"]
     lost = 0.5 * np.sqrt(1 - design.beta) / design.joint.phi[1]
-    notes = (
+    return (
         "median per lr (||W v_1|| SGD, at min L_exp, at the full min-norm; L_exp gap; full-loss "
         "gap): "
         + "; ".join(
@@ -261,8 +268,18 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         f"{np.mean(u['w2_exp'] < lost):.2f} (L_exp's minimizers include points without v_2: "
         "SGD drifts inside that set, see JOINT [SGD])"
         + f"; units not relaxed: {int((~u['relaxed']).sum())}, diverged: "
-        f"{int(u['diverged'].sum())}",
+        f"{int(u['diverged'].sum())}"
     )
+
+
+def run(design: Design, key: int) -> list[ClaimOutcome]:
+    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
+    start = time.perf_counter()
+    joint.check_conditions(design.joint)
+    groups = common.units_seeds(len(design.lrs), design.seeds)
+    parts = [_units(design, key, lr, seeds) for lr, seeds in zip(design.lrs, groups, strict=True)]
+    u = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    tests, controls = _tests(design, u)
     jd = design.joint
     return [
         ClaimOutcome(
@@ -279,7 +296,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             tests=tests,
             controls=controls,
             control=CLAIM.control,
-            notes=notes,
+            notes=(_notes(design, u),),
             seconds=time.perf_counter() - start,
         )
     ]
