@@ -17,7 +17,8 @@ Per seed count, ascending:
   seeds`` from ``jax.devices()[0].memory_stats()`` where the backend reports it (GPU: yes,
   CPU: no). The peak never resets, but the sizes ascend and the previous size's arrays are
   freed first, so each size's peak is its own. Beside it: XLA's buffer assignment of the step
-  program (``compiled.memory_analysis()``) and the hand count ``simdyn.cost.memory_per_seed``;
+  program (``compiled.memory_analysis()``) and the hand count
+  ``memory_per_seed`` of the representation (:mod:`simdyn.objectives`);
 * checks: every final Theta is finite, and the first seeds' final Theta agrees with the same
   seeds at the smallest size (same keys; only the vmap width differs).
 
@@ -47,8 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench  # noqa: E402  (benchmarks/run.py: the timed kernel and its setup)
 
-from simdyn import preset  # noqa: E402
-from simdyn.cost import memory_per_seed, step_cost  # noqa: E402
+from simdyn import objectives, preset  # noqa: E402
 
 MiB = 1 << 20
 CHECK_SEEDS = 8  # seeds compared across sizes
@@ -129,7 +129,7 @@ def measure(cfg, backend: str, seeds: int, steps: int, setup_batch: int, budget_
         measured_per_seed_bytes=(peak - (base_in_use or 0)) / seeds if peak else None,
         xla_program_bytes=xla_bytes,
         xla_per_seed_bytes=xla_bytes / seeds if xla_bytes else None,
-        model_per_seed_bytes=memory_per_seed(cfg, backend),
+        model_per_seed_bytes=objectives.get(backend).memory_per_seed(cfg),
     )
     del state, theta0, theta, compiled
     return row, head
@@ -183,7 +183,8 @@ def report(res: dict) -> str:
         "MiB/seed measured = (peak_bytes_in_use after the run - bytes_in_use before the setup) "
         "/ seeds, from `jax.devices()[0].memory_stats()` ('-': the backend reports none); "
         "XLA buffers = `compiled.memory_analysis()` (arguments + outputs + temporaries) of the "
-        "step program / seeds; cost model = `simdyn.cost.memory_per_seed`. Max rel. diff: the "
+        "step program / seeds; cost model = the representation's `memory_per_seed` "
+        "(`simdyn.objectives`). Max rel. diff: the "
         f"first {CHECK_SEEDS} seeds' final Theta against the same seeds at the smallest size.",
         "",
         f"Total: {res['total_s']:.1f} s.",
@@ -206,7 +207,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = preset("fig2a")
-    cost = step_cost(cfg, args.backend)
+    cost = objectives.get(args.backend).step_cost(cfg)
     d = cfg.data
     res = {
         "command": "python benchmarks/gpu_step.py "
@@ -226,7 +227,8 @@ def main(argv=None) -> None:
     for seeds in sorted(args.seeds):
         left = args.budget_s - (time.perf_counter() - start)
         steps, note = args.steps, ""
-        per_seed = (prev or {}).get("measured_per_seed_bytes") or memory_per_seed(cfg, args.backend)
+        per_seed = (prev or {}).get("measured_per_seed_bytes")
+        per_seed = per_seed or objectives.get(args.backend).memory_per_seed(cfg)
         if limit and per_seed * seeds > 0.9 * limit:
             skip = f"skipped: {per_seed * seeds / 2**30:.1f} GiB (extrapolated) > 90 % of device"
         elif prev is not None:

@@ -15,7 +15,8 @@ meaningful on a shared machine even when absolute numbers are not. Method:
 * each timing is the median of ``repeats`` runs after one warm-up run;
 * peers run the same algorithm on the same moments (benchmarks/peers.py) and their final Theta
   is checked against simdyn's;
-* FLOP/s = hand-counted FLOPs (simdyn.cost.step_cost) x seed-steps / seconds; bytes likewise;
+* FLOP/s = hand-counted FLOPs (each representation's step_cost, simdyn.objectives) x
+  seed-steps / seconds; bytes likewise;
 * matmul peaks (XLA and BLAS, float32 2048^2) and memory bandwidth are measured in the same run.
 
 Results go to stdout and to ``--out`` (markdown + JSON).
@@ -45,20 +46,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
 
 import simdyn  # noqa: E402
-from simdyn import default_hparams, init_theta, make_train, preset  # noqa: E402
-from simdyn.config import Config  # noqa: E402
-from simdyn.cost import (  # noqa: E402
-    applicable_backends,
-    choose_backend,
-    estimated_seconds,
-    memory_per_seed,
-    step_cost,
+from simdyn import (  # noqa: E402
+    default_hparams,
+    init_theta,
+    make_train,
+    objectives,  # noqa: E402
+    preset,
 )
-from simdyn.data import embed, sample_training_set  # noqa: E402
-from simdyn.losses import gradient_from_products, loss_beta, sample_loss  # noqa: E402
-from simdyn.moments import dense_moments, products, structured_moments  # noqa: E402
-from simdyn.projected import loss_and_grad as projected_loss_and_grad  # noqa: E402
-from simdyn.projected import projected_objective  # noqa: E402
+from simdyn.config import Config  # noqa: E402
+from simdyn.cost import estimated_seconds  # noqa: E402
+from simdyn.data import sample_training_set  # noqa: E402
+from simdyn.losses import STATIC_BETA, loss_beta  # noqa: E402
 from simdyn.seeds import streams  # noqa: E402
 
 GiB = 1 << 30
@@ -88,48 +86,32 @@ def block(x):
 # ---------------------------------------------------------------------- the simdyn kernel
 
 
-def objective_state(config: Config, backend: str, ts, beta):
-    """The per-seed moment representation of ``backend`` (what train.full_objective builds)."""
-    if backend == "structured":
-        return structured_moments(ts.points, ts.labels, config.data.d)
-    if backend == "dense":
-        return dense_moments(ts.points, ts.labels, config.data.d)
-    if backend == "projected":
-        return projected_objective(ts.points, ts.labels, config.data, beta)
-    return (ts.points, ts.labels.y)
+def objective_config(config: Config, static: float | None) -> Config:
+    """The config whose registered objective a benchmark row measures.
 
-
-def gradient(backend: str, state, theta, beta, static: float | None = None):
-    """The exact gradient of ``backend`` (what train.full_objective's loss_and_grad returns).
-
-    static: the SCL weight as a compile-time constant (1 = SCL, 0 = UCL), so only the products
-    it keeps are computed (what train.full_objective does for loss='scl' / 'ucl'); None: a
-    traced beta and all three products (the joint loss, and the SCL step before that change).
+    static: the SCL weight as a compile-time constant (what simdyn builds for loss='scl' /
+    'ucl': only the products it keeps are computed); None: the same weight as a traced beta
+    (the joint form, all three products: the SCL step before static weights).
     """
-    if backend in ("structured", "dense"):
-        if static is None:
-            return gradient_from_products(theta, products(state, theta), beta)
-        prods = products(state, theta, plus=static != 0.0, tilde=static != 1.0)
-        return gradient_from_products(theta, prods, static)
-    if backend == "projected":
-        return projected_loss_and_grad(state, theta)[1]
-    points, y = state
-    return jax.grad(lambda t: sample_loss(embed(t, points), y, beta))(theta)
+    loss = config.train.loss
+    if static is None and loss in STATIC_BETA:
+        return config.replace(loss="joint", beta=STATIC_BETA[loss])
+    return config
 
 
 def simdyn_programs(config: Config, backend: str, steps: int, static: float | None = None):
-    """(setup(keys) -> (state, theta0), run(state, theta0) -> theta): both vmapped over seeds."""
-    dtype = jnp.dtype(config.train.dtype)
-    beta = jnp.asarray(loss_beta(config.train.loss, config.train.beta), dtype)
-    lr = jnp.asarray(config.train.lr, dtype)
+    """(setup(keys) -> (objective, theta0), run(objective, theta0) -> theta): setup vmapped
+    over seeds; the objective is ``backend``'s registered one (:mod:`simdyn.objectives`), a
+    pytree, so the setup's output feeds the vmapped run."""
+    lr = jnp.asarray(config.train.lr, jnp.dtype(config.train.dtype))
 
     def setup(key):
-        return _setup_one(config, backend, key)
+        return _setup_one(config, backend, key, static)
 
-    def run_one(state, theta0):
+    def run_one(objective, theta0):
         out = simdyn.run_loop(
             theta0,
-            lambda theta, _: gradient(backend, state, theta, beta, static),
+            lambda theta, _: objective.loss_and_grad(theta)[1],
             optax.sgd(lr),
             steps=steps,
             record=simdyn.Record(loss=False, final=True),
@@ -183,7 +165,7 @@ def measure_simdyn(
 
 
 def _rates(config: Config, backend: str, seeds: int, steps: int, run_s: float) -> dict:
-    cost = step_cost(config, backend)
+    cost = objectives.get(backend).step_cost(config)
     seed_steps = seeds * steps
     return {
         "seeds": seeds,
@@ -380,7 +362,8 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _setup_one(config: Config, backend: str, key):
+def _setup_one(config: Config, backend: str, key, static: float | None = None):
+    config = objective_config(config, static)
     dtype = jnp.dtype(config.train.dtype)
     beta = jnp.asarray(loss_beta(config.train.loss, config.train.beta), dtype)
     ts = sample_training_set(streams(key).data, config.data, dtype)
@@ -392,7 +375,7 @@ def _setup_one(config: Config, backend: str, key):
         config.model.bias,
         dtype,
     )
-    return objective_state(config, backend, ts, beta), theta0
+    return objectives.get(backend).build(config, ts, beta), theta0
 
 
 def measure_memory(impls: dict[str, tuple[int, int]]) -> list[dict]:
@@ -536,10 +519,10 @@ def section_cost_model(args) -> list[dict]:
     rows = []
     for name, cfg in configs.items():
         measured = {}
-        for backend in applicable_backends(cfg):
+        for backend in objectives.applicable(cfg):
             if q and backend == "dense":
                 continue
-            cost = step_cost(cfg, backend)
+            cost = objectives.get(backend).step_cost(cfg)
             heavy = cost.flops > 2e7 or cost.indexed > 1e6 or cost.bytes > 2e7
             if heavy and name == "fig2a gaussian" and backend == "sample":
                 continue  # N p D gathers: tens of ms per seed-step; the model already says no
@@ -559,7 +542,7 @@ def section_cost_model(args) -> list[dict]:
                     "compile_s": r["compile_s"],
                 }
             )
-        chosen = choose_backend(cfg)
+        chosen = objectives.choose(cfg)
         fastest = min(measured, key=measured.get)
         for row in rows:
             if row["config"] == name:
@@ -766,7 +749,7 @@ def report(results: dict) -> str:
         ]
         for r in results["memory"]:
             backend = r["impl"].split("-", 1)[1]
-            hand = memory_per_seed(preset("fig2a"), backend) / 2**20
+            hand = objectives.get(backend).memory_per_seed(preset("fig2a")) / 2**20
             xla = r.get("xla_per_seed")
             lines.append(
                 f"| {r['impl']} | {r['seeds']} | {r['rss_bytes'][0] / 2**20:,.0f}, "

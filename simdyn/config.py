@@ -15,12 +15,15 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from simdyn.objectives import names as representation_names  # a name table: no JAX
+
 NoiseModel = Literal["basis", "gaussian"]
 Sampling = Literal["iid", "balanced"]
 NoisePlacement = Literal["iid", "good_event"]
 Augmentation = Literal["standard", "imperfect"]
 LossName = Literal["scl", "ucl", "joint"]
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
+# The registered representations (simdyn.objectives.REGISTRY) besides auto; typing only.
 Backend = Literal["auto", "structured", "dense", "projected", "sample"]
 DType = Literal["float32", "float64"]
 
@@ -205,9 +208,10 @@ class TrainConfig:
       probe_every: linear-probe accuracies every this many steps (0 = only at the last step,
         -1 = never); must be a multiple of log_every.
       dtype: ``float32`` (default) or ``float64``.
-      backend: ``auto`` (full batch: the exact path with the lowest modelled cost per step,
-        :func:`simdyn.cost.choose_backend`; minibatch: sample), ``structured``, ``dense`` (matrix
-        form), ``projected`` (matrix form on the span of the data) or ``sample`` (per-point form).
+      backend: a registered representation (:mod:`simdyn.objectives`): ``auto`` (full batch:
+        the exact one with the lowest modelled cost per step, :func:`simdyn.objectives.choose`;
+        minibatch: sample), ``structured``, ``dense`` (matrix form), ``projected`` (matrix form
+        on the span of the data) or ``sample`` (per-point form).
       divergence_threshold: a seed whose loss or Theta becomes non-finite or |Theta| exceeds this
         is flagged as diverged (checked at every recorded step).
       save_theta: keep each seed's final Theta (p x (d + 1)) in the result.
@@ -252,9 +256,7 @@ class TrainConfig:
                 f"0, -1 or a multiple of log_every={self.log_every} dividing steps={self.steps}",
             )
         _check_choice("train.dtype", self.dtype, ("float32", "float64"))
-        _check_choice(
-            "train.backend", self.backend, ("auto", "structured", "dense", "projected", "sample")
-        )
+        _check_choice("train.backend", self.backend, ("auto", *representation_names()))
         _check_real("train.divergence_threshold", self.divergence_threshold, 0.0, open_lo=True)
         if not isinstance(self.save_theta, bool):
             _fail("train.save_theta", self.save_theta, "true or false")

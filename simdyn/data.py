@@ -231,6 +231,26 @@ def sample_test_set(
     return TestSet(pts, labels)
 
 
+def draw_minibatch(
+    key: Array,
+    ts: TrainingSet,
+    cfg: DataConfig,
+    batch_size: int,
+    fresh_augmentations: bool,
+    dtype=jnp.float32,
+) -> tuple[Points, Array]:
+    """A minibatch of ``batch_size`` originals drawn without replacement, with their fixed views
+    (or ``cfg.m`` fresh augmentations of them). Returns (points (B, m, ...), y (B,))."""
+    idx = without_replacement(jax.random.fold_in(key, 0), cfg.n, batch_size)
+    labels = jax.tree.map(lambda a: a[idx], ts.labels)
+    if fresh_augmentations:
+        originals = jax.tree.map(lambda a: a[idx], ts.originals)
+        pts = augment(jax.random.fold_in(key, 1), originals, labels, cfg, cfg.m, dtype=dtype)
+    else:
+        pts = jax.tree.map(lambda a: a[idx], ts.points)
+    return pts, labels.y
+
+
 def to_dense(points: Points, d: int) -> Array:
     """Dense x~ of shape (..., d + 1). The reference form; O(D) memory per point."""
     lead = points.features.shape[:-1]

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from simdyn.config import Config, ConfigError
 from simdyn.data import Points, embed
-from simdyn.train import init_theta
+from simdyn.initialization import init_theta
 
 Array = jax.Array
 

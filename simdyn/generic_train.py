@@ -32,20 +32,14 @@ import numpy as np
 import xarray as xr
 
 from simdyn.config import Config, ConfigError
-from simdyn.data import (
-    Points,
-    TestSet,
-    augment,
-    sample_test_set,
-    sample_training_set,
-    without_replacement,
-)
+from simdyn.data import TestSet, draw_minibatch, sample_test_set, sample_training_set
 from simdyn.encoders import SparseEncoder, first_layer, init_encoder
 from simdyn.engine import environment_attrs, run_seeds, shard_seeds
 from simdyn.loop import record_for, run_loop
 from simdyn.losses import loss_beta, sample_loss
 from simdyn.metrics import ProbeAccuracy, feature_alignment, probe_accuracy_from_embeddings
 from simdyn.nce_losses import joint_nce
+from simdyn.objectives.encoder import EncoderRepresentation
 from simdyn.seeds import as_key, key_data, step_key, streams
 from simdyn.simulation import TRAJ_DIMS, resolve_progress, seed_list_from, trajectories_to_dataset
 from simdyn.train import (
@@ -141,20 +135,6 @@ class GenericTrajectory(NamedTuple):
         return Trajectory(*self[:7])
 
 
-def _minibatch(config: Config, ts, key: Array) -> tuple[Points, Array]:
-    """A minibatch of originals (without replacement) with their fixed or fresh views."""
-    dcfg, bsz = config.data, config.train.batch_size
-    idx = without_replacement(jax.random.fold_in(key, 0), dcfg.n, bsz)
-    labels = jax.tree.map(lambda a: a[idx], ts.labels)
-    if config.train.fresh_augmentations:
-        originals = jax.tree.map(lambda a: a[idx], ts.originals)
-        dtype = jnp.dtype(config.train.dtype)
-        pts = augment(jax.random.fold_in(key, 1), originals, labels, dcfg, dcfg.m, dtype=dtype)
-    else:
-        pts = jax.tree.map(lambda a: a[idx], ts.points)
-    return pts, labels.y
-
-
 def make_generic_train(
     config: Config, encoder: SparseEncoder, loss: ContrastiveLoss
 ) -> Callable[[Array], GenericTrajectory]:
@@ -169,8 +149,7 @@ def make_generic_train(
     t, dcfg = config.train, config.data
     dtype = jnp.dtype(t.dtype)
 
-    def objective(params: dict, pts: Points, y: Array) -> Array:
-        return loss(encoder.apply(params, pts).projection, y)
+    representation = EncoderRepresentation(encoder, loss)
 
     def probe(params: dict, test: TestSet) -> ProbeAccuracy:
         z = encoder.apply(params, test.points).representation
@@ -189,13 +168,15 @@ def make_generic_train(
         keys = streams(seed_key)
         ts = sample_training_set(keys.data, dcfg, dtype)
         params0 = init_encoder(encoder, keys.init, ts.points)
-        full_loss = lambda params: objective(params, ts.points, ts.labels.y)  # noqa: E731
+        full = representation.build(config, ts)
 
         def direction(params: dict, step: Array) -> dict:
             if t.full_batch:
-                return jax.grad(full_loss)(params)
-            pts, y = _minibatch(config, ts, step_key(keys.batch, step))
-            return jax.grad(objective)(params, pts, y)
+                return jax.grad(full.loss)(params)
+            pts, y = draw_minibatch(
+                step_key(keys.batch, step), ts, dcfg, t.batch_size, t.fresh_augmentations, dtype
+            )
+            return jax.grad(full.batch_loss)(params, pts, y)
 
         test = None
         if spec.probes:
@@ -206,7 +187,7 @@ def make_generic_train(
             make_optimizer(t.optimizer, jnp.asarray(t.lr, dtype), t.momentum),
             steps=t.steps,
             record=spec,
-            loss=full_loss,
+            loss=full.loss,
             context=test,
             divergence_threshold=t.divergence_threshold,
         )

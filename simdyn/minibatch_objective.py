@@ -1,7 +1,7 @@
 """The exact expected minibatch objective E_B[L_B(Theta)] of simdyn's minibatch SGD.
 
-simdyn's SGD (:func:`simdyn.train._minibatch_grad`, fixed augmentations) draws B of the n
-originals uniformly without replacement each step and evaluates
+simdyn's SGD (:func:`simdyn.objectives.sample.minibatch_gradient`, fixed augmentations) draws
+B of the n originals uniformly without replacement each step and evaluates
 :func:`simdyn.losses.sample_loss` on the batch's B m augmented points, i.e. the pairs are formed
 INSIDE the batch. With A = Theta^T Theta, G_i = (1/m) sum_a x_ia x_ia^T (D, D) and
 xbar_i = (1/m) sum_a x_ia (D,), the in-batch loss of a batch S is

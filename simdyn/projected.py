@@ -79,7 +79,7 @@ class DenseBasis(NamedTuple):
 Basis = CoordinateBasis | DenseBasis
 
 
-class ProjectedObjective(NamedTuple):
+class ProjectedMoments(NamedTuple):
     """The GD objective restricted to the data span.
 
     basis: U (see :data:`Basis`).
@@ -139,9 +139,9 @@ def project_points(points: Points, basis: Basis, d: int) -> Array:
     return z.reshape(lead + (r,))
 
 
-def projected_objective(
+def projected_moments(
     points: Points, labels: Labels, data: DataConfig, beta: Array
-) -> ProjectedObjective:
+) -> ProjectedMoments:
     """U, M_r and P_r for training points (n, m) and labels (n,). Never forms a D x D array.
 
     The projected moments ARE the dense moments of the projected points Z = X U (M_r = Z^T Z / N
@@ -155,7 +155,7 @@ def projected_objective(
     as_points = Points(z, empty_idx, jnp.zeros(z.shape[:-1] + (0,), z.dtype))
     mom = dense_moments(as_points, labels, r - 1)
     p_mat = beta * mom.m_plus + (1 - beta) * mom.m_tilde
-    return ProjectedObjective(basis, mom.m, p_mat)
+    return ProjectedMoments(basis, mom.m, p_mat)
 
 
 def reduce(theta: Array, basis: Basis) -> Array:
@@ -173,7 +173,7 @@ def lift(g: Array, basis: Basis, dim: int) -> Array:
     return jnp.zeros((g.shape[0], dim), g.dtype).at[:, basis.coords].add(g)
 
 
-def reduced_loss_and_grad(obj: ProjectedObjective, theta_r: Array) -> tuple[Array, Array]:
+def reduced_loss_and_grad(obj: ProjectedMoments, theta_r: Array) -> tuple[Array, Array]:
     """(L, G_r) at Theta_r (p, r): two r x r products, O(p r^2 + p^2 r)."""
     theta_m = theta_r @ obj.m
     theta_p = theta_r @ obj.p_mat
@@ -186,7 +186,7 @@ def reduced_loss_and_grad(obj: ProjectedObjective, theta_r: Array) -> tuple[Arra
     return loss, grad
 
 
-def loss_and_grad(obj: ProjectedObjective, theta: Array) -> tuple[Array, Array]:
+def loss_and_grad(obj: ProjectedMoments, theta: Array) -> tuple[Array, Array]:
     """(L, G) for the full Theta (p, D): reduce, reduced gradient, lift. Exact."""
     loss, g = reduced_loss_and_grad(obj, reduce(theta, obj.basis))
     return loss, lift(g, obj.basis, theta.shape[1])
@@ -224,7 +224,7 @@ class ReducedRun(NamedTuple):
 
 
 def reduced_gd(
-    obj: ProjectedObjective,
+    obj: ProjectedMoments,
     theta0: Array,
     lr: Array,
     steps: int,

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from simdyn import objectives
 from simdyn.config import Config, ConfigError
-from simdyn.cost import memory_per_seed
 from simdyn.data import TestSet, TrainingSet
 from simdyn.engine import (
     Layout,
@@ -40,7 +40,6 @@ from simdyn.train import (
     default_hparams,
     fresh_test_set_of,
     make_train,
-    resolve_backend,
     training_set_of,
 )
 
@@ -80,8 +79,8 @@ def seed_test_set(config: Config, seed: int, key: int | Array = 0, n: int | None
 # --- memory ----------------------------------------------------------------------------------
 def bytes_per_seed(config: Config) -> int:
     """A deliberately generous estimate of one seed's device memory in the vmapped program:
-    twice :func:`simdyn.cost.memory_per_seed` of the path ``auto`` resolves to."""
-    return 2 * memory_per_seed(config, resolve_backend(config))
+    twice the ``memory_per_seed`` of the representation the run resolves to."""
+    return 2 * objectives.get(objectives.resolve(config)).memory_per_seed(config)
 
 
 def available_memory() -> int:
@@ -160,7 +159,7 @@ def trajectories_to_dataset(
         "such seeds are kept here and excluded from every statistic (simdyn.summary.kept_seeds)"
     )
     ds.attrs["config"] = config.to_json()
-    ds.attrs["backend"] = resolve_backend(config)
+    ds.attrs["backend"] = objectives.resolve(config)
     ds.attrs.update(attrs or {})
     return ds
 

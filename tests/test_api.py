@@ -21,7 +21,7 @@ from simdyn import ConfigError, Record, run_loop
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["simdyn", "simdyn.loop", "simdyn.seeds"])
+@pytest.mark.parametrize("name", ["simdyn", "simdyn.loop", "simdyn.seeds", "simdyn.objectives"])
 def test_doctests_pass(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

@@ -22,7 +22,7 @@ from simdyn.projected import (
     DenseBasis,
     data_basis,
     project_points,
-    projected_objective,
+    projected_moments,
     reduce,
     reduced_gd,
 )
@@ -142,7 +142,7 @@ def test_kernel_part_is_frozen():
     # never changes them (Theta - lr * 0 = Theta bit for bit).
     cfg = _config()
     ts = _training_set(cfg)
-    obj = projected_objective(ts.points, ts.labels, cfg.data, F64(0.4))
+    obj = projected_moments(ts.points, ts.labels, cfg.data, F64(0.4))
     hit = np.unique(np.asarray(ts.points.noise_idx))
     off = np.setdiff1d(np.arange(cfg.data.K + 1, cfg.data.d + 1), hit)
     assert off.size > 0
@@ -161,7 +161,7 @@ def test_projected_moments_are_u_t_m_u(noise):
     cfg = _config(noise=noise, d=40)
     ts = _training_set(cfg)
     beta = F64(0.4)
-    obj = projected_objective(ts.points, ts.labels, cfg.data, beta)
+    obj = projected_moments(ts.points, ts.labels, cfg.data, beta)
     dense = dense_moments(ts.points, ts.labels, cfg.data.d)
     if isinstance(obj.basis, DenseBasis):
         u = np.asarray(obj.basis.u)
@@ -197,7 +197,7 @@ def test_reduced_gd_reconstructs_alignments_and_keeps_padding_zero():
     for noise, d in (("basis", 20), ("gaussian", 40)):
         cfg = _config(noise=noise, d=d)
         ts = _training_set(cfg)
-        obj = projected_objective(ts.points, ts.labels, cfg.data, F64(0.4))
+        obj = projected_moments(ts.points, ts.labels, cfg.data, F64(0.4))
         run = reduced_gd(obj, _theta0(cfg), F64(cfg.train.lr), 40, 4, cfg.data.K)
         dense = _run(cfg.replace(**{"train.backend": "dense"}))
         np.testing.assert_allclose(run.alignment, dense.alignment, rtol=1e-10, atol=1e-12)
@@ -216,7 +216,7 @@ def test_negative_control_basis_missing_a_data_coordinate_is_wrong():
     # comparison used above must notice (so the exactness tests can fail).
     cfg = _config()
     ts = _training_set(cfg)
-    obj = projected_objective(ts.points, ts.labels, cfg.data, F64(0.4))
+    obj = projected_moments(ts.points, ts.labels, cfg.data, F64(0.4))
     valid = np.asarray(obj.basis.valid).copy()
     drop = int(np.flatnonzero(valid)[-1])  # a noise coordinate (after the feature block)
     valid[drop] = False

@@ -228,7 +228,7 @@ def test_static_loss_weight_skips_a_product_and_changes_nothing(backend, loss):
         return loss_from_products(theta, prods, beta), gradient_from_products(theta, prods, beta)
 
     want = traced(theta, beta)  # both jitted: eager and jitted XLA may round differently
-    got = jax.jit(full_objective(cfg, ts, beta)[1])(theta)
+    got = jax.jit(full_objective(cfg, ts, beta).loss_and_grad)(theta)
     np.testing.assert_allclose(np.asarray(got[0]), np.asarray(want[0]), rtol=1e-15, atol=0)
     np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-14, atol=1e-14)
     kept = products(mom, theta, plus=loss == "scl", tilde=loss == "ucl")
@@ -255,7 +255,7 @@ def test_scl_structured_step_compiles_no_m_tilde_gathers():
         cfg = _small(loss=loss, backend="structured")
         ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA), cfg.data, jnp.float64)
         theta = jnp.zeros((3, cfg.data.d + 1), jnp.float64)
-        jaxpr = jax.make_jaxpr(full_objective(cfg, ts, jnp.asarray(0.4))[1])(theta)
+        jaxpr = jax.make_jaxpr(full_objective(cfg, ts, jnp.asarray(0.4)).loss_and_grad)(theta)
         return [e.primitive.name for e in jaxpr.jaxpr.eqns]
 
     scl, joint = primitives("scl"), primitives("joint")

@@ -232,8 +232,8 @@ def test_grad_fault_is_inconsistent_with_its_loss_and_the_reference_is_not(x64):
         from simdyn.train import full_objective
 
         def grads(theta, obj=obj):
-            loss, loss_and_grad = (obj or full_objective)(cfg, ts, beta)
-            return loss_and_grad(theta)[1], jax.grad(loss)(theta)
+            built = (obj or full_objective)(cfg, ts, beta)
+            return built.loss_and_grad(theta)[1], jax.grad(built.loss)(theta)
 
         g, g_auto = jax.jit(grads)(theta)
         err = float(jnp.linalg.norm(g - g_auto) / jnp.linalg.norm(g_auto))

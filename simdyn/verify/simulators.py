@@ -35,7 +35,8 @@ import jax.numpy as jnp
 from simdyn.config import Config, DataConfig
 from simdyn.data import TrainingSet, sample_training_set
 from simdyn.losses import gradient_from_products, loss_from_products
-from simdyn.moments import structured_moments, structured_products
+from simdyn.moments import StructuredMoments, structured_moments, structured_products
+from simdyn.objectives.base import pytree_dataclass
 from simdyn.seeds import streams
 from simdyn.train import ObjectiveFactory
 
@@ -106,9 +107,29 @@ def use(sim: Simulator) -> Iterator[Simulator]:
 # --------------------------------------------------------------------------------------------
 
 
+@pytree_dataclass(data=("moments", "beta"), meta=("quartic",))
+class _FaultyStructured:
+    """The structured fast path with a fault in the gradient's quartic term (factor)."""
+
+    moments: StructuredMoments
+    beta: Array
+    quartic: float
+
+    def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
+        prods = structured_products(self.moments, theta)
+        g = gradient_from_products(theta, prods, self.beta)
+        if self.quartic != 1.0:
+            tm = prods.theta_m
+            g = g + (self.quartic - 1.0) * 4.0 * (tm @ theta.T) @ tm
+        return loss_from_products(theta, prods, self.beta), g
+
+    def loss(self, theta: Array) -> Array:
+        return self.loss_and_grad(theta)[0]
+
+
 def _structured_objective(
     config: Config, ts: TrainingSet, beta: Array, *, quartic: float = 1.0, noisy_p: bool = True
-):
+) -> _FaultyStructured:
     """The structured fast path with an optional fault (quartic-term factor, noise-free P)."""
     mom = structured_moments(ts.points, ts.labels, config.data.d)
     if not noisy_p:
@@ -117,16 +138,7 @@ def _structured_objective(
             class_means=mom.class_means.at[:, k1:].set(0.0),
             orig_noise_val=jnp.zeros_like(mom.orig_noise_val),
         )
-
-    def loss_and_grad(theta: Array) -> tuple[Array, Array]:
-        prods = structured_products(mom, theta)
-        g = gradient_from_products(theta, prods, beta)
-        if quartic != 1.0:
-            tm = prods.theta_m
-            g = g + (quartic - 1.0) * 4.0 * (tm @ theta.T) @ tm
-        return loss_from_products(theta, prods, beta), g
-
-    return (lambda theta: loss_and_grad(theta)[0]), loss_and_grad
+    return _FaultyStructured(mom, beta, quartic)
 
 
 def _grad_term_objective(config: Config, ts: TrainingSet, beta: Array):

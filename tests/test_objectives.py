@@ -1,24 +1,38 @@
-"""The cost model (simdyn.cost): hand-counted FLOPs against XLA's count, memory per seed against
-XLA's buffer assignment, and the automatic choice of path."""
+"""The representations and their registry (simdyn.objectives): each one's hand-counted FLOPs
+against XLA's count, memory per seed against XLA's buffer assignment, the automatic choice
+(with the time model of simdyn.cost), the protocol every registered one implements, and
+registering a new one."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from simdyn import Config, DataConfig, ModelConfig, TrainConfig, default_hparams, make_train, preset
-from simdyn.cost import (
-    BACKENDS,
-    applicable_backends,
-    choose_backend,
-    estimated_seconds,
-    memory_per_seed,
-    projected_rank,
-    step_cost,
+import simdyn
+from simdyn import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    default_hparams,
+    make_train,
+    objectives,
+    preset,
 )
+from simdyn.cost import estimated_seconds, projected_rank
 from simdyn.data import sample_training_set
 from simdyn.moments import dense_moments, structured_moments
-from simdyn.projected import projected_objective
-from simdyn.train import full_objective, init_theta, resolve_backend
+from simdyn.projected import projected_moments
+from simdyn.train import full_objective, init_theta
+
+BACKENDS = objectives.names()
+
+
+def step_cost(config, name):
+    return objectives.get(name).step_cost(config)
+
+
+def memory_per_seed(config, name):
+    return objectives.get(name).memory_per_seed(config)
 
 
 def _small(noise="basis", backend="auto", p=3, loss="joint"):
@@ -43,9 +57,9 @@ def _xla_step_cost(config: Config) -> dict:
 
     def analysis(num_steps):
         def run(ts, theta):
-            _, loss_and_grad = full_objective(config, ts, jnp.float32(0.7))
+            objective = full_objective(config, ts, jnp.float32(0.7))
             for _ in range(num_steps):
-                theta = theta - 0.05 * loss_and_grad(theta)[1]
+                theta = theta - 0.05 * objective.loss_and_grad(theta)[1]
             return theta
 
         out = jax.jit(run).lower(ts, theta).cost_analysis()
@@ -101,7 +115,7 @@ def test_byte_count_covers_the_moments_it_must_read(noise):
     ts = sample_training_set(jax.random.key(0), cfg.data, jnp.float32)
     builds = {
         "dense": lambda: dense_moments(ts.points, ts.labels, cfg.data.d),
-        "projected": lambda: projected_objective(ts.points, ts.labels, cfg.data, jnp.float32(0.5))[
+        "projected": lambda: projected_moments(ts.points, ts.labels, cfg.data, jnp.float32(0.5))[
             1:
         ],
     }
@@ -157,29 +171,29 @@ def test_memory_per_seed_orders_the_paths_at_fig2a():
 def test_choices_on_the_presets_and_gaussian_noise():
     # fig1/2: N = 5000 > D, projection cannot shrink anything; structured is the cheapest
     # (benchmarks/README.md measures it 3x faster than sample, 70x faster than dense/projected).
-    assert choose_backend(preset("fig2a")) == "structured"
-    assert choose_backend(preset("fig1")) == "structured"
+    assert objectives.choose(preset("fig2a")) == "structured"
+    assert objectives.choose(preset("fig1")) == "structured"
     # Gaussian noise: every point is dense. N < D: projection (r = N) beats dense O(p D^2) and
     # the sample form (O(N p D) gathers); N > D: nothing to project, dense wins.
     gauss_small = preset("fig4a").replace(noise="gaussian", noise_placement="iid")
     assert projected_rank(gauss_small.data) == gauss_small.data.num_points
-    assert choose_backend(gauss_small) == "projected"
-    assert choose_backend(preset("fig2a").replace(noise="gaussian")) == "dense"
+    assert objectives.choose(gauss_small) == "projected"
+    assert objectives.choose(preset("fig2a").replace(noise="gaussian")) == "dense"
     # Sparse fig4 data: the per-point form touches only N (K + 2) numbers per step.
-    assert choose_backend(preset("fig4a")) == "sample"
+    assert objectives.choose(preset("fig4a")) == "sample"
 
 
 def test_structured_is_never_chosen_where_it_does_not_apply():
     cfg = preset("fig4a").replace(augmentation="imperfect", aug_noise_rank=1, aug_noise_scale=0.1)
-    assert "structured" not in applicable_backends(cfg)
-    assert choose_backend(cfg) in applicable_backends(cfg)
+    assert "structured" not in objectives.applicable(cfg)
+    assert objectives.choose(cfg) in objectives.applicable(cfg)
 
 
-def test_resolve_backend_uses_the_cost_model_only_for_auto():
+def test_resolve_uses_the_cost_model_only_for_auto():
     cfg = preset("fig2a")
-    assert resolve_backend(cfg) == choose_backend(cfg)
-    assert resolve_backend(cfg.replace(backend="dense")) == "dense"
-    assert resolve_backend(cfg.replace(batch_size=100)) == "sample"  # minibatch SGD
+    assert objectives.resolve(cfg) == objectives.choose(cfg)
+    assert objectives.resolve(cfg.replace(backend="dense")) == "dense"
+    assert objectives.resolve(cfg.replace(batch_size=100)) == "sample"  # minibatch SGD
 
 
 def test_estimated_seconds_is_monotone_in_every_count():
@@ -188,3 +202,111 @@ def test_estimated_seconds_is_monotone_in_every_count():
     t0 = estimated_seconds(base)
     for field in base._fields:
         assert estimated_seconds(base._replace(**{field: 2 * getattr(base, field)})) > t0
+
+
+# ------------------------------------------------------------------- the registry and protocol
+
+
+@pytest.fixture(scope="module")
+def x64():
+    simdyn.enable_x64()
+
+
+def _f64_small(noise="basis", loss="joint"):
+    return _small(noise, loss=loss).replace(dtype="float64", n=12, d=40)
+
+
+@pytest.mark.parametrize("loss", ["joint", "scl", "ucl"])
+def test_every_registered_representation_gives_the_same_loss_and_its_own_gradient(x64, loss):
+    # Protocol: build -> a pytree objective whose loss_and_grad is (loss, autodiff of loss), and
+    # all exact representations agree with each other (float64, one training set).
+    cfg = _f64_small(loss=loss)
+    ts = sample_training_set(jax.random.key(3), cfg.data, jnp.float64)
+    theta = jax.random.normal(jax.random.key(4), (cfg.model.p, cfg.data.d + 1), jnp.float64)
+    beta = jnp.asarray(0.7 if loss == "joint" else objectives.base.static_weight(cfg))
+    losses = {}
+    for name in objectives.applicable(cfg):
+        obj = objectives.get(name).build(cfg, ts, beta)
+        value, grad = jax.jit(type(obj).loss_and_grad)(obj, theta)  # a pytree through jit
+        auto = jax.grad(obj.loss)(theta)
+        assert float(jnp.linalg.norm(grad - auto) / jnp.linalg.norm(auto)) < 1e-12, name
+        losses[name] = float(value)
+    assert set(losses) == set(BACKENDS)
+    ref = losses["dense"]
+    assert all(abs(v - ref) <= 1e-12 * abs(ref) for v in losses.values()), losses
+
+
+def test_objectives_build_under_vmap_as_pytrees(x64):
+    cfg = _f64_small()
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(3))
+    theta = jnp.ones((cfg.model.p, cfg.data.d + 1), jnp.float64) * 0.01
+    for name in BACKENDS:
+
+        def build(key, name=name):
+            ts = sample_training_set(key, cfg.data, jnp.float64)
+            return objectives.get(name).build(cfg, ts, jnp.asarray(0.7))
+
+        stacked = jax.vmap(build)(keys)
+        per_seed = jax.vmap(lambda obj: obj.loss(theta))(stacked)
+        one = build(keys[1]).loss(theta)
+        assert per_seed.shape == (3,) and abs(float(per_seed[1] - one)) <= 1e-12 * abs(float(one))
+
+
+def test_registry_names_errors_and_config_validation():
+    assert BACKENDS == ("structured", "projected", "sample", "dense")
+    assert "encoder" in objectives.REGISTRY and "encoder" not in BACKENDS
+    with pytest.raises(ValueError, match="invalid backend='nope'"):
+        objectives.get("nope")
+    with pytest.raises(Exception, match="train.backend"):
+        _small(backend="encoder")  # a model-parameterised form is no train.backend
+    for name in BACKENDS:
+        rep = objectives.get(name)
+        assert rep.name == name
+        assert rep.step_cost(_small()).flops > 0 and rep.memory_per_seed(_small()) > 0
+
+
+def test_a_new_representation_is_one_module_and_one_registry_line(monkeypatch, tmp_path, x64):
+    # The README's extension story, run: a module defining a class with the protocol's
+    # classmethods, one REGISTRY entry; config validation, simulate and auto all see it.
+    import sys
+
+    (tmp_path / "halved_dense.py").write_text(
+        "from simdyn.objectives.dense import DenseObjective\n"
+        "from simdyn.objectives.base import pytree_dataclass\n"
+        "@pytree_dataclass(data=('moments', 'beta'), meta=('weight',))\n"
+        "class HalvedDense(DenseObjective):\n"
+        "    name = 'halved-dense'\n"
+        "    @classmethod\n"
+        "    def step_cost(cls, config):\n"
+        "        c = DenseObjective.step_cost(config)\n"
+        "        return c._replace(flops=0.0, bytes=0.0)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(objectives.REGISTRY, "halved-dense", "halved_dense:HalvedDense")
+    try:
+        cfg = _f64_small().replace(steps=4, log_every=2)
+        assert objectives.choose(cfg) == "halved-dense"  # its modelled cost is the lowest
+        got = simdyn.simulate(cfg.replace(backend="halved-dense"), 2, key=5)
+        want = simdyn.simulate(cfg.replace(backend="dense"), 2, key=5)
+        assert got.attrs["backend"] == "halved-dense"
+        assert (got["alignment"].values == want["alignment"].values).all()
+    finally:
+        sys.modules.pop("halved_dense", None)
+
+
+def test_encoder_representation_states_its_cost_and_matches_the_linear_form(x64):
+    from simdyn.encoders import first_layer, init_encoder, make_encoder
+    from simdyn.losses import sample_loss
+
+    cfg = _f64_small()
+    enc = make_encoder(cfg)  # the paper's linear map: loss = the linear form's at W_1 = Theta
+    rep = objectives.get("encoder")(enc, lambda z, y: sample_loss(z, y, 0.7))
+    assert rep.applies(cfg) and not rep.applies(cfg.replace(d=41))
+    ts = sample_training_set(jax.random.key(3), cfg.data, jnp.float64)
+    params = init_encoder(enc, jax.random.key(4), ts.points)
+    theta = first_layer(params)
+    value, _ = rep.build(cfg, ts).loss_and_grad(params)
+    linear = objectives.get("dense").build(cfg, ts, jnp.asarray(0.7)).loss(theta)
+    assert abs(float(value - linear)) <= 1e-12 * abs(float(linear))
+    cost = rep.step_cost(cfg)
+    assert cost.flops > 0 and rep.memory_per_seed(cfg) > 0

@@ -1,0 +1,68 @@
+"""The dense matrix form: M, M+ and M~ as D x D matrices (any noise, any augmentation).
+
+The reference form: G = -4 Theta P + 4 (Theta M Theta^T)(Theta M) with P = beta M+ +
+(1 - beta) M~. Cost per seed-step (notation of :mod:`simdyn.cost`): three (p x D)(D x D)
+products, then G:
+
+    flops   = 6 p D^2 + 4 p^2 D + 8 p D
+    bytes   = w (3 D^2 + 14 p D)        (the three moment matrices dominate)
+    indexed = 0
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax
+
+from simdyn.config import Config
+from simdyn.cost import StepCost
+from simdyn.data import TrainingSet
+from simdyn.moments import DenseMoments, dense_moments
+from simdyn.objectives.base import (
+    common_memory,
+    itemsize,
+    moment_loss_and_grad,
+    pytree_dataclass,
+    static_weight,
+)
+
+Array = jax.Array
+
+
+@pytree_dataclass(data=("moments", "beta"), meta=("weight",))
+class DenseObjective:
+    """moments: the seed's dense moments; beta: traced SCL weight; weight: static weight
+    (SCL 1, UCL 0) or None for the joint loss."""
+
+    moments: DenseMoments
+    beta: Array
+    weight: float | None
+    name: ClassVar[str] = "dense"
+
+    @classmethod
+    def applies(cls, config: Config) -> bool:
+        return True
+
+    @classmethod
+    def build(cls, config: Config, ts: TrainingSet, beta: Array) -> DenseObjective:
+        return cls(dense_moments(ts.points, ts.labels, config.data.d), beta, static_weight(config))
+
+    def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
+        return moment_loss_and_grad(self.moments, theta, self.beta, self.weight)
+
+    def loss(self, theta: Array) -> Array:
+        return self.loss_and_grad(theta)[0]
+
+    @classmethod
+    def step_cost(cls, config: Config) -> StepCost:
+        p, dim, w = config.model.p, config.data.d + 1, itemsize(config)
+        flops = 6 * p * dim**2 + 4 * p**2 * dim + 8 * p * dim
+        return StepCost(flops, w * (3 * dim**2 + 14 * p * dim), 0.0)
+
+    @classmethod
+    def memory_per_seed(cls, config: Config) -> int:
+        """Keeps 3 D^2 and forms the dense (N, D) data while building."""
+        dim = config.data.d + 1
+        extra = 3 * dim**2 + config.data.num_points * dim
+        return int(itemsize(config) * (common_memory(config) + extra))

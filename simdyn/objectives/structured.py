@@ -1,0 +1,81 @@
+"""The structured form: exact moments of basis-noise data without a D x D matrix.
+
+M is an arrow (feature block, a coupling of the K + 1 feature coordinates to every coordinate,
+a diagonal), M+ has rank 2 (the class means), and Theta M~ is a gather and a scatter-add over
+each original's m s noise entries (:func:`simdyn.moments.structured_products`). Exact when each
+point has one basis-noise entry and augmentations are standard masks.
+
+Cost per seed-step (notation of :mod:`simdyn.cost`): 2 products with the (k1, D) coupling,
+the diagonal, a (k1 x k1) block; rank-2 M+; sparse M~; then G:
+
+    flops   = p D (18 + 4 k1) + 4 p^2 D + 2 p k1^2 + 2 p k1 + 4 p n (k1 + q)
+    bytes   = w ((k1 + 3) D + n (k1 + q)) + 4 n q + w (20 p D + 4 p n q)
+    indexed = 2 p n q
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax
+
+from simdyn.config import Config, supports_structured
+from simdyn.cost import StepCost
+from simdyn.data import TrainingSet
+from simdyn.moments import StructuredMoments, structured_moments
+from simdyn.objectives.base import (
+    common_memory,
+    itemsize,
+    moment_loss_and_grad,
+    pytree_dataclass,
+    static_weight,
+)
+
+Array = jax.Array
+
+
+@pytree_dataclass(data=("moments", "beta"), meta=("weight",))
+class StructuredObjective:
+    """moments: the seed's structured moments; beta: traced SCL weight; weight: static weight
+    (SCL 1, UCL 0) or None for the joint loss."""
+
+    moments: StructuredMoments
+    beta: Array
+    weight: float | None
+    name: ClassVar[str] = "structured"
+
+    @classmethod
+    def applies(cls, config: Config) -> bool:
+        return supports_structured(config.data)
+
+    @classmethod
+    def build(cls, config: Config, ts: TrainingSet, beta: Array) -> StructuredObjective:
+        return cls(
+            structured_moments(ts.points, ts.labels, config.data.d), beta, static_weight(config)
+        )
+
+    def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
+        return moment_loss_and_grad(self.moments, theta, self.beta, self.weight)
+
+    def loss(self, theta: Array) -> Array:
+        return self.loss_and_grad(theta)[0]
+
+    @classmethod
+    def step_cost(cls, config: Config) -> StepCost:
+        data, p, w = config.data, config.model.p, itemsize(config)
+        dim, k1, n, q = data.d + 1, data.K + 1, data.n, data.m * data.noise_nnz
+        flops = (
+            p * dim * (18 + 4 * k1) + 4 * p**2 * dim + 2 * p * k1**2 + 2 * p * k1
+        ) + 4 * p * n * (k1 + q)
+        nbytes = (
+            w * ((k1 + 3) * dim + n * (k1 + q)) + 4 * n * q + w * (20 * p * dim + 4 * p * n * q)
+        )
+        return StepCost(flops, nbytes, 2 * p * n * q)
+
+    @classmethod
+    def memory_per_seed(cls, config: Config) -> int:
+        """Keeps (k1 + 4) D + n (k1 + 2 q) and the p n q gathered noise products twice."""
+        data, p = config.data, config.model.p
+        k1, q = data.K + 1, data.m * data.noise_nnz
+        extra = (k1 + 4) * (data.d + 1) + data.n * (k1 + 2 * q) + 2 * p * data.n * q
+        return int(itemsize(config) * (common_memory(config) + extra))
