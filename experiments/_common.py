@@ -385,6 +385,11 @@ def default_out(name: str) -> Path:
     return RUNS_DIR / name
 
 
+def run_meta(size: str, key: int, seeds: int, base: Config) -> dict[str, Any]:
+    """The first entries of a grid script's metadata: run size, key, seeds per cell, base config."""
+    return {"size": size, "key": key, "seeds": seeds, "base_config": base}
+
+
 def finish(
     out: str | Path | None,
     name: str,

@@ -15,21 +15,14 @@ Run: ``python -m experiments.fig1_embeddings [--quick|--tiny] [--out DIR]``.
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments._common import (
-    finish,
-    gd_runs,
-    start,
-)
+from experiments import _common as common
 from simdyn import preset, seed_test_set, theory
 from simdyn.data import embed
 from simdyn.metrics import feature_alignment
@@ -46,11 +39,11 @@ SIZES = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     config = preset("fig1").replace(**SIZES[size])
     dc = config.data
     seed = 0 if args.seeds is None else args.seeds - 1  # --seeds N shows seed N-1
-    runs = gd_runs([config], [seed], args.key, EPOCHS, lambda theta, context: theta)
+    runs = common.gd_runs([config], [seed], args.key, EPOCHS, lambda theta, context: theta)
     thetas = runs.observed[0, 0]  # (4, p, D)
     test = seed_test_set(config, seed, args.key)
     emb = np.asarray(jax.jit(jax.vmap(embed, in_axes=(0, None)))(thetas, test.points))  # (4, N, p)
@@ -106,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     arrays = {"epochs": np.asarray(EPOCHS), "embeddings": emb, "y": y, "y_sub": ysub}
     arrays["alignment"] = align  # (4, K + 1)
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

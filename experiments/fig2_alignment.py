@@ -19,10 +19,7 @@ Run: ``python -m experiments.fig2_alignment [--quick|--tiny] [--out DIR]``.
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import jax.numpy as jnp
@@ -30,17 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import simdyn
-from experiments._common import (
-    C_THEORY,
-    C_V1,
-    C_V2,
-    finish,
-    instance_min_norm_alignment,
-    plot_band,
-    seed_band,
-    seed_count,
-    start,
-)
+from experiments import _common as common
 from simdyn import preset, simulate, theory
 
 NAME = "fig2_alignment"
@@ -83,11 +70,11 @@ def run_panel(name: str, overrides: dict, seeds: int, chunk: int | None, key: in
     steps = ds["step"].values
     align = ds["alignment"].values  # (S, R, K+1)
     div = ds["diverged"].values
-    bands = {j: seed_band(align[:, :, j], div) for j in (1, 2)}
+    bands = {j: common.seed_band(align[:, :, j], div) for j in (1, 2)}
     formula = np.asarray(
         jax.jit(theory.predicted_alignment_scl)(dc.phi, dc.mu, dc.sigma_xi, dc.m, dc.n, mc.p)
     )
-    instance = instance_min_norm_alignment(config, key, 0, beta=1.0)
+    instance = common.instance_min_norm_alignment(config, key, 0, beta=1.0)
     return {
         "config": config,
         "steps": steps,
@@ -103,12 +90,12 @@ def run_panel(name: str, overrides: dict, seeds: int, chunk: int | None, key: in
 def draw(ax, panel: dict, log_y: bool) -> None:
     steps, cfg = panel["steps"], panel["config"]
     x = steps[1:]  # log epoch axis: step 0 (init) is not drawable
-    for j, color in ((1, C_V1), (2, C_V2)):
+    for j, color in ((1, common.C_V1), (2, common.C_V2)):
         b = panel["bands"][j]
         sub = type(b)(b.lo[1:], b.median[1:], b.hi[1:], b.mean[1:], b.kept, b.diverged)
-        plot_band(ax, x, sub, color, f"||W v{j}||")
+        common.plot_band(ax, x, sub, color, f"||W v{j}||")
         ax.axhline(panel["formula"][j], color=color, ls=":", lw=1.2)
-        ax.axhline(panel["instance"][j], color=C_THEORY, ls="--", lw=0.8, alpha=0.7)
+        ax.axhline(panel["instance"][j], color=common.C_THEORY, ls="--", lw=0.8, alpha=0.7)
         if log_y:
             g = panel["growth"][f"v{j}"][1:]
             ok = g < 0.3
@@ -129,9 +116,9 @@ def draw(ax, panel: dict, log_y: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     panels = [
-        run_panel(name, over, seed_count(args, seeds), chunk, args.key)
+        run_panel(name, over, common.seed_count(args, seeds), chunk, args.key)
         for name, over, seeds, chunk in SIZES[size]
     ]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharex="col")
@@ -146,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     labels = [f"||W v{j}|| (median, 5-95% over seeds)" for j in (1, 2)]
     handles += [
         plt.Line2D([], [], color="gray", ls=":"),
-        plt.Line2D([], [], color=C_THEORY, ls="--", alpha=0.7),
+        plt.Line2D([], [], color=common.C_THEORY, ls="--", alpha=0.7),
         plt.Line2D([], [], color="gray", ls="-."),
     ]
     labels += [
@@ -180,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
             }
         )
     meta["runtime_s"] = timer()
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

@@ -22,28 +22,14 @@ All points of a panel run in one compiled program (``_common.gd_runs``, the same
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments._common import (
-    C_THEORY,
-    C_V1,
-    alignment_observer,
-    finish,
-    gd_runs,
-    late_change,
-    seed_band,
-    seed_count,
-    stable_lr,
-    start,
-)
+from experiments import _common as common
 from simdyn import Config, preset, theory
 
 NAME = "fig4_phase"
@@ -70,7 +56,7 @@ def point_config(base: Config, x: float) -> Config:
     K = base.data.K
     phi = base.data.phi[:2] + (float(np.sqrt(x * (K - 2))),) * (K - 2)
     s = base.data.sigma_xi**2 / base.data.num_points
-    return base.replace(phi=phi, lr=stable_lr(max(1.0, x) + s))
+    return base.replace(phi=phi, lr=common.stable_lr(max(1.0, x) + s))
 
 
 def predicted_v1(base: Config, xs: np.ndarray) -> np.ndarray:
@@ -88,10 +74,10 @@ def run_panel(name: str, overrides: dict, xs: np.ndarray, seeds: int, key: int) 
     base = preset(name).replace(**overrides)
     configs = [point_config(base, float(x)) for x in xs]
     steps = np.asarray(base.train.record_steps)
-    runs = gd_runs(configs, seeds, key, steps, alignment_observer(base.data.K))
+    runs = common.gd_runs(configs, seeds, key, steps, common.alignment_observer(base.data.K))
     v1 = runs.observed[:, :, :, 1]  # (X, S, R)
-    final = [seed_band(v1[i, :, -1], runs.diverged[i]) for i in range(len(xs))]
-    change = [late_change(v1[i][~runs.diverged[i]]) for i in range(len(xs))]
+    final = [common.seed_band(v1[i, :, -1], runs.diverged[i]) for i in range(len(xs))]
+    change = [common.late_change(v1[i][~runs.diverged[i]]) for i in range(len(xs))]
     fine = np.geomspace(1e-2, 1e1, 400)
     return {
         "base": base,
@@ -107,9 +93,9 @@ def run_panel(name: str, overrides: dict, xs: np.ndarray, seeds: int, key: int) 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     panels_spec, num_x, default_seeds = SIZES[size]
-    seeds = seed_count(args, default_seeds)
+    seeds = common.seed_count(args, default_seeds)
     xs = np.geomspace(1e-2, 1e1, num_x)
     panels = [run_panel(name, over, xs, seeds, args.key) for name, over in panels_spec]
 
@@ -122,12 +108,18 @@ def main(argv: list[str] | None = None) -> dict:
         lo = np.array([b.lo for b in pn["bands"]])
         hi = np.array([b.hi for b in pn["bands"]])
         n_div = int(pn["diverged"].sum())
-        ax.fill_between(xs, lo, hi, color=C_V1, alpha=0.25, lw=0)
+        ax.fill_between(xs, lo, hi, color=common.C_V1, alpha=0.25, lw=0)
         label = f"GD, mean of {seeds} seeds (band 5-95%"
         label += f", {n_div} diverged excl.)" if n_div else ")"
-        ax.plot(xs, mean, "o-", color=C_V1, label=label)
-        ax.plot(xs, med, "x", color=C_V1, ms=5, label="GD, median")
-        ax.plot(pn["fine_x"], pn["fine_pred"], color=C_THEORY, ls="--", label="min-norm (Thm 5.1)")
+        ax.plot(xs, mean, "o-", color=common.C_V1, label=label)
+        ax.plot(xs, med, "x", color=common.C_V1, ms=5, label="GD, median")
+        ax.plot(
+            pn["fine_x"],
+            pn["fine_pred"],
+            color=common.C_THEORY,
+            ls="--",
+            label="min-norm (Thm 5.1)",
+        )
         ax.axvline(base.data.phi[0] ** 2, color="gray", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xlim(1e-2, 1e1)
@@ -158,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     fig.suptitle(f"Fig. 4: feature suppression by dimension (FS-dim), {size} run", fontsize=11)
     fig.tight_layout()
     meta["runtime_s"] = timer()
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

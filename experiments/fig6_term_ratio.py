@@ -18,26 +18,14 @@ Run: ``python -m experiments.fig6_term_ratio [--quick|--tiny] [--out DIR]``.
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments._common import (
-    C_THEORY,
-    C_V2,
-    finish,
-    gd_runs,
-    plot_band,
-    seed_band,
-    seed_count,
-    start,
-)
+from experiments import _common as common
 from experiments.fig2_alignment import early_growth
 from simdyn import preset, theory
 from simdyn.metrics import feature_alignment
@@ -68,17 +56,17 @@ def term_ratio_observer(K: int):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     overrides, default_seeds = SIZES[size]
     config = preset("fig6").replace(**overrides)
     dc = config.data
-    seeds = seed_count(args, default_seeds)
+    seeds = common.seed_count(args, default_seeds)
     steps = np.arange(config.train.steps + 1)
-    runs = gd_runs([config], seeds, args.key, steps, term_ratio_observer(dc.K))
+    runs = common.gd_runs([config], seeds, args.key, steps, term_ratio_observer(dc.K))
     ratio, align = runs.observed[0][0], runs.observed[1][0]  # (S, T), (S, T, K+1)
     div = runs.diverged[0]
-    b_ratio = seed_band(ratio, div)
-    b_v2 = seed_band(align[:, :, 2], div)
+    b_ratio = common.seed_band(ratio, div)
+    b_v2 = common.seed_band(align[:, :, 2], div)
     growth = early_growth(config, steps)["v2"]
     pred = np.asarray(
         jax.jit(theory.predicted_alignment_scl)(
@@ -92,14 +80,14 @@ def main(argv: list[str] | None = None) -> dict:
     def tail(b):
         return type(b)(b.lo[1:], b.median[1:], b.hi[1:], b.mean[1:], b.kept, b.diverged)
 
-    plot_band(ax1, x, tail(b_ratio), "tab:green", "||term1|| / ||term2||")
-    ax1.axhline(1.0, color=C_THEORY, ls="--", lw=1, label="stationarity: ratio = 1")
+    common.plot_band(ax1, x, tail(b_ratio), "tab:green", "||term1|| / ||term2||")
+    ax1.axhline(1.0, color=common.C_THEORY, ls="--", lw=1, label="stationarity: ratio = 1")
     ax1.set_yscale("log")
     ax1.set_ylabel("||4 Theta M+||_F / ||4 Theta M Theta^T Theta M||_F")
-    plot_band(ax2, x, tail(b_v2), C_V2, "||W v2||")
+    common.plot_band(ax2, x, tail(b_v2), common.C_V2, "||W v2||")
     ok = growth[1:] < 0.3
-    ax2.plot(x[ok], growth[1:][ok], color=C_THEORY, ls="-.", label="early growth (Thm 4.5)")
-    ax2.axhline(pred[2], color=C_THEORY, ls=":", label=f"min-norm {pred[2]:.2g} (Thm 4.7)")
+    ax2.plot(x[ok], growth[1:][ok], color=common.C_THEORY, ls="-.", label="early growth (Thm 4.5)")
+    ax2.axhline(pred[2], color=common.C_THEORY, ls=":", label=f"min-norm {pred[2]:.2g} (Thm 4.7)")
     ax2.set_yscale("log")
     ax2.set_ylabel("||W_t v_2||")
     for ax in (ax1, ax2):
@@ -130,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         "v2_band": np.stack([b_v2.lo, b_v2.median, b_v2.hi]),
         "growth_v2": growth,
     }
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

@@ -27,26 +27,13 @@ Run: ``python -m experiments.fs_aug [--quick|--tiny] [--out DIR]``.
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments._common import (
-    C_THEORY,
-    alignment_observer,
-    finish,
-    gd_runs,
-    instance_min_norm_alignment,
-    late_change,
-    seed_band,
-    seed_count,
-    start,
-)
+from experiments import _common as common
 from simdyn import Config, DataConfig, ModelConfig, TrainConfig, seed_training_set, theory
 
 NAME = "fs_aug"
@@ -101,10 +88,10 @@ def run_aug(n, d, steps, ps, seeds, pred_seeds, augmentation, key) -> dict:
     configs = [make_config(n, d, steps, p, augmentation) for p in ps]
     base = configs[0]
     rec = np.asarray(base.train.record_steps)
-    runs = gd_runs(configs, seeds, key, rec, alignment_observer(base.data.K))
+    runs = common.gd_runs(configs, seeds, key, rec, common.alignment_observer(base.data.K))
     v1 = runs.observed[:, :, :, 1]  # (P, S, R)
-    bands = [seed_band(v1[i, :, -1], runs.diverged[i]) for i in range(len(ps))]
-    change = [late_change(v1[i][~runs.diverged[i]]) for i in range(len(ps))]
+    bands = [common.seed_band(v1[i, :, -1], runs.diverged[i]) for i in range(len(ps))]
+    change = [common.late_change(v1[i][~runs.diverged[i]]) for i in range(len(ps))]
     dc = base.data
     theorem = np.array(
         [
@@ -123,7 +110,7 @@ def run_aug(n, d, steps, ps, seeds, pred_seeds, augmentation, key) -> dict:
     )
     instance = np.array(
         [
-            [instance_min_norm_alignment(c, key, s, beta=0.0)[1] for s in range(pred_seeds)]
+            [common.instance_min_norm_alignment(c, key, s, beta=0.0)[1] for s in range(pred_seeds)]
             for c in configs
         ]
     )  # (P, pred_seeds)
@@ -140,9 +127,9 @@ def run_aug(n, d, steps, ps, seeds, pred_seeds, augmentation, key) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     n, d, steps, ps, default_seeds, pred_seeds = SIZES[size]
-    seeds = seed_count(args, default_seeds)
+    seeds = common.seed_count(args, default_seeds)
     pred_seeds = min(pred_seeds, seeds)
     res = {
         aug: run_aug(n, d, steps, ps, seeds, pred_seeds, aug, args.key)
@@ -171,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
             label=f"exact instance min-norm, {aug} (median of {pred_seeds} seeds)",
         )
         ax.plot(ps_a, r["theorem_seed0"], "--", color=colors[aug], lw=1.2)
-    ax.plot([], [], "--", color=C_THEORY, label="Thm 5.4 (standard: p >= n only)")
+    ax.plot([], [], "--", color=common.C_THEORY, label="Thm 5.4 (standard: p >= n only)")
     ax.axvline(n, color="gray", ls=":", lw=0.8)
     ax.set_xlabel("embedding dimension p  (dotted: p = n = rank M~)")
     ax.set_ylabel("||W v_1|| at the end of GD")
@@ -201,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         arrays[f"{aug}_instance"] = r["instance"]  # (P, pred_seeds)
         arrays[f"{aug}_theorem"] = r["theorem_seed0"]  # (P,)
     meta["runtime_s"] = timer()
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

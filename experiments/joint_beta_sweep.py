@@ -20,27 +20,13 @@ All betas (and seeds) run in one compiled program (``_common.gd_runs``, the same
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments._common import (
-    C_THEORY,
-    C_V1,
-    C_V2,
-    alignment_observer,
-    finish,
-    gd_runs,
-    late_change,
-    seed_band,
-    seed_count,
-    start,
-)
+from experiments import _common as common
 from simdyn import Config, preset, theory
 
 NAME = "joint_beta_sweep"
@@ -89,16 +75,16 @@ def run_grid(configs: list[Config], seeds: int, key: int) -> dict:
     """Final ||W v_1||, ||W v_2|| of each config (bands over seeds) and the convergence check."""
     base = configs[0]
     steps = np.asarray(base.train.record_steps)
-    runs = gd_runs(configs, seeds, key, steps, alignment_observer(base.data.K))
+    runs = common.gd_runs(configs, seeds, key, steps, common.alignment_observer(base.data.K))
     align = runs.observed  # (C, S, R, K+1)
     out = {"final": align[:, :, -1, 1:3], "diverged": runs.diverged}
     out["bands"] = [
-        [seed_band(align[c, :, -1, j], runs.diverged[c]) for j in (1, 2)]
+        [common.seed_band(align[c, :, -1, j], runs.diverged[c]) for j in (1, 2)]
         for c in range(len(configs))
     ]
     out["late_change"] = np.asarray(
         [
-            [late_change(align[c, ~runs.diverged[c], :, j]) for j in (1, 2)]
+            [common.late_change(align[c, ~runs.diverged[c], :, j]) for j in (1, 2)]
             for c in range(len(configs))
         ]
     )
@@ -106,9 +92,9 @@ def run_grid(configs: list[Config], seeds: int, key: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     overrides, interior, default_seeds = SIZES[size]
-    seeds = seed_count(args, default_seeds)
+    seeds = common.seed_count(args, default_seeds)
     base = preset("joint").replace(**overrides)
     betas = np.asarray((0.0,) + tuple(interior) + (1.0,))
     configs = [loss_config(base, float(b)) for b in betas]
@@ -119,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     fig, ax = plt.subplots(figsize=(7, 4.6))
     n_div = int(res["diverged"].sum())
-    for j, color in ((1, C_V1), (2, C_V2)):
+    for j, color in ((1, common.C_V1), (2, common.C_V2)):
         bands = [b[j - 1] for b in res["bands"]]
         med = np.array([b.median for b in bands])
         lo = np.array([b.lo for b in bands])
@@ -129,9 +115,11 @@ def main(argv: list[str] | None = None) -> dict:
         label += f", {n_div} diverged excl.)" if n_div else ")"
         ax.errorbar(betas, med, yerr=yerr, fmt="o", color=color, capsize=3, label=label)
         ax.plot(fine, fine_pred[:, j], color=color, ls="--", lw=1.2)
-        ax.plot(betas[[0, -1]], pred[[0, -1], j], "s", mfc="none", color=C_THEORY, ms=9)
+        ax.plot(betas[[0, -1]], pred[[0, -1], j], "s", mfc="none", color=common.C_THEORY, ms=9)
     ax.plot([], [], color="gray", ls="--", label="min-norm joint (Thm 6.1)")
-    ax.plot([], [], "s", mfc="none", color=C_THEORY, label="min-norm UCL (beta=0) / SCL (beta=1)")
+    ax.plot(
+        [], [], "s", mfc="none", color=common.C_THEORY, label="min-norm UCL (beta=0) / SCL (beta=1)"
+    )
     ax.set_xlabel("beta (weight of SCL; 0 = UCL, 1 = SCL)")
     ax.set_ylabel("||W v_j|| at convergence")
     dc = base.data
@@ -143,10 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.legend(fontsize=7.5, loc="center right")
     fig.tight_layout()
     meta = {
-        "size": size,
-        "key": args.key,
-        "seeds": seeds,
-        "base_config": base,
+        **common.run_meta(size, args.key, seeds, base),
         "betas": betas,
         "pred_v1_v2": pred[:, 1:3],
         "median_v1_v2": [[b.median for b in bb] for bb in res["bands"]],
@@ -155,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         "runtime_s": timer(),
     }
     arrays = {"betas": betas, "final_v1_v2": res["final"], "pred": pred}
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

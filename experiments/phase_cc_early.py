@@ -17,25 +17,14 @@ Run: ``python -m experiments.phase_cc_early [--quick|--tiny] [--out DIR]``.
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from experiments._common import (
-    alignment_observer,
-    finish,
-    gd_runs,
-    seed_band,
-    seed_count,
-    stable_lr,
-    start,
-)
+from experiments import _common as common
 from simdyn import Config, preset, theory
 
 NAME = "phase_cc_early"
@@ -65,20 +54,22 @@ def cell_config(base: Config, mu: float, phi_1: float) -> Config:
     dc = base.data
     s = dc.sigma_xi**2 / dc.num_points
     a1, a2 = 1.0 + mu**2 + s, phi_1**2 + s
-    return base.replace(mu=float(mu), phi=(float(phi_1),) + dc.phi[1:], lr=stable_lr(max(a1, a2)))
+    return base.replace(
+        mu=float(mu), phi=(float(phi_1),) + dc.phi[1:], lr=common.stable_lr(max(a1, a2))
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     overrides, mus, phis, default_seeds = SIZES[size]
-    seeds = seed_count(args, default_seeds)
+    seeds = common.seed_count(args, default_seeds)
     base = preset("fig1").replace(probe_every=-1, **overrides)
     configs = [cell_config(base, mu, phi) for phi in phis for mu in mus]
     rec = np.arange(base.train.steps + 1)
-    runs = gd_runs(configs, seeds, args.key, rec, alignment_observer(base.data.K))
+    runs = common.gd_runs(configs, seeds, args.key, rec, common.alignment_observer(base.data.K))
     v2 = runs.observed[:, :, :, 2]  # (C, S, T)
     shape = (len(phis), len(mus))
-    med = np.stack([seed_band(v2[c], runs.diverged[c]).median for c in range(len(configs))])
+    med = np.stack([common.seed_band(v2[c], runs.diverged[c]).median for c in range(len(configs))])
     peak = np.nanmax(med, axis=1).reshape(shape)
     peak_step = rec[np.nanargmax(med, axis=1)].reshape(shape)
     final = med[:, -1].reshape(shape)
@@ -119,10 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     meta = {
-        "size": size,
-        "key": args.key,
-        "seeds": seeds,
-        "base_config": base,
+        **common.run_meta(size, args.key, seeds, base),
         "mu": list(mus),
         "phi_1": list(phis),
         "lr": [c.train.lr for c in configs],
@@ -139,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         "final_v2": final,
         "condition": cond,
     }
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

@@ -17,26 +17,14 @@ Run: ``python -m experiments.phase_fs_dim [--quick|--tiny] [--out DIR]``.
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments._common import (
-    alignment_observer,
-    finish,
-    gd_runs,
-    late_change,
-    seed_band,
-    seed_count,
-    stable_lr,
-    start,
-)
+from experiments import _common as common
 from simdyn import Config, DataConfig, ModelConfig, TrainConfig, theory
 
 NAME = "phase_fs_dim"
@@ -70,7 +58,7 @@ def cell_config(K: int, n: int, d: int, steps: int, x: float, p: int) -> Config:
     s = data.sigma_xi**2 / data.num_points
     train = TrainConfig(
         loss="ucl",
-        lr=stable_lr(max(1.0, x) + s),
+        lr=common.stable_lr(max(1.0, x) + s),
         steps=steps,
         log_every=steps // 10,
         probe_every=-1,
@@ -95,20 +83,20 @@ def suppressed_up_to(K: int, xs: np.ndarray, p_max: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     K, n, d, steps, num_x, ps, default_seeds = SIZES[size]
-    seeds = seed_count(args, default_seeds)
+    seeds = common.seed_count(args, default_seeds)
     xs = np.geomspace(1e-2, 1e1, num_x)
     configs = [cell_config(K, n, d, steps, float(x), p) for p in ps for x in xs]
     rec = np.asarray(configs[0].train.record_steps)
-    runs = gd_runs(configs, seeds, args.key, rec, alignment_observer(K))
+    runs = common.gd_runs(configs, seeds, args.key, rec, common.alignment_observer(K))
     v1 = runs.observed[:, :, :, 1]  # (C, S, R)
-    bands = [seed_band(v1[c, :, -1], runs.diverged[c]) for c in range(len(configs))]
+    bands = [common.seed_band(v1[c, :, -1], runs.diverged[c]) for c in range(len(configs))]
     shape = (len(ps), num_x)
     mean = np.array([b.mean for b in bands]).reshape(shape)
-    change = np.array([late_change(v1[c][~runs.diverged[c]]) for c in range(len(configs))]).reshape(
-        shape
-    )
+    change = np.array(
+        [common.late_change(v1[c][~runs.diverged[c]]) for c in range(len(configs))]
+    ).reshape(shape)
     suppressed = np.array([bool(_suppressed(c.data.phi, K, c.model.p)) for c in configs]).reshape(
         shape
     )
@@ -178,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         "boundary_x": fine,
         "boundary_p": boundary,
     }
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

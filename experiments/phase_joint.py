@@ -17,20 +17,13 @@ runner is shared with ``joint_beta_sweep``. Run: ``python -m experiments.phase_j
 from __future__ import annotations
 
 if __package__ in (None, ""):  # run by path (python experiments/NAME.py): find the package
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _repo_root  # noqa: F401
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments._common import (
-    finish,
-    seed_count,
-    start,
-)
+from experiments import _common as common
 from experiments.joint_beta_sweep import loss_config, predicted, run_grid
 from simdyn import preset, theory
 
@@ -55,9 +48,9 @@ SIZES = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, size, timer = start(__doc__, argv)
+    args, size, timer = common.start(__doc__, argv)
     overrides, betas, phi1_sq, default_seeds = SIZES[size]
-    seeds = seed_count(args, default_seeds)
+    seeds = common.seed_count(args, default_seeds)
     base = preset("joint").replace(**overrides)
     betas, phi1_sq = np.asarray(betas), np.asarray(phi1_sq)
     configs = [loss_config(base, float(b), float(np.sqrt(f2))) for f2 in phi1_sq for b in betas]
@@ -120,10 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     fig.tight_layout()
     meta = {
-        "size": size,
-        "key": args.key,
-        "seeds": seeds,
-        "base_config": base,
+        **common.run_meta(size, args.key, seeds, base),
         "betas": betas,
         "phi1_sq": phi1_sq,
         "diverged": n_div,
@@ -142,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         "pred_v1_v2": pred,
         "late_change": res["late_change"].reshape(shape + (2,)),
     }
-    return finish(args.out, NAME, size, fig, arrays, meta)
+    return common.finish(args.out, NAME, size, fig, arrays, meta)
 
 
 if __name__ == "__main__":

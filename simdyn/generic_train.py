@@ -116,23 +116,22 @@ def _check(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> Non
         raise ConfigError(f"invalid data.m={dcfg.m}: NCE losses need m >= 2 views per original")
 
 
-class GenericTrajectory(NamedTuple):
+# Trajectory's fields, then ||W_1||_F; built from Trajectory so the two can never drift apart.
+_GenericFields = NamedTuple(
+    "_GenericFields", [(f, Array) for f in (*Trajectory._fields, "first_layer_norm")]
+)
+
+
+class GenericTrajectory(_GenericFields):
     """:class:`simdyn.train.Trajectory`'s fields (alignment = FIRST layer's columns) plus
     first_layer_norm: (R,) ||W_1||_F, bias column included, at the recorded steps (a scale for
     scale-free statements: NCE losses with cosine similarities do not fix ||W_1||)."""
 
-    alignment: Array
-    loss: Array
-    probe_class: Array
-    probe_subclass: Array
-    diverged: Array
-    diverged_step: Array
-    theta: Array
-    first_layer_norm: Array
+    __slots__ = ()
 
     def core(self) -> Trajectory:
         """The fields shared with the fast path's Trajectory."""
-        return Trajectory(*self[:7])
+        return Trajectory(*self[: len(Trajectory._fields)])
 
 
 def make_generic_train(

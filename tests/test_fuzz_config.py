@@ -14,16 +14,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from simdyn import (
-    Config,
-    ConfigError,
-    DataConfig,
-    HyperParams,
-    ModelConfig,
-    TrainConfig,
-    apply_overrides,
-    simulate,
-)
+from simdyn import HyperParams, simulate
+from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, apply_overrides
 from simdyn.seeds import as_key
 
 FAST = settings(

@@ -185,32 +185,11 @@ def test_sgd_ends_near_the_expected_objective_minimizer():
     joint preset has tied eigenvalues, and there the Gram of a minimizer is not unique)."""
     simdyn.enable_x64()
     lr, steps, bsz, beta = 0.02, 20000, 8, 0.25
-    data = DataConfig(
-        n=16,
-        m=2,
-        d=40,
-        K=4,
-        phi=(0.5, 1.0, 1.0, 1.0),
-        mu=0.0,
-        sigma_xi=1.0,
-        sampling="balanced",
-        noise_placement="good_event",
-    )
-    cfg = Config(
-        data,
-        ModelConfig(p=41, sigma_0=0.001),
-        TrainConfig(
-            loss="joint",
-            beta=beta,
-            lr=lr,
-            steps=steps,
-            log_every=steps,
-            batch_size=bsz,
-            dtype="float64",
-            save_theta=True,
-            probe_every=-1,
-        ),
-    )
+    # The joint preset's data model at a size whose float64 relaxation is cheap.
+    cfg = simdyn.preset("joint").replace(n=16, d=40, p=41, dtype="float64", probe_every=-1)
+    cfg = cfg.replace(beta=beta, lr=lr, steps=steps, log_every=steps, batch_size=bsz)
+    cfg = cfg.replace(save_theta=True)
+    data = cfg.data
     ds = simdyn.simulate(cfg, [0], 0)
     theta_sgd = jnp.asarray(ds.theta.values[0])
     ts = simdyn.seed_training_set(cfg, 0, 0)

@@ -15,15 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from simdyn import (
-    Config,
-    ConfigError,
-    DataConfig,
-    HyperParams,
-    ModelConfig,
-    TrainConfig,
-    simulate,
-)
+from simdyn import Config, ConfigError, DataConfig, HyperParams, ModelConfig, TrainConfig, simulate
 from simdyn.cli import main
 from simdyn.summary import format_summary, kept_seeds, mask_diverged, num_excluded
 from simdyn.sweep import sweep, sweep_configs

@@ -10,8 +10,8 @@ objectives can be built under ``vmap`` and passed through ``jit``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import ClassVar, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import jax
 
@@ -111,3 +111,38 @@ def moment_loss_and_grad(
     prods = products(moments, theta, plus=weight != 0.0, tilde=weight != 1.0)
     w = beta if weight is None else weight
     return loss_from_products(theta, prods, w), gradient_from_products(theta, prods, w)
+
+
+class ExactForm:
+    """Mixin of a representation: exact for every config unless ``applies`` says otherwise, and
+    ``loss`` is the first half of ``loss_and_grad``."""
+
+    @classmethod
+    def applies(cls, config: Config) -> bool:
+        return True
+
+    def loss(self, theta: Array) -> Array:
+        return self.loss_and_grad(theta)[0]
+
+
+@pytree_dataclass(data=("moments", "beta"), meta=("weight",))
+class MomentObjective(ExactForm):
+    """A representation by moment matrices (structured or dense): a subclass sets
+    ``moments_of(points, labels, d)``.
+
+    moments: the seed's moments; beta: traced SCL weight; weight: static weight (SCL 1,
+    UCL 0) or None for the joint loss.
+    """
+
+    moments: Any
+    beta: Array
+    weight: float | None
+    moments_of: ClassVar[Callable[..., Any]]
+
+    @classmethod
+    def build(cls, config: Config, ts: TrainingSet, beta: Array) -> MomentObjective:
+        moments = cls.moments_of(ts.points, ts.labels, config.data.d)
+        return cls(moments, beta, static_weight(config))
+
+    def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
+        return moment_loss_and_grad(self.moments, theta, self.beta, self.weight)

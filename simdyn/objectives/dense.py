@@ -13,46 +13,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import jax
-
 from simdyn.config import Config
 from simdyn.cost import StepCost
-from simdyn.data import TrainingSet
-from simdyn.moments import DenseMoments, dense_moments
-from simdyn.objectives.base import (
-    common_memory,
-    itemsize,
-    moment_loss_and_grad,
-    pytree_dataclass,
-    static_weight,
-)
-
-Array = jax.Array
+from simdyn.moments import dense_moments
+from simdyn.objectives.base import MomentObjective, common_memory, itemsize, pytree_dataclass
 
 
 @pytree_dataclass(data=("moments", "beta"), meta=("weight",))
-class DenseObjective:
-    """moments: the seed's dense moments; beta: traced SCL weight; weight: static weight
-    (SCL 1, UCL 0) or None for the joint loss."""
+class DenseObjective(MomentObjective):
+    """The dense moments (:class:`simdyn.moments.DenseMoments`) of one seed."""
 
-    moments: DenseMoments
-    beta: Array
-    weight: float | None
     name: ClassVar[str] = "dense"
-
-    @classmethod
-    def applies(cls, config: Config) -> bool:
-        return True
-
-    @classmethod
-    def build(cls, config: Config, ts: TrainingSet, beta: Array) -> DenseObjective:
-        return cls(dense_moments(ts.points, ts.labels, config.data.d), beta, static_weight(config))
-
-    def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
-        return moment_loss_and_grad(self.moments, theta, self.beta, self.weight)
-
-    def loss(self, theta: Array) -> Array:
-        return self.loss_and_grad(theta)[0]
+    moments_of = staticmethod(dense_moments)
 
     @classmethod
     def step_cost(cls, config: Config) -> StepCost:

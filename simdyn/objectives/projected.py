@@ -22,22 +22,18 @@ import jax
 from simdyn.config import Config
 from simdyn.cost import StepCost, projected_rank
 from simdyn.data import TrainingSet
-from simdyn.objectives.base import common_memory, itemsize, pytree_dataclass
+from simdyn.objectives.base import ExactForm, common_memory, itemsize, pytree_dataclass
 from simdyn.projected import ProjectedMoments, loss_and_grad, projected_moments
 
 Array = jax.Array
 
 
 @pytree_dataclass(data=("moments",))
-class ProjectedObjective:
+class ProjectedObjective(ExactForm):
     """moments: the seed's basis U and projected moments M_r, P_r (beta folded into P_r)."""
 
     moments: ProjectedMoments
     name: ClassVar[str] = "projected"
-
-    @classmethod
-    def applies(cls, config: Config) -> bool:
-        return True
 
     @classmethod
     def build(cls, config: Config, ts: TrainingSet, beta: Array) -> ProjectedObjective:
@@ -45,9 +41,6 @@ class ProjectedObjective:
 
     def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
         return loss_and_grad(self.moments, theta)
-
-    def loss(self, theta: Array) -> Array:
-        return self.loss_and_grad(theta)[0]
 
     @classmethod
     def step_cost(cls, config: Config) -> StepCost:

@@ -23,23 +23,19 @@ from simdyn.config import Config
 from simdyn.cost import StepCost
 from simdyn.data import Points, TrainingSet, draw_minibatch, embed
 from simdyn.losses import sample_loss
-from simdyn.objectives.base import common_memory, itemsize, pytree_dataclass
+from simdyn.objectives.base import ExactForm, common_memory, itemsize, pytree_dataclass
 
 Array = jax.Array
 
 
 @pytree_dataclass(data=("points", "y", "beta"))
-class SampleObjective:
+class SampleObjective(ExactForm):
     """points: the seed's training points (n, m, ...); y: labels (n,); beta: SCL weight."""
 
     points: Points
     y: Array
     beta: Array
     name: ClassVar[str] = "sample"
-
-    @classmethod
-    def applies(cls, config: Config) -> bool:
-        return True
 
     @classmethod
     def build(cls, config: Config, ts: TrainingSet, beta: Array) -> SampleObjective:

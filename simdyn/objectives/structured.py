@@ -17,48 +17,22 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import jax
-
 from simdyn.config import Config, supports_structured
 from simdyn.cost import StepCost
-from simdyn.data import TrainingSet
-from simdyn.moments import StructuredMoments, structured_moments
-from simdyn.objectives.base import (
-    common_memory,
-    itemsize,
-    moment_loss_and_grad,
-    pytree_dataclass,
-    static_weight,
-)
-
-Array = jax.Array
+from simdyn.moments import structured_moments
+from simdyn.objectives.base import MomentObjective, common_memory, itemsize, pytree_dataclass
 
 
 @pytree_dataclass(data=("moments", "beta"), meta=("weight",))
-class StructuredObjective:
-    """moments: the seed's structured moments; beta: traced SCL weight; weight: static weight
-    (SCL 1, UCL 0) or None for the joint loss."""
+class StructuredObjective(MomentObjective):
+    """The structured moments (:class:`simdyn.moments.StructuredMoments`) of one seed."""
 
-    moments: StructuredMoments
-    beta: Array
-    weight: float | None
     name: ClassVar[str] = "structured"
+    moments_of = staticmethod(structured_moments)
 
     @classmethod
     def applies(cls, config: Config) -> bool:
         return supports_structured(config.data)
-
-    @classmethod
-    def build(cls, config: Config, ts: TrainingSet, beta: Array) -> StructuredObjective:
-        return cls(
-            structured_moments(ts.points, ts.labels, config.data.d), beta, static_weight(config)
-        )
-
-    def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
-        return moment_loss_and_grad(self.moments, theta, self.beta, self.weight)
-
-    def loss(self, theta: Array) -> Array:
-        return self.loss_and_grad(theta)[0]
 
     @classmethod
     def step_cost(cls, config: Config) -> StepCost:

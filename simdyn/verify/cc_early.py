@@ -321,9 +321,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         map_peak = map_runs.alignment[:, :, 2].max(axis=1)
     map_median = float(np.median(map_peak)) if map_peak.size else math.nan
     map_frac = float(np.mean(map_peak >= OMEGA_LEVEL)) if map_peak.size else math.nan
-    gd_row = ClaimOutcome(
-        claim=CLAIM.id,
-        source=CLAIM.source,
+    gd_row = CLAIM.outcome(
         summary=f"SCL GD, sigma_0 sweep, {sig.size} units",
         design=(
             f"SCL GD float64, K={design.K} phi=1 mu={design.mu:g} balanced good-event "
@@ -332,23 +330,21 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         tests=_tests(design, gd, sig, "GD", t_pred, rate),
         controls=(control, *near, _probe_test_step0(gd, "GD")),
-        control=CLAIM.control,
         notes=(
             f"median peak ||W_t v_2|| {np.median(gd.alignment[:, :, 2].max(1)):.3f}; map "
             f"(condition violated: mu={mu_map:g}, phi_1={phi_map:g}, sigma_0=1e-3, "
             f"{design.map_seeds} seeds): median peak {map_median:.3f}, fraction >= "
             f"{OMEGA_LEVEL:g}: {map_frac:.2f} (not asserted)",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
         extra={"map_peak": map_peak.tolist()},
     )
     start = time.perf_counter()
     sgd = sweep(design, key, batch=design.sgd_batch)
     # The SGD row's control runs SGD too (same batches' mechanism, mu = 0).
     sgd_control = _control(design, sweep(design, key, mu=0.0, batch=design.sgd_batch), sig)
-    sgd_row = ClaimOutcome(
-        claim=f"{CLAIM.id} [SGD]",
-        source=CLAIM.source + " (SGD)",
+    sgd_row = CLAIM.outcome(
+        variant="SGD",
         summary=f"SCL SGD batch {design.sgd_batch}, {sig.size} units",
         design=f"as CC-early, minibatch SGD batch {design.sgd_batch}/{design.n} originals",
         tests=_tests(design, sgd, sig, "SGD", t_pred, rate),
@@ -364,6 +360,6 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f"{max(v for v in sgd_control.data['peak'] if v is not None):.3f} (minibatch "
             "subclass imbalance kicks v_2 even at mu = 0)",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
     return [gd_row, sgd_row]

@@ -212,9 +212,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
     start = time.perf_counter()
     r = _units(design, key)
-    main = ClaimOutcome(
-        claim=CLAIM.id,
-        source=CLAIM.source,
+    main = CLAIM.outcome(
         summary=f"closed form, n sweep, {len(design.sizes) * design.seeds} units",
         design=(
             f"closed-form Thm 4.3 minimizer (scale mn/sigma_xi^2) on balanced good-event "
@@ -224,12 +222,11 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         tests=_tests(design, r),
         controls=_controls(design, r),
-        control=CLAIM.control,
         notes=(
             f"median ||W v_2||: Theta* {np.nanmedian(r['w_v2']):.3f}, min-norm "
             f"{np.nanmedian(r['w0']):.1e}; median subclass probe accuracy: Theta* "
             f"{np.nanmedian(r['acc']):.3f}, min-norm {np.nanmedian(r['acc0']):.3f}",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
     return [main, _chance_row(r)]

@@ -211,9 +211,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     )
     closed_err = common.relative_error(both["align"], both["pred"])
     return [
-        ClaimOutcome(
-            claim=CLAIM.id,
-            source=CLAIM.source,
+        CLAIM.outcome(
             summary=f"closed form, n x mu sweep, {len(design.mus) * per_mu} units",
             design=(
                 f"closed-form min-norm SCL on balanced good-event instances, K={design.K} "
@@ -223,13 +221,12 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             ),
             tests=tests,
             controls=_controls(design, mu0, nonzero),
-            control=CLAIM.control,
             notes=(
                 f"fitted slope of ||W v_2|| vs sigma_xi/sqrt(mn): {fits} (exact "
                 "min-norm value mu s/det, s = sigma_xi^2/(mn), has slope -> 2): the O(.) bound "
                 "holds with room; max |W v_j - closed form| = "
                 f"{np.nanmax(closed_err):.1e}",
             ),
-            seconds=time.perf_counter() - start,
+            start=start,
         )
     ]

@@ -218,9 +218,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         data={"r": r_exact, "minimizer_residual": resid},
     )
     points = ", ".join(f"mu={mu:g}/{s}" for mu, s in design.points)
-    outcome = ClaimOutcome(
-        claim=CLAIM.id,
-        source=CLAIM.source,
+    outcome = CLAIM.outcome(
         summary=f"SCL GD + minimizers, {len(design.points) * design.seeds} units",
         design=(
             f"SCL GD float64, K={design.K} phi=1 n={design.n} m={design.m} d={design.d} "
@@ -229,12 +227,11 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         ),
         tests=(_gd_test("gd-endpoints", scl), exact),
         controls=(_gd_test("control:ucl-endpoints", ucl),),
-        control=CLAIM.control,
         notes=(
             f"median r: SCL GD {np.nanmedian(scl['r']):.2e} (median r_tol "
             f"{np.nanmedian(scl['tol']):.2e}), random minimizers {np.nanmedian(r_exact):.2e}, "
             f"UCL GD {np.nanmedian(ucl['r']):.2e}",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
     return [outcome]

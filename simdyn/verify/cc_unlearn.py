@@ -171,9 +171,7 @@ def _gd_row(
     gd = cc_early.sweep(design, key)
     rose, decayed, gd_data = _gd_pass(design, gd, sig, target)
     sel = gd_data["discriminating"]
-    return ClaimOutcome(
-        claim=CLAIM.id,
-        source=CLAIM.source,
+    return CLAIM.outcome(
         summary=f"SCL GD, sigma_0 sweep, {sig.size} units",
         design=(
             f"the CC-early GD runs (SCL mu={design.mu:g} n={design.n} d={design.d} "
@@ -194,7 +192,6 @@ def _gd_row(
             ),
         ),
         controls=_gd_controls(design, key, seeds, sig, gd, gd_data),
-        control=CLAIM.control,
         notes=(
             f"GD: median peak {np.median(gd_data['peak']):.3f} at step "
             f"{np.median(gd_data['t_peak']):.0f}; median |final - min-norm| "
@@ -203,7 +200,7 @@ def _gd_row(
             f"tested on {int(sel.sum())} of {sel.size} units (sigma_0 in "
             f"{sorted({float(s) for s in sig[sel]}, reverse=True)})",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
 
 
@@ -218,8 +215,8 @@ def _sgd_row(design: Design, key: int, sig: np.ndarray, target: np.ndarray) -> C
         f"pass if peak >= {OMEGA_LEVEL:g}, 0 < t_peak <= T/2 and last-quarter mean <= "
         f"peak/{UNLEARN_RATIO:g}"
     )
-    return ClaimOutcome(
-        claim=f"{CLAIM.id} [SGD]",
+    return CLAIM.outcome(
+        variant="SGD",
         source=CLAIM.source,
         summary=f"SCL SGD batch {design.sgd_batch}, {sig.size} units",
         design=f"the CC-early SGD runs (batch {design.sgd_batch}/{design.n})",
@@ -249,7 +246,7 @@ def _sgd_row(design: Design, key: int, sig: np.ndarray, target: np.ndarray) -> C
             f"{np.median(sgd_data['floor']):.4f} vs min-norm {np.median(target):.4f}: SGD "
             "unlearns down to a noise floor, not to the min-norm value",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
 
 

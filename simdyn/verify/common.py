@@ -23,6 +23,7 @@ GD tolerances (why a GD endpoint may differ from the closed form after T steps):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
@@ -48,6 +49,29 @@ class ClaimInfo:
     source: str
     statement: str
     control: str
+
+    def outcome(
+        self,
+        *,
+        variant: str = "",
+        source: str | None = None,
+        control: str | None = None,
+        start: float | None = None,
+        **fields,
+    ) -> ClaimOutcome:
+        """A row of this claim: id ``"ID [variant]"`` and source ``"source (variant)"`` for a
+        variant (unless ``source`` is given), this claim's control unless ``control`` is given,
+        and the seconds since ``start`` (``time.perf_counter()``); ``fields``: the rest of
+        :class:`ClaimOutcome`."""
+        if start is not None:
+            fields["seconds"] = time.perf_counter() - start
+        default_source = f"{self.source} ({variant})" if variant else self.source
+        return ClaimOutcome(
+            claim=f"{self.id} [{variant}]" if variant else self.id,
+            source=default_source if source is None else source,
+            control=self.control if control is None else control,
+            **fields,
+        )
 
 
 @dataclass(frozen=True)

@@ -200,20 +200,17 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         rule=ZERO_RULE,
     )
     return [
-        ClaimOutcome(
-            claim=CLAIM.id,
-            source=CLAIM.source,
+        CLAIM.outcome(
             summary=f"closed form, A' vs A, {imp_w.size + std_w.size} units",
             design=_design_text(design),
             tests=_tests(design, imp_w, imp_rank, std_w, std_pred),
             controls=(control,),
-            control=CLAIM.control,
             notes=(
                 f"A': max ||W v_1|| = {np.nanmax(imp_w):.1e} over {imp_w.size} instances x p; "
                 f"{int(np.sum(repeats))}/{len(repeats)} instances had a repeated irrelevant "
                 f"feature (kept); standard A: median ||W v_1|| {np.nanmedian(std_w):.3f} "
                 f"(range {np.nanmin(std_w):.3f}-{np.nanmax(std_w):.3f}; s = {s:.3g})",
             ),
-            seconds=time.perf_counter() - start,
+            start=start,
         )
     ]

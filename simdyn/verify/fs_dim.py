@@ -474,9 +474,8 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
     """Row ``FS-dim [GD]``: does GD reach the min-norm prediction?"""
     g, sweep_w, sweep_div = _gd_endpoints(design, key)
     tests, controls, kappa = _gd_tests(design, g, sweep_w, sweep_div)
-    return ClaimOutcome(
-        claim=f"{CLAIM.id} [GD]",
-        source=CLAIM.source + " (GD)",
+    return CLAIM.outcome(
+        variant="GD",
         summary=f"UCL GD + sigma_0 sweep, {g['w'].size + sweep_w.size} units",
         design=(
             f"UCL as FS-dim, full-batch GD float64 eta={design.lr:g} T={design.steps}, "
@@ -485,7 +484,6 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
         ),
         tests=tests,
         controls=controls,
-        control=CLAIM.control,
         notes=(
             f"median ||W_T v_1|| at sigma_0={GD_SIGMA_0:g}: "
             + ", ".join(
@@ -496,7 +494,7 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
             + f"; sigma_0-sweep slope {tests[-1].estimate:.3f}, tie-leftover exponent kappa "
             f"= {kappa:.3f} predicted",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
 
 
@@ -505,9 +503,7 @@ def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
     cf = _closed_form(design, key)
     cf_tests, cf_control = _closed_form_tests(design, cf)
     wide_tests, wide_control = _wide_tests(design, _wide(design, key))
-    return ClaimOutcome(
-        claim=CLAIM.id,
-        source=CLAIM.source,
+    return CLAIM.outcome(
         summary=f"closed form, 4 x phi_3^2, {len(design.points) * design.seeds} units",
         design=(
             f"UCL, K=p=3, phi=(0.8, 1, sqrt(x)), x=phi_3^2 in {design.points}, balanced "
@@ -518,14 +514,13 @@ def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
         ),
         tests=(*cf_tests, *wide_tests),
         controls=(cf_control, wide_control),
-        control=CLAIM.control,
         notes=(
             "median min-norm ||W v_1|| per x: "
             + ", ".join(
                 f"{p:g}: {np.median(cf['align'][cf['point'] == p, 1]):.3f}" for p in design.points
             ),
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
 
 
@@ -563,9 +558,8 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
         f"pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1 (suppressed) or within {ABOUT_TOL:g} of "
         f"1/phi_1 (learnt); holds if P(pass) > {PASS_FRACTION}"
     )
-    return ClaimOutcome(
-        claim=f"{CLAIM.id} [SGD]",
-        source=CLAIM.source + " (SGD)",
+    return CLAIM.outcome(
+        variant="SGD",
         summary=f"UCL SGD batch {design.sgd_batch}, {r['w'].size} units",
         design=(
             f"UCL as FS-dim, minibatch SGD batch {design.sgd_batch}/{design.n} originals, "
@@ -594,7 +588,6 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
                 rule=f"(wrong) pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
             ),
         ),
-        control=CLAIM.control,
         notes=(
             "median last-quarter ||W v_1||: "
             + ", ".join(
@@ -602,5 +595,5 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
                 for p in sorted(set(r["point"].tolist()))
             ),
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )

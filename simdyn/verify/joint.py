@@ -236,9 +236,7 @@ def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
         rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
         data={"beta": betas, "error": err},
     )
-    return ClaimOutcome(
-        claim=CLAIM.id,
-        source=CLAIM.source,
+    return CLAIM.outcome(
         summary=f"closed form, beta sweep, {len(betas)} units",
         design=(
             f"joint loss, K={K} p={design.p} phi={design.phi} mu=0 balanced good-event "
@@ -268,7 +266,6 @@ def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
                 f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
             ),
         ),
-        control=CLAIM.control,
         notes=(
             "median min-norm (||W v_1||, ||W v_2||) per beta: "
             + ", ".join(
@@ -277,7 +274,7 @@ def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
                 for b in design.betas
             ),
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
 
 
@@ -291,9 +288,8 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
     gd_dev = np.max(np.abs(gd_w - gd_mn[:, 1:3]), axis=1)
     g1, g2 = _targets(design, gd_betas)
     gd_keeps = keeps_both(gd_w[:, 0], gd_w[:, 1], g1, g2, ABOUT_TOL)
-    return ClaimOutcome(
-        claim=f"{CLAIM.id} [GD]",
-        source=CLAIM.source + " (GD)",
+    return CLAIM.outcome(
+        variant="GD",
         summary=f"joint GD, beta sweep, {len(gd_seeds)} units",
         design=(
             f"as JOINT, full-batch GD float64 sigma_0={design.sigma_0:g} eta={design.lr:g} "
@@ -319,7 +315,6 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
                 f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
             ),
         ),
-        control=CLAIM.control,
         notes=(
             "per beta: fraction of GD endpoints equal to the min-norm minimizer's alignments "
             "within the derived tol (kernel + relaxation; GD does NOT always pick the min-norm "
@@ -334,7 +329,7 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
             )
             + f"; max deviation {np.nanmax(gd_dev):.1e} (tol {tol.min():.1e})",
         ),
-        seconds=time.perf_counter() - start,
+        start=start,
     )
 
 
@@ -378,9 +373,8 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
     keeps = keeps_both(w[:, 1], w[:, 2], t1, t2, SGD_ABOUT_TOL)
     lost = w[:, 2] < 0.5 * t2
     valid = ~runs.diverged & np.all(np.isfinite(w), axis=1)
-    return ClaimOutcome(
-        claim=f"{CLAIM.id} [SGD]",
-        source=CLAIM.source + " (SGD)",
+    return CLAIM.outcome(
+        variant="SGD",
         summary=f"joint SGD batch {design.sgd_batch}, {len(seeds)} units",
         design=(
             f"as JOINT, minibatch SGD batch {design.sgd_batch}/{design.n} originals, "
@@ -406,7 +400,6 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
                 f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
             ),
         ),
-        control=CLAIM.control,
         notes=(_sgd_lost_note(design, w, betas, lost),),
-        seconds=time.perf_counter() - start,
+        start=start,
     )

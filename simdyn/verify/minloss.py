@@ -134,9 +134,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             )
         )
     return [
-        ClaimOutcome(
-            claim=CLAIM.id,
-            source=CLAIM.source,
+        CLAIM.outcome(
             summary=f"GD endpoints, 3 designs, {sum(counts.values())} units",
             design=(
                 "GD endpoints (float64) of the CC-train SCL, FS-dim UCL (incl. sigma_0 sweep) and "
@@ -145,11 +143,10 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             ),
             tests=tuple(tests),
             controls=tuple(controls),
-            control=CLAIM.control,
             notes=(
                 f"median relative gap {np.nanmedian(r['gap']):.1e} (max "
                 f"{np.nanmax(r['gap']):.1e}); median tol {np.nanmedian(r['tol']):.1e}",
             ),
-            seconds=time.perf_counter() - start,
+            start=start,
         )
     ]

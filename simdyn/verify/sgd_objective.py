@@ -282,9 +282,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     tests, controls = _tests(design, u)
     jd = design.joint
     return [
-        ClaimOutcome(
-            claim=CLAIM.id,
-            source=CLAIM.source,
+        CLAIM.outcome(
             summary=f"joint SGD batch {design.batch}, lr sweep, {u['lr'].size} units",
             design=(
                 f"JOINT instance (K={len(jd.phi)} p={jd.p} phi={jd.phi} n={jd.n} m={jd.m} "
@@ -295,8 +293,7 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             ),
             tests=tests,
             controls=controls,
-            control=CLAIM.control,
             notes=(_notes(design, u),),
-            seconds=time.perf_counter() - start,
+            start=start,
         )
     ]
