@@ -14,8 +14,11 @@ One concept: *where* seeds run. No maths and no result files live here.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import sys
+import threading
 from typing import Any, NamedTuple
 
 import jax
@@ -118,7 +121,83 @@ def initialize(
                 f"({jax.process_index()} of {jax.process_count()})"
             )
         return
+    drop_native_lines(NATIVE_NOISE)
     jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
+
+
+# Lines the CPU collectives' C++ library (Gloo) prints on connecting: "[Gloo] Rank 0 is connected
+# to 1 peer ranks. Expected number of connected peer ranks is : 1", once per process.
+NATIVE_NOISE = (b"[Gloo] ",)
+_FILTERS: dict[int, tuple[int, threading.Thread]] = {}
+
+
+def drop_native_lines(prefixes: tuple[bytes, ...], fds: tuple[int, ...] = (1,)) -> None:
+    """From now on, drop lines starting with one of ``prefixes`` written to ``fds`` (default:
+    stdout, where Gloo prints; stderr stays a terminal for the progress bar) by this process,
+    native libraries included; every other byte passes unchanged and at once.
+
+    Native code writes to the file descriptors directly, so Python-level redirection cannot
+    catch it: each fd is replaced by a pipe that a thread forwards line by line. At exit the
+    original fds come back and the threads drain what is left (nothing is lost).
+    """
+    for fd in fds:
+        if fd in _FILTERS:
+            continue
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        original = os.dup(fd)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        pump = threading.Thread(
+            target=_forward, args=(read_end, original, prefixes), daemon=True, name=f"fd{fd}"
+        )
+        pump.start()
+        _FILTERS[fd] = (original, pump)
+    atexit.register(_restore_fds)
+
+
+def _forward(read_end: int, original: int, prefixes: tuple[bytes, ...]) -> None:
+    """Copy ``read_end`` to ``original`` as bytes arrive, dropping whole lines that start with
+    a prefix; only the start of a line that could still become one is held back."""
+    pending, mid_line = b"", False
+    while chunk := os.read(read_end, 65536):
+        pending += chunk
+        out = []
+        while pending:
+            if mid_line:  # the rest of a line already let through
+                end = pending.find(b"\n")
+                if end < 0:
+                    out.append(pending)
+                    pending = b""
+                    break
+                out.append(pending[: end + 1])
+                pending, mid_line = pending[end + 1 :], False
+                continue
+            end = pending.find(b"\n")
+            head = pending if end < 0 else pending[: end + 1]
+            if head.startswith(prefixes):
+                if end < 0:
+                    break  # a noise line still being written: wait for its end
+                pending = pending[end + 1 :]
+                continue
+            if end < 0 and any(p.startswith(head) for p in prefixes):
+                break  # too short to tell yet
+            mid_line = True
+        os.write(original, b"".join(out))
+    if pending and not pending.startswith(prefixes):
+        os.write(original, pending)
+    os.close(read_end)
+
+
+def _restore_fds() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    for fd, (original, pump) in list(_FILTERS.items()):
+        os.dup2(original, fd)  # closes the pipe's last write end: the pump sees end of file
+        pump.join(timeout=10)
+        os.close(original)
+        del _FILTERS[fd]
 
 
 def is_initialized() -> bool:

@@ -168,6 +168,8 @@ def test_two_processes_gather_equals_single_process(runs):
     results, outputs = runs
     assert "2 process(es)" in outputs["process0"][0]
     assert "fig1:" not in outputs["process1"][0]  # only process 0 writes and prints
+    for name in ("process0", "process1"):  # Gloo's connection lines are dropped (issue 14)
+        assert "[Gloo]" not in outputs[name][0] + outputs[name][1], name
     two = results["two"]
     assert two.attrs["process_count"] == 2
     assert list(two["seed"].values) == list(range(SEEDS))
@@ -175,3 +177,28 @@ def test_two_processes_gather_equals_single_process(runs):
     # the one-process run, so the very same program ran on every seed: bit-identical.
     _assert_same(results["one"], two)
     assert json.loads(two.attrs["key"]) == json.loads(results["one"].attrs["key"])
+
+
+def test_native_line_filter_drops_only_whole_noise_lines():
+    """distributed.drop_native_lines on fd 1 in a fresh process: native-style os.write calls,
+    a noise line split over two writes, a look-alike and a prefix inside a line."""
+    code = textwrap.dedent(
+        r"""
+        import os, sys
+        from simdyn.distributed import drop_native_lines
+        drop_native_lines((b"[Gloo] ",))
+        os.write(1, b"[Gloo] Rank 0 is connected\nkeep 1\n")
+        os.write(1, b"[Gl")
+        os.write(1, b"oo] split over two writes\n")
+        os.write(1, b"[Gx] kept\n")
+        print("partial ", end="")
+        sys.stdout.flush()
+        os.write(1, b"[Gloo] inside a line stays\n")
+        print("last line without newline", end="")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        b"keep 1\n[Gx] kept\npartial [Gloo] inside a line stays\nlast line without newline"
+    )

@@ -80,9 +80,10 @@ def _run_claims(
 ) -> list:
     """Every claim's outcomes in order; a claim finished by an interrupted earlier run into the
     same ``checkpoints`` folder is reused (and named in ``reused``)."""
+    from simdyn.verify.eta import eta_seconds, format_eta
     from simdyn.verify.registry import run_claim
 
-    outcomes = []
+    outcomes, ran, spent = [], [], 0.0
     for i, claim in enumerate(claims):
         t0 = time.perf_counter()
         saved = checkpoints / f"{claim}.pkl" if checkpoints else None
@@ -91,9 +92,12 @@ def _run_claims(
             reused.append(claim)
             print(f"[verify] {claim}: reused the finished result in {saved}", file=sys.stderr)
             continue
+        # A seeds override changes every claim's size: no typical times then.
+        left = [c for c in claims[i:] if not (checkpoints and (checkpoints / f"{c}.pkl").exists())]
+        eta = None if seeds is not None else eta_seconds(scale, ran, left, spent)
         print(
             f"[verify] {claim} ({scale}, claim {i + 1} of {len(claims)}, "
-            f"{t0 - start:.0f} s so far) ...",
+            f"{t0 - start:.0f} s so far{format_eta(eta)}) ...",
             file=sys.stderr,
             flush=True,
         )
@@ -101,6 +105,8 @@ def _run_claims(
         outcomes.extend(rows)
         if saved is not None:
             _write_atomic(saved, pickle.dumps(rows))
+        ran.append(claim)
+        spent += time.perf_counter() - t0
         print(f"[verify] {claim} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return outcomes
 

@@ -1,0 +1,67 @@
+"""How long the rest of a ``simdyn verify`` run will take, from each claim's typical time.
+
+Claims differ by two orders of magnitude in cost (CC-unlearn ~1 s, SGD-OBJ ~9 min at full
+size), so the estimate weights the claims still to run by their typical seconds and scales them
+by this run's own speed so far (seconds spent / typical seconds of the claims done here). Before
+any claim is done it is the reference machine's figure itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# Seconds per claim on the reference machine (the project's 2-core CPU, nothing else running):
+# quick from `simdyn verify --quick --key 1` on 2026-12-03; full from the committed confirmatory
+# run (experiments/verify-full, key 20261203, 2026-12-02; its rows' seconds summed per claim,
+# 1744 s in all). FS-dim's K = p = 50 point was added after that run, so full FS-dim is low.
+TYPICAL_SECONDS: dict[str, dict[str, float]] = {
+    "quick": {
+        "CC-train": 13.9,
+        "CC-exists": 12.7,
+        "CC-minnorm": 3.6,
+        "CC-early": 29.4,
+        "CC-unlearn": 1.4,
+        "FS-dim": 27.1,
+        "FS-aug": 11.3,
+        "JOINT": 15.4,
+        "SGD-OBJ": 33.0,
+        "MINLOSS": 6.8,
+        "GOOD-EVENT": 19.9,
+    },
+    "full": {
+        "CC-train": 69.8,
+        "CC-exists": 87.1,
+        "CC-minnorm": 103.0,
+        "CC-early": 324.4,
+        "CC-unlearn": 63.6,
+        "FS-dim": 127.4,
+        "FS-aug": 64.4,
+        "JOINT": 170.2,
+        "SGD-OBJ": 551.0,
+        "MINLOSS": 100.6,
+        "GOOD-EVENT": 82.4,
+    },
+}
+
+
+def eta_seconds(
+    scale: str, done: Sequence[str], left: Sequence[str], elapsed: float
+) -> float | None:
+    """Estimated seconds for the claims in ``left``, having spent ``elapsed`` on ``done``.
+
+    Returns None where no typical times exist (the ``small`` scale, an unknown claim).
+    """
+    typical = TYPICAL_SECONDS.get(scale)
+    if typical is None or any(c not in typical for c in (*done, *left)):
+        return None
+    done_typical = sum(typical[c] for c in done)
+    speed = elapsed / done_typical if done_typical > 0 else 1.0
+    return speed * sum(typical[c] for c in left)
+
+
+def format_eta(seconds: float | None) -> str:
+    """``", ETA ~3:05"`` (minutes:seconds), or "" without an estimate."""
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f", ETA ~{minutes}:{secs:02d}"
