@@ -238,6 +238,14 @@ def measure_peaks(repeats: int) -> dict:
     peaks["xla_stream_gbs"] = 2 * x.nbytes / median_seconds(lambda: block(axpy(x)), repeats) / 1e9
     xn = np.asarray(x)
     peaks["numpy_stream_gbs"] = 2 * xn.nbytes / median_seconds(lambda: xn * 1.0001, repeats) / 1e9
+    # The same read + write on 1 MiB that stays in cache (a seed's moments are ~0.1-1 MB).
+    xc, yc = np.ones((1 << 18,), np.float32), np.empty((1 << 18,), np.float32)
+
+    def cached(reps: int = 200) -> None:
+        for _ in range(reps):
+            np.multiply(xc, 1.0001, out=yc)
+
+    peaks["cache_stream_gbs"] = 200 * 2 * xc.nbytes / median_seconds(cached, repeats) / 1e9
     # Vmapped gather and scatter-add of data-dependent columns, as in the structured step.
     seeds, p, dim, count = 128, 3, 2001, 5000
     idx = jax.random.randint(jax.random.key(0), (seeds, count), 1, dim)
@@ -248,6 +256,14 @@ def measure_peaks(repeats: int) -> dict:
     elems = seeds * p * count
     peaks["gather_ns"] = 1e9 * median_seconds(lambda: block(gather(idx, theta)), repeats) / elems
     peaks["scatter_ns"] = 1e9 * median_seconds(lambda: block(scatter(idx, vals)), repeats) / elems
+    # The step's own matmul shape: Theta_F (p, K+1) against the (K+1, D) coupling, vmapped over
+    # seeds (tiny per-seed products: far below the 2048^2 peak on a CPU).
+    k1 = 5
+    a_small = jnp.ones((seeds, p, k1), jnp.float32)
+    c_small = jnp.ones((seeds, k1, dim), jnp.float32)
+    small = jax.jit(jax.vmap(lambda x, y: x @ y))
+    small_s = median_seconds(lambda: block(small(a_small, c_small)), repeats)
+    peaks["small_matmul_gflops"] = 2 * seeds * p * k1 * dim / small_s / 1e9
     return peaks
 
 
@@ -551,6 +567,84 @@ def section_cost_model(args) -> list[dict]:
     return rows
 
 
+ROOFLINE_CONFIGS = ("fig2a", "fig4a", "fig4b")
+
+
+def xla_step_counts(config: Config, backend: str) -> dict[str, float]:
+    """XLA's FLOPs and bytes of ONE GD step of one seed: (2 steps) - (1 step) of the
+    unoptimised module, so data and moment building cancel (as tests/test_objectives.py)."""
+    dtype = jnp.dtype(config.train.dtype)
+    key = jax.random.key(0)
+    ts = sample_training_set(key, config.data, dtype)
+    theta = jnp.full((config.model.p, config.data.d + 1), 1e-3, dtype)
+    beta = jnp.asarray(loss_beta(config.train.loss, config.train.beta), dtype)
+
+    def counts(num_steps: int) -> dict:
+        def run(ts, theta):
+            objective = objectives.get(backend).build(config, ts, beta)
+            for _ in range(num_steps):
+                theta = theta - 0.01 * objective.loss_and_grad(theta)[1]
+            return theta
+
+        out = jax.jit(run).lower(ts, theta).cost_analysis()
+        return out[0] if isinstance(out, list) else out
+
+    one, two = counts(1), counts(2)
+    return {k: two[k] - one[k] for k in ("flops", "bytes accessed")}
+
+
+def section_roofline(args, peaks: dict) -> list[dict]:
+    """Per backend at the fig2a and fig4 sizes (joint loss, beta = 0.5: every product is
+    computed, so the hand counts are exact): FLOPs, bytes and gathered/scattered elements per
+    seed-step (hand count beside XLA's count), the time each ceiling of THIS run allows for
+    them, the measured time, which ceiling binds (the largest of the three) and the fraction
+    of it reached (bound time / measured time)."""
+    q = args.quick
+    names = ("fig4a",) if q else ROOFLINE_CONFIGS
+    rows = []
+    for name in names:
+        cfg = preset(name).replace(loss="joint", beta=0.5)
+        for backend in objectives.applicable(cfg):
+            cost = objectives.get(backend).step_cost(cfg)
+            heavy = cost.flops > 2e7 or cost.indexed > 1e6 or cost.bytes > 2e7
+            if q and backend == "dense":
+                continue
+            s = 2 if heavy else (16 if q else 64)
+            t = int(min(200, max(2, (0.1 if q else 0.3) / (s * estimated_seconds(cost)))))
+            measured = measure_simdyn(cfg, backend, s, t, 1 if q else 3)["us_per_seed_step"]
+            xla = xla_step_counts(cfg, backend)
+            per_indexed_us = 0.5e-3 * (peaks["gather_ns"] + peaks["scatter_ns"])
+            ceilings = {  # microseconds per seed-step if that ceiling alone bound the step
+                "matmul peak": cost.flops / (peaks["xla_matmul_gflops"] * 1e3),
+                "cache stream": cost.bytes / (peaks["cache_stream_gbs"] * 1e3),
+                "gather/scatter": cost.indexed * per_indexed_us,
+            }
+            binding = max(ceilings, key=ceilings.get)
+            dram_us = cost.bytes / (peaks["xla_stream_gbs"] * 1e3)
+            small_us = cost.flops / (peaks["small_matmul_gflops"] * 1e3)
+            rows.append(
+                {
+                    "config": name,
+                    "backend": backend,
+                    "seeds": s,
+                    "steps": t,
+                    "flops": cost.flops,
+                    "xla_flops": xla["flops"],
+                    "bytes": cost.bytes,
+                    "xla_bytes": xla["bytes accessed"],
+                    "indexed": cost.indexed,
+                    "ceiling_us": ceilings,
+                    "measured_us": measured,
+                    "binding": binding,
+                    "fraction": ceilings[binding] / measured,
+                    "dram_stream_us": dram_us,
+                    "small_matmul_us": small_us,
+                }
+            )
+            print(f"[bench] roofline {name} {backend}: {measured:.1f} us", flush=True)
+    return rows
+
+
 def section_compile(args) -> list[dict]:
     """Compile time of simulate's real program jit(vmap(make_train)) vs steps and vs seeds."""
     cfg = preset("fig2a")
@@ -599,6 +693,41 @@ def fmt(x, digits=3) -> str:
     return str(x)
 
 
+def roofline_lines(rows: list[dict], peaks: dict) -> list[str]:
+    """The roofline table (see section_roofline)."""
+    lines = [
+        "",
+        "### Roofline: each backend against the ceilings of this run (joint loss, beta = 0.5)",
+        "",
+        f"Ceilings (upper bounds): XLA matmul peak {fmt(peaks['xla_matmul_gflops'])} GFLOP/s "
+        "(2048^2), cache-resident stream "
+        f"{fmt(peaks['cache_stream_gbs'])} GB/s (1 MiB read + write), gather/scatter "
+        f"{fmt(0.5 * (peaks['gather_ns'] + peaks['scatter_ns']))} ns per element. Each ceiling's "
+        "column is the time per seed-step it alone would allow for the hand-counted work; the "
+        "binding one is the largest; fraction = that time / measured time. Beside them, not "
+        "bounds: the rate XLA reaches on the structured step's own small matmul shape, "
+        f"(p, K+1) x (K+1, D) vmapped ({fmt(peaks['small_matmul_gflops'])} GFLOP/s; larger "
+        "shapes, e.g. the projected form's r x r, run faster), and DRAM streaming (XLA, "
+        f"{fmt(peaks['xla_stream_gbs'])} GB/s on 64 MiB), slower than measured wherever a "
+        "seed's working set stays in cache.",
+        "",
+        "| config | backend | MFLOP (hand / XLA) | MB (hand / XLA) | indexed k | matmul peak us | "
+        "cache stream us | gather/scatter us | measured us | binds | fraction | "
+        "small-matmul us | DRAM us |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r["ceiling_us"]
+        lines.append(
+            f"| {r['config']} | {r['backend']} | {fmt(r['flops'] / 1e6)} / "
+            f"{fmt(r['xla_flops'] / 1e6)} | {fmt(r['bytes'] / 1e6)} / {fmt(r['xla_bytes'] / 1e6)}"
+            f" | {fmt(r['indexed'] / 1e3)} | {fmt(c['matmul peak'])} | {fmt(c['cache stream'])} | "
+            f"{fmt(c['gather/scatter'])} | {fmt(r['measured_us'])} | {r['binding']} | "
+            f"{fmt(r['fraction'])} | {fmt(r['small_matmul_us'])} | {fmt(r['dram_stream_us'])} |"
+        )
+    return lines
+
+
 def report(results: dict) -> str:
     info, peaks = results["machine"], results["peaks"]
     lines = [
@@ -613,12 +742,15 @@ def report(results: dict) -> str:
         "### Ceilings measured in this run",
         "",
         "| XLA matmul f32 2048^2 | NumPy BLAS f32 2048^2 | torch f32 2048^2 | XLA stream | "
-        "NumPy stream | vmapped gather | vmapped scatter-add |",
-        "|---|---|---|---|---|---|---|",
+        "NumPy stream | NumPy stream 1 MiB (cache) | vmapped gather | vmapped scatter-add | "
+        "small batched matmul |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {fmt(peaks['xla_matmul_gflops'])} GFLOP/s | {fmt(peaks['numpy_matmul_gflops'])} GFLOP/s"
         f" | {fmt(peaks.get('torch_matmul_gflops'))} GFLOP/s | {fmt(peaks['xla_stream_gbs'])} GB/s"
-        f" | {fmt(peaks['numpy_stream_gbs'])} GB/s | {fmt(peaks['gather_ns'])} ns/elem"
-        f" | {fmt(peaks['scatter_ns'])} ns/elem |",
+        f" | {fmt(peaks['numpy_stream_gbs'])} GB/s | {fmt(peaks.get('cache_stream_gbs'))} GB/s"
+        f" | {fmt(peaks['gather_ns'])} ns/elem"
+        f" | {fmt(peaks['scatter_ns'])} ns/elem | {fmt(peaks.get('small_matmul_gflops'))} "
+        "GFLOP/s |",
     ]
     if "fig2a" in results:
         rows = results["fig2a"]
@@ -738,6 +870,8 @@ def report(results: dict) -> str:
                 f"{fmt(r['model_us'])} | {'yes' if r['chosen'] else ''} | "
                 f"{'yes' if r['fastest'] else ''} |"
             )
+    if results.get("roofline"):
+        lines += roofline_lines(results["roofline"], peaks)
     if "memory" in results:
         lines += [
             "",
@@ -796,10 +930,16 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (median)")
     parser.add_argument(
         "--sections",
-        default="fig2a,cost,scaling,compile,memory",
-        help="comma-separated subset of fig2a,cost,scaling,compile,memory (peaks always run)",
+        default="fig2a,cost,roofline,scaling,compile,memory",
+        help="comma-separated subset of fig2a,cost,roofline,scaling,compile,memory (peaks always "
+        "run)",
     )
-    parser.add_argument("--out", default="benchmarks/results", help="folder for results .md/.json")
+    parser.add_argument(
+        "--out",
+        default="runs/benchmarks",
+        help="folder for results .md/.json (default runs/benchmarks, git-ignored; committed "
+        "results live in benchmarks/results/ and are written only when named here)",
+    )
     parser.add_argument(
         "--memory-probe", nargs=2, metavar=("IMPL", "SEEDS"), help=argparse.SUPPRESS
     )
@@ -827,6 +967,9 @@ def main(argv=None) -> None:
     if "cost" in sections:
         results["cost_model"] = section_cost_model(args)
         print("[bench] cost model done", round(time.perf_counter() - start), "s", flush=True)
+    if "roofline" in sections:
+        results["roofline"] = section_roofline(args, results["peaks"])
+        print("[bench] roofline done", round(time.perf_counter() - start), "s", flush=True)
     if "scaling" in sections:
         results["scaling"] = section_scaling(args)
         print("[bench] scaling done", round(time.perf_counter() - start), "s", flush=True)

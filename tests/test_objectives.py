@@ -226,9 +226,9 @@ def test_every_registered_representation_gives_the_same_loss_and_its_own_gradien
     beta = jnp.asarray(0.7 if loss == "joint" else objectives.base.static_weight(cfg))
     losses = {}
     for name in objectives.applicable(cfg):
-        obj = objectives.get(name).build(cfg, ts, beta)
+        obj = jax.jit(objectives.get(name).build, static_argnums=0)(cfg, ts, beta)
         value, grad = jax.jit(type(obj).loss_and_grad)(obj, theta)  # a pytree through jit
-        auto = jax.grad(obj.loss)(theta)
+        auto = jax.jit(jax.grad(type(obj).loss, argnums=1))(obj, theta)
         assert float(jnp.linalg.norm(grad - auto) / jnp.linalg.norm(auto)) < 1e-12, name
         losses[name] = float(value)
     assert set(losses) == set(BACKENDS)
@@ -246,9 +246,9 @@ def test_objectives_build_under_vmap_as_pytrees(x64):
             ts = sample_training_set(key, cfg.data, jnp.float64)
             return objectives.get(name).build(cfg, ts, jnp.asarray(0.7))
 
-        stacked = jax.vmap(build)(keys)
-        per_seed = jax.vmap(lambda obj: obj.loss(theta))(stacked)
-        one = build(keys[1]).loss(theta)
+        stacked = jax.jit(jax.vmap(build))(keys)
+        per_seed = jax.jit(jax.vmap(lambda obj: obj.loss(theta)))(stacked)
+        one = jax.jit(lambda k: build(k).loss(theta))(keys[1])
         assert per_seed.shape == (3,) and abs(float(per_seed[1] - one)) <= 1e-12 * abs(float(one))
 
 
