@@ -5,7 +5,9 @@ FLOP count are the same, and the final Theta is checked against simdyn's):
 
 * dense matrix form: Theta M, Theta M+, Theta M~ (three (p x D)(D x D) products), then
   G = -4 (beta Theta M+ + (1 - beta) Theta M~) + 4 (Theta M Theta^T)(Theta M);
-* structured form: the arrow M, rank-2 M+ and sparse M~ of simdyn.moments.structured_products.
+* structured form: the arrow M, rank-2 M+ and sparse M~ of simdyn.moments.structured_products;
+  ``structured-scl`` (torch only): the same with the static SCL weight, so no M~ product (what
+  simdyn compiles for loss='scl').
 
 Theta <- Theta - lr G, repeated ``steps`` times. PyTorch is imported lazily: it is a benchmark
 peer only (``pip install torch``), never a simdyn dependency.
@@ -102,6 +104,23 @@ def torch_vmap(kind: str) -> Callable:
                 theta = theta - lr * grad(*mom, theta)
         return theta
 
+    def scl_grad(a, c, diag, cm, theta):
+        """Static SCL weight (beta = 1): no Theta M~ at all, as simdyn's loss='scl' step."""
+        dim = theta.shape[1]
+        k1 = a.shape[0]
+        tf = theta[:, :k1]
+        pad = (0, dim - k1)
+        tm = theta * diag + tf @ c + torch.nn.functional.pad(tf @ a + theta @ c.T, pad)
+        return -4 * (theta @ cm.T) @ cm + 4 * (tm @ theta.T) @ tm
+
+    def run_structured_scl(mom: tuple, theta, beta: float, lr: float, steps: int):
+        a, c, diag, cm = mom[:4]
+        grad = vmap(scl_grad)
+        with torch.inference_mode():
+            for _ in range(steps):
+                theta = theta - lr * grad(a, c, diag, cm, theta)
+        return theta
+
     def run_structured(mom: tuple, theta, beta: float, lr: float, steps: int):
         a, c, diag, cm, of, oi, ov = mom
         seeds, p, dim = theta.shape
@@ -123,7 +142,9 @@ def torch_vmap(kind: str) -> Callable:
                 theta = theta - lr * grad
         return theta
 
-    return run_dense if kind == "dense" else run_structured
+    return {"dense": run_dense, "structured": run_structured, "structured-scl": run_structured_scl}[
+        kind
+    ]
 
 
 def to_torch(arrays: tuple) -> tuple:

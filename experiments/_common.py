@@ -29,7 +29,11 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import simdyn  # noqa: E402
-from simdyn import init_theta, seed_training_set  # noqa: E402
+from simdyn import (  # noqa: E402
+    engine,  # noqa: E402
+    init_theta,
+    seed_training_set,
+)
 from simdyn.config import Config, ConfigError, supports_structured  # noqa: E402
 from simdyn.data import (  # noqa: E402
     Points,
@@ -45,7 +49,7 @@ from simdyn.moments import (  # noqa: E402
     products,
     structured_moments,
 )
-from simdyn.seeds import as_key, seed_keys, streams  # noqa: E402
+from simdyn.seeds import as_key, streams  # noqa: E402
 from simdyn.theory import min_norm_minimizer  # noqa: E402
 
 Array = jax.Array
@@ -250,9 +254,9 @@ def gd_runs(
     observe: Observe,
 ) -> Runs:
     """Full-batch GD of every (config, seed) pair in ONE compiled program, exactly as
-    ``simdyn.make_train`` runs it (through ``simdyn.run_loop``), recording
-    ``observe(theta, (moments, beta))`` at
-    ``record_steps`` (sorted, distinct, in [0, steps]).
+    ``simdyn.make_train`` runs it (through ``simdyn.run_loop``; the pairs are the runs of the
+    seed engine, ``simdyn.engine.run_seeds``, in one call), recording
+    ``observe(theta, (moments, beta))`` at ``record_steps`` (sorted, distinct, in [0, steps]).
 
     The configs may differ only in phi, mu, lr, beta/loss, sigma_0 and p (``_CELL_FIELDS``):
     one compile serves a whole phase diagram. How each is handled, and why it is exact:
@@ -332,15 +336,25 @@ def gd_runs(
         )
         return out.observed["o"], out.diverged
 
-    def program(cells: dict[str, Array], base_key: Array, seed_idx: Array):
-        keys = seed_keys(base_key, seed_idx)  # fold_in(key, i): simulate's seed keys
-        return jax.vmap(one)(cells, keys)
+    def batched(keys: Array, cell_rows: dict[str, Array]):
+        return jax.vmap(one)(cell_rows, keys)
 
-    # One flat vmap over the C x S (config, seed) pairs (compiles faster than nested vmaps).
+    # The C x S (config, seed) pairs are the engine's runs, in one flat vmap (compiles faster
+    # than nested vmaps); run r = (config r // S, seed r % S) gets simulate's key fold_in(key, s).
     num_c, num_s = len(configs), len(seed_list)
     flat = {k: np.repeat(v, num_s, axis=0) for k, v in cells.items()}
-    idx = np.tile(np.asarray(seed_list, np.uint32), num_c)
-    recs, bad = jax.jit(program)(flat, as_key(key), idx)
+    idx = np.tile(np.asarray(seed_list, np.int64), num_c)
+    shapes = jax.eval_shape(one, jax.tree.map(lambda a: a[0], flat), jax.random.key(0))
+    (recs, bad), _ = engine.run_seeds(
+        lambda devices: engine.shard_seeds(batched, devices, True),
+        as_key(key),
+        idx,
+        flat,
+        True,
+        empty=jax.tree.map(lambda a: np.zeros((0, *a.shape), a.dtype), shapes),
+        chunk_size=len(idx),
+        devices=1,
+    )
     unflat = lambda a: np.asarray(a).reshape((num_c, num_s) + a.shape[1:])
     return Runs(jax.tree.map(unflat, recs), unflat(bad))
 
