@@ -674,6 +674,7 @@ def section_compile(args) -> list[dict]:
 
 def section_e2e(args) -> dict:
     out = Path(args.out) / "e2e_fig2a.nc"
+    out.parent.mkdir(parents=True, exist_ok=True)
     cmd = ["simdyn", "simulate", "fig2a", "--seeds", "1024", "--out", str(out)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
