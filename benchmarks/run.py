@@ -580,29 +580,6 @@ def section_cost_model(args) -> list[dict]:
 ROOFLINE_CONFIGS = ("fig2a", "fig4a", "fig4b")
 
 
-def xla_step_counts(config: Config, backend: str) -> dict[str, float]:
-    """XLA's FLOPs and bytes of ONE GD step of one seed: (2 steps) - (1 step) of the
-    unoptimised module, so data and moment building cancel (as tests/test_objectives.py)."""
-    dtype = jnp.dtype(config.train.dtype)
-    key = jax.random.key(0)
-    ts = sample_training_set(key, config.data, dtype)
-    theta = jnp.full((config.model.p, config.data.d + 1), 1e-3, dtype)
-    beta = jnp.asarray(loss_beta(config.train.loss, config.train.beta), dtype)
-
-    def counts(num_steps: int) -> dict:
-        def run(ts, theta):
-            objective = objectives.get(backend).build(config, ts, beta)
-            for _ in range(num_steps):
-                theta = theta - 0.01 * objective.loss_and_grad(theta)[1]
-            return theta
-
-        out = jax.jit(run).lower(ts, theta).cost_analysis()
-        return out[0] if isinstance(out, list) else out
-
-    one, two = counts(1), counts(2)
-    return {k: two[k] - one[k] for k in ("flops", "bytes accessed")}
-
-
 def section_roofline(args, peaks: dict) -> list[dict]:
     """Per backend at the fig2a and fig4 sizes (joint loss, beta = 0.5: every product is
     computed, so the hand counts are exact): FLOPs, bytes and gathered/scattered elements per
@@ -622,7 +599,7 @@ def section_roofline(args, peaks: dict) -> list[dict]:
             s = 2 if heavy else (16 if q else 64)
             t = int(min(200, max(2, (0.1 if q else 0.3) / (s * estimated_seconds(cost)))))
             measured = measure_simdyn(cfg, backend, s, t, 1 if q else 3)["us_per_seed_step"]
-            xla = xla_step_counts(cfg, backend)
+            xla = objectives.xla_step_cost(backend, cfg)
             per_indexed_us = 0.5e-3 * (peaks["gather_ns"] + peaks["scatter_ns"])
             ceilings = {  # microseconds per seed-step if that ceiling alone bound the step
                 "matmul peak": cost.flops / (peaks["xla_matmul_gflops"] * 1e3),

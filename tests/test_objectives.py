@@ -22,7 +22,6 @@ from simdyn.cost import estimated_seconds, projected_rank
 from simdyn.data import sample_training_set
 from simdyn.moments import dense_moments, structured_moments
 from simdyn.projected import projected_moments
-from simdyn.train import full_objective, init_theta
 
 BACKENDS = objectives.names()
 
@@ -44,29 +43,8 @@ def _small(noise="basis", backend="auto", p=3, loss="joint"):
 
 
 def _xla_step_cost(config: Config) -> dict:
-    """XLA's count for ONE GD step: (setup + 2 steps) - (setup + 1 step), unoptimised HLO.
-
-    The unoptimised module is used because it needs no compilation (fast) and counts every
-    operation the code asks for; its FLOPs equal the optimised module's for these programs
-    (checked by hand once: optimisation only fuses, it removes no arithmetic of the step).
-    """
-    ts = sample_training_set(jax.random.key(0), config.data, jnp.float32)
-    theta = init_theta(
-        jax.random.key(1), config.model.p, config.data.d, jnp.float32(1e-3), True, jnp.float32
-    )
-
-    def analysis(num_steps):
-        def run(ts, theta):
-            objective = full_objective(config, ts, jnp.float32(0.7))
-            for _ in range(num_steps):
-                theta = theta - 0.05 * objective.loss_and_grad(theta)[1]
-            return theta
-
-        out = jax.jit(run).lower(ts, theta).cost_analysis()
-        return out[0] if isinstance(out, list) else out
-
-    one, two = analysis(1), analysis(2)
-    return {k: two[k] - one[k] for k in ("flops", "bytes accessed")}
+    """XLA's count for ONE GD step of the representation the run resolves to."""
+    return objectives.xla_step_cost(objectives.full_batch_name(config), config)
 
 
 # Tolerances: dense, structured and projected are matrix products plus a few elementwise passes,

@@ -103,6 +103,14 @@ def full_batch_name(config: Config) -> str:
     return resolve(config) if config.train.full_batch else choose(config)
 
 
+def xla_step_cost(name: str, config: Config) -> dict[str, float]:
+    """XLA's count (``flops``, ``bytes accessed``) of one GD step of one seed of the
+    representation ``name`` (:func:`simdyn.objectives.base.xla_step_cost`)."""
+    from simdyn.objectives.base import xla_step_cost as count
+
+    return count(get(name), config)
+
+
 __all__ = [
     "NEEDS_MODEL",
     "REGISTRY",
@@ -112,4 +120,5 @@ __all__ = [
     "get",
     "names",
     "resolve",
+    "xla_step_cost",
 ]

@@ -146,3 +146,34 @@ class MomentObjective(ExactForm):
 
     def loss_and_grad(self, theta: Array) -> tuple[Array, Array]:
         return moment_loss_and_grad(self.moments, theta, self.beta, self.weight)
+
+
+def xla_step_cost(representation: type[Representation], config: Config) -> dict[str, float]:
+    """XLA's own count of ONE GD step of one seed: ``flops`` and ``bytes accessed`` of
+    (build + 2 steps) minus (build + 1 step), so data and moment building cancel.
+
+    The unoptimised module is analysed: it needs no compilation and counts every operation the
+    code asks for (its FLOPs equal the optimised module's here: optimisation only fuses), but
+    its bytes are before fusion, so they overstate the traffic. The numbers do not depend on
+    the values of Theta or beta. Used to check each ``step_cost`` (tests/test_objectives.py,
+    benchmarks/run.py's roofline).
+    """
+    from simdyn.data import sample_training_set
+
+    dtype = jax.numpy.dtype(config.train.dtype)
+    ts = sample_training_set(jax.random.key(0), config.data, dtype)
+    theta = jax.numpy.full((config.model.p, config.data.d + 1), 1e-3, dtype)
+    beta = jax.numpy.asarray(0.7, dtype)
+
+    def counts(num_steps: int) -> dict:
+        def run(ts: TrainingSet, theta: Array) -> Array:
+            objective = representation.build(config, ts, beta)
+            for _ in range(num_steps):
+                theta = theta - 0.05 * objective.loss_and_grad(theta)[1]
+            return theta
+
+        out = jax.jit(run).lower(ts, theta).cost_analysis()
+        return out[0] if isinstance(out, list) else out
+
+    one, two = counts(1), counts(2)
+    return {k: float(two[k] - one[k]) for k in ("flops", "bytes accessed")}
