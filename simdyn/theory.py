@@ -761,6 +761,43 @@ def mode_gradient_flow(a: ArrayLike, q: ArrayLike, u0: ArrayLike, t: ArrayLike) 
     return u0 / (jnp.exp(x) + q**2 * u0 * ratio)
 
 
+def rank_one_escape(
+    P: ArrayLike, Q: ArrayLike, amplitude: ArrayLike, eta: float, steps: int
+) -> np.ndarray:
+    """GD's escape from a tiny init along P's top eigenvector, in the exact rank-one reduction.
+
+    For Theta = c theta^T with ||c|| = 1, GD on L(Theta) = Tr(-2 G P + G Q G Q) keeps c and moves
+    the row theta by theta <- theta + 4 eta (theta P - (theta Q theta^T) theta Q): the same map on
+    L(theta) = -2 theta P theta^T + (theta Q theta^T)^2. From a small init, every mode but P's
+    top one (eigenvalue a_1, eigenvector u_1) is outgrown by a factor (1 + 4 eta a_1)^t /
+    (1 + 4 eta a_2)^t, so Theta_t approaches this path, started at theta_0 = amplitude u_1. The
+    path is the nonlinear part the linear regime misses: saturation of the top mode and its
+    rotation, through Q, away from u_1 (two or more coupled coordinates).
+
+    P, Q: (..., r, r) symmetric (a batch of instances); amplitude: (...,) the grown mode's
+    initial size ||Theta_0 u_1|| (it fixes the discrete orbit's phase). Returns (steps + 1, ...,
+    r): theta_t for t = 0..steps (the sign of u_1 is arbitrary; use |theta_t|).
+    """
+    P64, _ = _as_float64(P, "P")
+    Q64, _ = _as_float64(Q, "Q")
+    amp = np.asarray(amplitude, np.float64)
+    if P64.shape != Q64.shape or P64.shape[-1] != P64.shape[-2]:
+        raise ValueError(f"P, Q: must be (..., r, r) of one shape, got {P64.shape}, {Q64.shape}")
+    if amp.shape != P64.shape[:-2]:
+        raise ValueError(f"amplitude: must have shape {P64.shape[:-2]}, got {amp.shape}")
+    if steps < 0:
+        raise ValueError(f"steps: must be >= 0, got {steps}")
+    theta = amp[..., None] * np.linalg.eigh(P64)[1][..., -1]
+    out = [theta]
+    for _ in range(steps):
+        tq = np.einsum("...i,...ij->...j", theta, Q64)
+        tp = np.einsum("...i,...ij->...j", theta, P64)
+        quad = np.einsum("...i,...i->...", tq, theta)[..., None]
+        theta = theta + 4.0 * eta * (tp - quad * tq)
+        out.append(theta)
+    return np.stack(out)
+
+
 # --------------------------------------------------------------------------------------------
 # Exact GD references (numpy, float64)
 # --------------------------------------------------------------------------------------------
@@ -902,6 +939,7 @@ __all__ = [
     "psd_range",
     "psd_sqrt",
     "psd_sqrt_pinv",
+    "rank_one_escape",
     "scl_plus_eigenvalues",
     "tie_scan",
     "ucl_full_rank_alignment",

@@ -663,3 +663,60 @@ def test_symmetric_eigh_matches_numpy_and_survives_the_nonconverging_instance():
     c = compressed_moments(instance(sets, 0), fs_dim.K)
     other = fs_dim.other_minimizer(c, fs_dim.P)
     assert th.minimizer_residual(other, c.m_tilde, c.m, fs_dim.P) < 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# The rank-one escape path (Thm 4.5's peak)
+# --------------------------------------------------------------------------------------------
+
+
+def test_rank_one_escape_is_full_gd_from_a_rank_one_init():
+    """Theta_0 = c theta_0^T with ||c|| = 1 and theta_0 on P's top eigenvector: the plain p x D
+    GD loop stays rank one along c, and its row is the escape path (batched instances too)."""
+    rng = np.random.default_rng(11)
+    D, p, eta, steps = 7, 3, 0.05, 40  # short: round-off seeds the other modes, which grow
+    paths, fulls = [], []
+    Ps, Qs, amps = [], [], np.array([1e-4, 3e-3])
+    for amp in amps:
+        P, Q = random_instance(rng, D, 5, 3)
+        c = rng.standard_normal(p)
+        c /= np.linalg.norm(c)
+        u1 = np.linalg.eigh(P)[1][:, -1]
+        full = th.gd_reference_trajectory(np.outer(c, amp * u1), P, Q, eta, steps)
+        fulls.append(np.einsum("p,tpd->td", c, full))  # the row along c
+        np.testing.assert_allclose(
+            full, np.einsum("p,td->tpd", c, fulls[-1]), rtol=1e-10, atol=1e-13
+        )
+        paths.append(th.rank_one_escape(P, Q, amp, eta, steps))
+        Ps.append(P)
+        Qs.append(Q)
+    for path, row in zip(paths, fulls, strict=True):
+        assert path.shape == (steps + 1, D)
+        np.testing.assert_allclose(path, row, rtol=1e-10, atol=1e-14)
+    batched = th.rank_one_escape(np.stack(Ps), np.stack(Qs), amps, eta, steps)
+    np.testing.assert_allclose(batched, np.stack(paths, axis=1), rtol=1e-12, atol=1e-15)
+    # Both reach O(1): the saturating, nonlinear part of the path is exercised, not just growth.
+    assert min(np.abs(path).max() for path in paths) > 0.5
+
+
+def test_rank_one_escape_saturates_like_the_scalar_mode_recursion():
+    # Commuting diagonal P, Q: the top mode alone moves, c <- c (1 + 4 eta a - 4 eta q^2 c^2),
+    # written out here, and settles at sqrt(a) / q.
+    a, q = np.array([0.3, 2.0, 1.0]), np.array([1.5, 0.8, 2.0])
+    path = th.rank_one_escape(np.diag(a), np.diag(q), 1e-3, 0.02, 800)
+    c = 1e-3
+    for _ in range(800):
+        c = c * (1 + 4 * 0.02 * a[1] - 4 * 0.02 * q[1] ** 2 * c**2)
+    assert abs(abs(path[-1, 1]) - c) < 1e-12
+    assert abs(c - math.sqrt(a[1]) / q[1]) < 1e-9
+    np.testing.assert_array_equal(path[:, [0, 2]], 0.0)
+
+
+def test_rank_one_escape_rejects_bad_input():
+    P = np.eye(3)
+    with pytest.raises(ValueError, match="P, Q"):
+        th.rank_one_escape(P, np.eye(4), 1e-3, 0.1, 5)
+    with pytest.raises(ValueError, match="amplitude"):
+        th.rank_one_escape(P, P, np.ones(2), 0.1, 5)
+    with pytest.raises(ValueError, match="steps"):
+        th.rank_one_escape(P, P, 1e-3, 0.1, -1)

@@ -168,6 +168,23 @@ def test_units_that_never_cross_count_as_failures():
     assert verdict(probe_t.p_hold, probe_t.p_fail) == "fails"
 
 
+def test_peak_rule_accepts_its_prediction_and_rejects_a_near_miss():
+    """CC-early's peak sub-test on known answers: peaks at the prediction hold; the same peaks
+    against a prediction 3% off (the 1.5 eta path's distance) fail; diverged units count."""
+    rng = np.random.default_rng(5)
+    units, steps = 400, 50
+    predicted = 0.343 * (1 + 0.004 * rng.standard_normal(units))  # within the tolerance
+    v2 = np.minimum(np.linspace(0, 1, steps)[None, :], 1.0) * predicted[:, None]
+    runs = _fake_runs(v2)
+    ok = cc_early._peak_test(runs, predicted, "GD", "peak", "x")
+    assert ok.n_units == units and verdict(ok.p_hold, ok.p_fail) == "holds"
+    near = cc_early._peak_test(runs, predicted * 1.03, "GD", "control:peak", "x")
+    assert verdict(near.p_hold, near.p_fail) == "fails"
+    diverged = runs._replace(diverged=np.arange(units) % 4 == 0)  # a quarter diverged
+    bad = cc_early._peak_test(diverged, predicted, "GD", "peak", "x")
+    assert bad.estimate == pytest.approx(0.75) and verdict(bad.p_hold, bad.p_fail) == "fails"
+
+
 # --- GOOD-EVENT: exact formula and regression --------------------------------------------------
 
 
