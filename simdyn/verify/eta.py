@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 # Seconds per claim on the reference machine (the project's 2-core CPU, nothing else running):
 # quick from `simdyn verify --quick --key 1` on 2026-12-03; full from the committed confirmatory
-# run (experiments/verify-full, key 20261203, 2026-12-02; its rows' seconds summed per claim,
-# 1744 s in all). FS-dim's K = p = 50 point was added after that run, so full FS-dim is low.
+# run (experiments/verify-full, key 20261204, 2026-12-03; each claim's "done in" seconds, 1883 s
+# in all; two short benchmark scripts ran beside CC-minnorm and CC-early for about 2 minutes).
 TYPICAL_SECONDS: dict[str, dict[str, float]] = {
     "quick": {
         "CC-train": 13.9,
@@ -29,17 +29,17 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "GOOD-EVENT": 19.9,
     },
     "full": {
-        "CC-train": 69.8,
+        "CC-train": 76.3,
         "CC-exists": 87.1,
-        "CC-minnorm": 103.0,
-        "CC-early": 324.4,
-        "CC-unlearn": 63.6,
-        "FS-dim": 127.4,
-        "FS-aug": 64.4,
-        "JOINT": 170.2,
-        "SGD-OBJ": 551.0,
-        "MINLOSS": 100.6,
-        "GOOD-EVENT": 82.4,
+        "CC-minnorm": 120.4,
+        "CC-early": 420.5,
+        "CC-unlearn": 69.7,
+        "FS-dim": 141.2,
+        "FS-aug": 71.0,
+        "JOINT": 178.7,
+        "SGD-OBJ": 534.0,
+        "MINLOSS": 92.1,
+        "GOOD-EVENT": 91.6,
     },
 }
 
