@@ -203,10 +203,34 @@ def test_auto_chunk_is_capped_on_cpu_and_by_memory(monkeypatch):
     per_seed = sim.bytes_per_seed(cfg)
     # Plenty of memory: the CPU cap decides; few seeds: the seed count does.
     monkeypatch.setattr(sim, "available_memory", lambda: 10**6 * per_seed)
-    assert sim.auto_chunk_size(cfg, 1024) == sim.CPU_MAX_CHUNK
+    assert sim.auto_chunk_size(cfg, 1024) == sim.cpu_chunk_cap(cfg) <= sim.CPU_MAX_CHUNK
     assert sim.auto_chunk_size(cfg, 5) == 5
     # Memory for 40 seeds at the default quarter: 10 per chunk; never below 1.
     monkeypatch.setattr(sim, "available_memory", lambda: 40 * per_seed)
     assert sim.auto_chunk_size(cfg, 1024) == 10
     monkeypatch.setattr(sim, "available_memory", lambda: 0)
     assert sim.auto_chunk_size(cfg, 1024) == 1
+
+
+def test_cpu_chunk_cap_keeps_the_chunk_in_the_last_level_cache(monkeypatch):
+    import importlib
+
+    from simdyn import objectives, preset
+
+    sim = importlib.import_module("simdyn.simulation")
+    cfg = preset("fig2a")
+    per = objectives.get(objectives.resolve(cfg)).memory_per_seed(cfg)
+    assert sim.last_level_cache_bytes() > 0
+
+    def cache_for(seeds: float) -> None:  # a cache whose budget holds this many seeds
+        monkeypatch.setattr(sim, "last_level_cache_bytes", lambda: int(seeds * per / 0.5))
+
+    assert sim.CPU_CACHE_FRACTION == 0.5
+    cache_for(40.5)
+    assert sim.cpu_chunk_cap(cfg) == 40
+    cache_for(sim.CACHE_MIN_CHUNK + 0.5)
+    assert sim.cpu_chunk_cap(cfg) == sim.CACHE_MIN_CHUNK
+    cache_for(10_000)  # a huge cache: the CPU cap
+    assert sim.cpu_chunk_cap(cfg) == sim.CPU_MAX_CHUNK
+    cache_for(sim.CACHE_MIN_CHUNK - 0.5)  # too few fit: not cache-resident, the CPU cap stands
+    assert sim.cpu_chunk_cap(cfg) == sim.CPU_MAX_CHUNK
