@@ -102,12 +102,13 @@ def available_memory() -> int:
 # bigger chunks fall out of cache): benchmarks/README.md measured fig2a at 1024 seeds in 627 s
 # as one chunk vs 171 s in chunks of 64.
 CPU_MAX_CHUNK = 64
-# The CPU step is bound by memory traffic (benchmarks/README.md, roofline), so a chunk whose
-# working set (chunk x the representation's memory_per_seed, the cost model's count) stays in
-# the last-level cache runs faster: fig2a (652 kB per seed) took 6.1 s at chunk 64 and 4.7-4.9 s
-# at 16-32 for 256 seeds, compiled, on the 32 MiB L3 of the development CPU (and every seed's
-# result was bit-identical across the chunk sizes). Half the cache: two cores share it, and
-# XLA's temporaries need room. The cap applies only where at least CACHE_MIN_CHUNK seeds fit;
+# The CPU step is bound by memory traffic (benchmarks/README.md, roofline), so the chunk is the
+# one whose working set (chunk x the representation's memory_per_seed, the cost model's count)
+# fits the last-level cache, rather than a fixed number. Measured with
+# benchmarks/chunk_sizes.py (fig2a, 652 kB per seed, 32 MiB L3): the resulting 25 was 3% faster
+# than 64 at 1024 seeds and level with it at 256 seeds (where 16-32 were 10-15% faster); seeds
+# are bit-identical across chunk sizes there. Half the cache: two cores share it, and XLA's
+# temporaries need room. The cap applies only where at least CACHE_MIN_CHUNK seeds fit;
 # larger seeds are not cache-resident at any useful chunk, and CPU_MAX_CHUNK stands.
 CPU_CACHE_FRACTION = 0.5
 CACHE_MIN_CHUNK = 8
