@@ -172,8 +172,7 @@ class Escape(NamedTuple):
     a_1: top eigenvalue of M+ (eigenvector u_1). amp: ||Theta_0 u_1||, the grown mode's initial
     size. v2_share: |<u_1, v_2>|. saturation: the one-mode saturation of ||W v_2||, sqrt(a_1) /
     (u_1^T M u_1) |<u_1, v_2>| (u_1 grown to its own fixed point, its rotation ignored).
-    peak, peak_fast: max_t |theta_t[v_2]| on the rank-one escape path at eta and 1.5 eta
-    (NaN unless asked for).
+    peak, peak_fast: max_t |theta_t[v_2]| on the rank-one escape path at eta and 1.5 eta.
     """
 
     a_1: np.ndarray
@@ -184,15 +183,8 @@ class Escape(NamedTuple):
     peak_fast: np.ndarray
 
 
-def escape(
-    design: Design,
-    seeds: list[int],
-    sig: np.ndarray,
-    key: int,
-    init_factor: float = 1.0,
-    peaks: bool = True,
-) -> Escape:
-    """Each unit's own exact moments (compressed) and Theta_0 (``init_factor`` scales it).
+def escape(design: Design, seeds: list[int], sig: np.ndarray, key: int) -> Escape:
+    """Each unit's own exact moments (compressed) and Theta_0.
 
     The peak: from a small init GD follows the top M+ mode's escape path
     (:func:`simdyn.theory.rank_one_escape`) from theta_0 = ||Theta_0 u_1|| u_1, on the unit's own
@@ -217,7 +209,7 @@ def escape(
                 streams(keys[u]).init,
                 design.p,
                 design.d,
-                float(sig[u]) * init_factor,
+                float(sig[u]),
                 True,
                 np.float64,
             )
@@ -228,16 +220,15 @@ def escape(
                 share,
                 math.sqrt(a_1) / float(u_1 @ comp.m @ u_1) * share,
             )
-        if peaks and len({c.cols.size for c in comps}) == 1:
-            p_plus, m = np.stack([c.m_plus for c in comps]), np.stack([c.m for c in comps])
+        # Stack the instances of one size r (all of them on the good event) into one batch.
+        for r in {c.cols.size for c in comps}:
+            idx = [i for i, c in enumerate(comps) if c.cols.size == r]
+            units = [part[i] for i in idx]
+            p_plus = np.stack([comps[i].m_plus for i in idx])
+            m = np.stack([comps[i].m for i in idx])
             for row, eta in ((4, design.lr), (5, 1.5 * design.lr)):
-                path = theory.rank_one_escape(p_plus, m, out[1, part], eta, design.steps)
-                out[row, part] = np.abs(path[:, :, 2]).max(axis=0)
-        elif peaks:  # instances of different sizes (off the good event): one at a time
-            for u, comp in zip(part, comps, strict=True):
-                for row, eta in ((4, design.lr), (5, 1.5 * design.lr)):
-                    path = theory.rank_one_escape(comp.m_plus, comp.m, out[1, u], eta, design.steps)
-                    out[row, u] = np.abs(path[:, 2]).max()
+                path = theory.rank_one_escape(p_plus, m, out[1, units], eta, design.steps)
+                out[row, units] = np.abs(path[:, :, 2]).max(axis=0)
     return Escape(*out)
 
 
@@ -247,8 +238,8 @@ def predicted_crossing(design: Design, esc: Escape) -> np.ndarray:
     Early GD grows Theta_t u_1 = (1 + 4 eta a_1)^t Theta_0 u_1 along the top eigenvector u_1 of
     M+ (a_1 its eigenvalue), and v_2 is reached only through it: ||W_t v_2|| ~ (1 + 4 eta a_1)^t
     ||Theta_0 u_1|| |<u_1, v_2>|. With the unit's own training set (u_1, a_1 from its exact
-    moments) and its own Theta_0 (:func:`escape`; its ``init_factor`` is the near-miss
-    control), the crossing is t_pred = ceil(ln(level / (||Theta_0 u_1|| |<u_1, v_2>|)) /
+    moments) and its own Theta_0 (:func:`escape`; amp x sqrt(d) is the near-miss control), the
+    crossing is t_pred = ceil(ln(level / (||Theta_0 u_1|| |<u_1, v_2>|)) /
     ln(1 + 4 eta a_1)).
     """
     rate = np.log1p(4 * design.lr * esc.a_1)
@@ -448,9 +439,8 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
     rate = math.log1p(4 * design.lr * a_1)
     esc = escape(design, seeds, sig, key)
     t_pred = predicted_crossing(design, esc)
-    t_pred_init = predicted_crossing(
-        design, escape(design, seeds, sig, key, math.sqrt(design.d), peaks=False)
-    )
+    # Near-miss control: Theta_0 x sqrt(d). Theta_0 is linear in sigma_0, so only amp scales.
+    t_pred_init = predicted_crossing(design, esc._replace(amp=esc.amp * math.sqrt(design.d)))
     gd = sweep(design, key)
     control = _control(design, sweep(design, key, mu=0.0), sig)
     near = _near_miss_controls(design, gd, sig, t_pred_init, rate, "GD")
