@@ -409,7 +409,7 @@ _VERIFY_FLAGS = (
         dest="quick",
         action="store_false",
         help="the thousands-of-seeds scale: quick sizes, >= 1000 independent seeds per design "
-        "point, key 20261204 (default: off)",
+        "point, key 20261205 (default: off)",
     ),
     _flag(
         "--key",

@@ -213,6 +213,38 @@ def test_cloglog_fit_recovers_a_known_slope():
         assert b == pytest.approx(slope, abs=5e-3) and se < 0.01
 
 
+def _draws(fails, bad, p_bad):
+    qs = [0.01 * 3**i for i in range(len(fails))]
+    return good_event._Draws(qs, list(p_bad), [None] * len(fails)), qs
+
+
+def test_rate_row_implication_and_its_near_miss_on_known_units():
+    rng = np.random.default_rng(5)
+    n, p_bad = 4000, [0.01, 0.03, 0.09, 0.27, 0.6]
+    bad = [rng.random(n) < pb for pb in p_bad]
+    # Feature hits: a third of the bad events; the conclusion fails on half of the bad events,
+    # among them some feature-hit-only instances (so "distinct noise => conclusion" is false).
+    hit_only = [b & (rng.random(n) < 1 / 3) for b in bad]
+    collide = [b & ~h for b, h in zip(bad, hit_only, strict=True)]
+    fails = [b & (rng.random(n) < 0.5) for b in bad]
+    draws, _ = _draws(fails, bad, p_bad)
+    row = good_event._rate_row(
+        good_event.Design(seeds=n), draws, "X rate", "src", bad, collide, fails, "w", "grid", 0.0
+    )
+    tests = {t.name: t for t in (*row.tests, *row.controls)}
+    assert tests["good-event-implies"].p_hold == 0.0  # no failure off the bad event: holds
+    assert tests["control:distinct-noise-implies"].p_fail == 0.0  # fails, as it must
+    # One failure on a good-event instance breaks the implication.
+    broken = [f.copy() for f in fails]
+    broken[0][np.flatnonzero(~bad[0])[0]] = True
+    row = good_event._rate_row(
+        good_event.Design(seeds=n), draws, "X rate", "src", bad, collide, broken, "w", "g", 0.0
+    )
+    assert row.tests[0].p_fail == 0.0 and row.tests[0].data["per_point"][0] == 1
+    # The slope uses only the points where the bad event is rare (formula <= RARE_EVENT).
+    assert row.tests[1].data["q"] == draws.qs[:4]
+
+
 # --- the broken simulators do what they claim ---------------------------------------------------
 
 

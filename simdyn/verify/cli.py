@@ -19,7 +19,7 @@ from simdyn.config import ConfigError
 SCALE_KEYS = {
     "small": 11,
     "quick": 1,
-    "full": 20261204,
+    "full": 20261205,
 }  # the current confirmatory run (experiments/verify-full)
 DEV_KEYS = (0, 2, 3, 11)
 
