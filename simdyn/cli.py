@@ -378,7 +378,7 @@ draw the median and 5-95% band of every feature's alignment over the steps. Exam
 _VERIFY_DOC = """Check the paper's claims statistically: each claim runs its seeds, compares them
 with the closed form under its conditions, and gets a verdict; negative controls must fail.
 Prints a table and writes OUT/report.json and OUT/report.md. `simdyn verify --list` names the
-claims. Example:
+claims, `simdyn verify --rules` prints their pre-registered rules. Example:
   simdyn verify --claims CC-unlearn --seeds 32"""
 
 
@@ -435,6 +435,12 @@ _VERIFY_FLAGS = (
         "--list",
         action="store_true",
         help="print the claim names (with their conditions) and exit",
+    ),
+    _flag(
+        "--rules",
+        action="store_true",
+        help="print the pre-registered rules and controls of each table row (of --claims) "
+        "and exit (default: off)",
     ),
 )
 

@@ -213,9 +213,18 @@ def test_cloglog_fit_recovers_a_known_slope():
         assert b == pytest.approx(slope, abs=5e-3) and se < 0.01
 
 
-def _draws(fails, bad, p_bad):
+def _rate_tests(fails, bad, collide, p_bad):
+    """The CC-minnorm rate row's tests and controls on synthetic units (one array set per tag)."""
+    pts = [
+        good_event._Point(b, c, f, b, c, f, b, c, f)
+        for f, b, c in zip(fails, bad, collide, strict=True)
+    ]
     qs = [0.01 * 3**i for i in range(len(fails))]
-    return good_event._Draws(qs, list(p_bad), [None] * len(fails)), qs
+    draws = good_event._Draws(qs, list(p_bad), pts)
+    row = good_event._Conclusion("cc", "w").row("X rate", "src")
+    design = good_event.Design(seeds=len(fails[0]))
+    results = [t for rule in (*row.rules, *row.controls) for t in rule.apply(design, draws)]
+    return {t.name: t for t in results}, qs
 
 
 def test_rate_row_implication_and_its_near_miss_on_known_units():
@@ -227,22 +236,17 @@ def test_rate_row_implication_and_its_near_miss_on_known_units():
     hit_only = [b & (rng.random(n) < 1 / 3) for b in bad]
     collide = [b & ~h for b, h in zip(bad, hit_only, strict=True)]
     fails = [b & (rng.random(n) < 0.5) for b in bad]
-    draws, _ = _draws(fails, bad, p_bad)
-    row = good_event._rate_row(
-        good_event.Design(seeds=n), draws, "X rate", "src", bad, collide, fails, "w", "grid", 0.0
-    )
-    tests = {t.name: t for t in (*row.tests, *row.controls)}
+    tests, qs = _rate_tests(fails, bad, collide, p_bad)
     assert tests["good-event-implies"].p_hold == 0.0  # no failure off the bad event: holds
     assert tests["control:distinct-noise-implies"].p_fail == 0.0  # fails, as it must
+    # The slope uses only the points where the bad event is rare (formula <= RARE_EVENT).
+    assert tests["slope"].data["q"] == qs[:4]
     # One failure on a good-event instance breaks the implication.
     broken = [f.copy() for f in fails]
     broken[0][np.flatnonzero(~bad[0])[0]] = True
-    row = good_event._rate_row(
-        good_event.Design(seeds=n), draws, "X rate", "src", bad, collide, broken, "w", "g", 0.0
-    )
-    assert row.tests[0].p_fail == 0.0 and row.tests[0].data["per_point"][0] == 1
-    # The slope uses only the points where the bad event is rare (formula <= RARE_EVENT).
-    assert row.tests[1].data["q"] == draws.qs[:4]
+    tests, _ = _rate_tests(broken, bad, collide, p_bad)
+    implied = tests["good-event-implies"]
+    assert implied.p_fail == 0.0 and implied.data["per_point"][0] == 1
 
 
 # --- the broken simulators do what they claim ---------------------------------------------------

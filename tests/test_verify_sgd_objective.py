@@ -16,6 +16,7 @@ from simdyn.minibatch_objective import (
     expected_objective_minimizer,
 )
 from simdyn.verify import sgd_objective
+from simdyn.verify.claim import evaluate
 from simdyn.verify.registry import run_claim
 from simdyn.verify.runs import clear_memo
 
@@ -95,7 +96,7 @@ def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
         }
 
     monkeypatch.setattr(sgd_objective, "_units", fake_units)
-    (row,) = sgd_objective.run(dataclasses.replace(design, seeds=10), key=0)
+    (row,) = evaluate(sgd_objective.CLAIM, dataclasses.replace(design, seeds=10), 0)
     tests = {t.name: t for t in row.tests + row.controls}
     first = tests[f"v1-at-expected-minimum[lr={design.lrs[0]:g}]"]
     assert first.estimate == pytest.approx(0.8) and first.n_excluded == 2

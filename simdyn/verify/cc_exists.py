@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import jax
 import numpy as np
@@ -37,7 +36,8 @@ from simdyn.metrics import probe_accuracy
 from simdyn.verify import common
 from simdyn.verify.cc_minnorm import DESIGNS as MINNORM_DESIGNS
 from simdyn.verify.cc_minnorm import Design, data_config
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment, expand, sample_tests
 from simdyn.verify.stats import (
     TestResult,
@@ -47,7 +47,7 @@ from simdyn.verify.stats import (
     slope_test,
 )
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="CC-exists",
     source="Thm 4.3",
     statement="an SCL minimizer M^+M+M^+ + aa^T keeps v_2: ||W v_2|| = Omega(1), "
@@ -76,7 +76,7 @@ DESIGNS: dict[Scale, Design] = {
 }
 
 
-def _units(design: Design, key: int) -> dict[str, np.ndarray]:
+def measure(design: Design, key: int) -> dict[str, np.ndarray]:
     """Per unit: x, Theta*'s residual, ||l_perp||, ||W v_2|| and probe accuracy, and those of the
     min-norm minimizer (w0, acc0)."""
     rows: dict[str, list] = {k: [] for k in ("x", "resid", "l_perp", "w_v2", "acc", "acc0", "w0")}
@@ -101,118 +101,94 @@ def _units(design: Design, key: int) -> dict[str, np.ndarray]:
     return common.float_arrays(rows)
 
 
-def _tests(design: Design, r: dict[str, np.ndarray]) -> tuple[TestResult, ...]:
-    """The pre-registered sub-tests on Theta* (see module docs)."""
-    return (
-        # Deterministic (round-off only): the worst instance decides, no p-value.
-        deterministic_test(
-            "minimizer",
-            r["resid"],
-            MINIMIZER_ATOL,
-            statistic="theory.minimizer_residual of Theta* (loss gap, stationarity): worst",
-            rule=f"holds iff every instance's residual <= {MINIMIZER_ATOL:g}",
-            data={"residual": r["resid"]},
-        ),
-        slope_test(
-            "l_perp-scaling",
-            r["x"],
-            r["l_perp"],
-            1 - SLOPE_MARGIN,
-            1 + SLOPE_MARGIN,
-            statistic="slope of log ||l_perp|| on log(sigma_xi/sqrt(mn))",
-            rule=f"Theta(x): holds if the slope is significantly inside 1 +- {SLOPE_MARGIN:g}",
-        ),
-        slope_test(
-            "Omega(1)-scaling",
-            r["x"],
-            r["w_v2"],
-            -math.inf,
-            SLOPE_MARGIN,
-            statistic="slope of log ||W v_2|| of Theta* on log x",
-            rule=f"Omega(1): holds if the slope is significantly <= {SLOPE_MARGIN:g} (no decay)",
-        ),
-        fraction_test(
-            "Omega(1)-level",
-            r["w_v2"] >= OMEGA_LEVEL / design.phi[1],
+def _minimizer(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+    # Deterministic (round-off only): the worst instance decides, no p-value.
+    return deterministic_test(
+        "minimizer",
+        r["resid"],
+        MINIMIZER_ATOL,
+        statistic="theory.minimizer_residual of Theta* (loss gap, stationarity): worst",
+        rule=f"holds iff every instance's residual <= {MINIMIZER_ATOL:g}",
+        data={"residual": r["resid"]},
+    )
+
+
+def _l_perp_scaling(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+    return slope_test(
+        "l_perp-scaling",
+        r["x"],
+        r["l_perp"],
+        1 - SLOPE_MARGIN,
+        1 + SLOPE_MARGIN,
+        statistic="slope of log ||l_perp|| on log(sigma_xi/sqrt(mn))",
+        rule=f"Theta(x): holds if the slope is significantly inside 1 +- {SLOPE_MARGIN:g}",
+    )
+
+
+def _omega_scaling(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+    return slope_test(
+        "Omega(1)-scaling",
+        r["x"],
+        r["w_v2"],
+        -math.inf,
+        SLOPE_MARGIN,
+        statistic="slope of log ||W v_2|| of Theta* on log x",
+        rule=f"Omega(1): holds if the slope is significantly <= {SLOPE_MARGIN:g} (no decay)",
+    )
+
+
+def _level(name: str, w_v2: str, what: str, valid: bool):
+    """The Omega(1)-level rule on Theta* (``w_v2``) or, as the control, on the min-norm (``w0``)."""
+
+    def evaluate(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+        return fraction_test(
+            name,
+            r[w_v2] >= OMEGA_LEVEL / design.phi[1],
             PASS_FRACTION,
-            valid=np.isfinite(r["w_v2"]),
-            statistic="||W v_2|| of Theta*",
+            valid=np.isfinite(r[w_v2]) if valid else None,
+            statistic=what,
             rule=LEVEL_RULE,
-            data={"w_v2": r["w_v2"]},
-        ),
-        fraction_test(
-            "subclass-probe",
-            r["acc"] >= PROBE_ACC,
+            data={"w_v2": r[w_v2]},
+        )
+
+    return evaluate
+
+
+def _probe(name: str, acc: str, what: str, valid: bool):
+    """The subclass-probe rule on Theta* (``acc``) or, as the control, the min-norm (``acc0``)."""
+
+    def evaluate(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+        return fraction_test(
+            name,
+            r[acc] >= PROBE_ACC,
             PASS_FRACTION,
-            valid=np.isfinite(r["acc"]),
-            statistic="linear-probe accuracy of y_sub given y on fresh test embeddings of Theta*",
+            valid=np.isfinite(r[acc]) if valid else None,
+            statistic=what,
             rule=PROBE_RULE,
-            data={"accuracy": r["acc"]},
-        ),
-    )
+            data={"accuracy": r[acc]},
+        )
+
+    return evaluate
 
 
-def _controls(design: Design, r: dict[str, np.ndarray]) -> tuple[TestResult, ...]:
-    """The level and probe statistics on the min-norm (collapsed) minimizer."""
-    return (
-        fraction_test(
-            "control:level-of-min-norm",
-            r["w0"] >= OMEGA_LEVEL / design.phi[1],
-            PASS_FRACTION,
-            statistic="||W v_2|| of the min-norm minimizer (a = 0)",
-            rule=LEVEL_RULE,
-            data={"w_v2": r["w0"]},
-        ),
-        fraction_test(
-            "control:probe-of-min-norm",
-            r["acc0"] >= PROBE_ACC,
-            PASS_FRACTION,
-            statistic="subclass probe accuracy of the min-norm minimizer",
-            rule=PROBE_RULE,
-            data={"accuracy": r["acc0"]},
-        ),
-    )
+def _chance(name: str, center: float, statistic: str, rule: str):
+    """A TOST of the mean min-norm probe accuracy inside ``center`` +- CHANCE_MARGIN."""
+
+    def evaluate(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+        return mean_test(
+            name,
+            r["acc0"],
+            center - CHANCE_MARGIN,
+            center + CHANCE_MARGIN,
+            statistic=statistic,
+            rule=rule,
+        )
+
+    return evaluate
 
 
-def _chance_row(r: dict[str, np.ndarray]) -> ClaimOutcome:
-    """Row ``CC-probe`` (Def 4.1): the min-norm minimizer's subclass probe is at chance."""
-    return ClaimOutcome(
-        claim="CC-probe",
-        source="Def 4.1 (on Thm 4.4's minimizer)",
-        summary=f"probe on min-norm, {len(r['acc0'])} units",
-        design="the CC-exists instances' min-norm (collapsed) minimizers: subclass-given-class "
-        "linear probe fit on 200 and scored on 200 fresh test points",
-        tests=(
-            mean_test(
-                "probe-at-chance",
-                r["acc0"],
-                0.5 - CHANCE_MARGIN,
-                0.5 + CHANCE_MARGIN,
-                statistic="subclass probe accuracy on the min-norm minimizer's embeddings",
-                rule=f"holds if the mean is significantly inside 1/2 +- {CHANCE_MARGIN:g} (TOST)",
-            ),
-        ),
-        controls=(
-            mean_test(
-                "control:chance+0.04",
-                r["acc0"],
-                0.5 + CHANCE_CONTROL_SHIFT - CHANCE_MARGIN,
-                0.5 + CHANCE_CONTROL_SHIFT + CHANCE_MARGIN,
-                statistic="the same accuracies against a slightly informative probe",
-                rule=f"holds if the mean is inside {0.5 + CHANCE_CONTROL_SHIFT:g} +- "
-                f"{CHANCE_MARGIN:g}",
-            ),
-        ),
-        control="a slightly informative probe (chance + 0.04) predicted: must fail",
-        seconds=0.0,
-    )
-
-
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    r = _units(design, key)
-    main = CLAIM.outcome(
+def describe(design: Design, r: dict[str, np.ndarray]) -> RowText:
+    return RowText(
         summary=f"closed form, n sweep, {len(design.sizes) * design.seeds} units",
         design=(
             f"closed-form Thm 4.3 minimizer (scale mn/sigma_xi^2) on balanced good-event "
@@ -220,13 +196,122 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             f"{design.sizes} (d={design.d_factor}mn+K) p={design.p}; {design.seeds} "
             "seeds/size; probes on 400 fresh test points"
         ),
-        tests=_tests(design, r),
-        controls=_controls(design, r),
         notes=(
             f"median ||W v_2||: Theta* {np.nanmedian(r['w_v2']):.3f}, min-norm "
             f"{np.nanmedian(r['w0']):.1e}; median subclass probe accuracy: Theta* "
             f"{np.nanmedian(r['acc']):.3f}, min-norm {np.nanmedian(r['acc0']):.3f}",
         ),
-        start=start,
     )
-    return [main, _chance_row(r)]
+
+
+def describe_chance(design: Design, r: dict[str, np.ndarray]) -> RowText:
+    return RowText(
+        summary=f"probe on min-norm, {len(r['acc0'])} units",
+        design="the CC-exists instances' min-norm (collapsed) minimizers: subclass-given-class "
+        "linear probe fit on 200 and scored on 200 fresh test points",
+    )
+
+
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="CC-exists",
+    rows=(
+        Row(
+            measure=measure,
+            rules=(
+                Rule(
+                    "minimizer",
+                    f"Theta* is a global minimizer on every instance (residual <= "
+                    f"{MINIMIZER_ATOL:g}; deterministic)",
+                    _minimizer,
+                ),
+                Rule(
+                    "l_perp-scaling",
+                    f"slope of log ||l_perp|| on log(sigma_xi/sqrt(mn)) significantly inside "
+                    f"1 +- {SLOPE_MARGIN:g}",
+                    _l_perp_scaling,
+                ),
+                Rule(
+                    "Omega(1)-scaling",
+                    f"slope of log ||W v_2|| of Theta* on log x significantly <= {SLOPE_MARGIN:g}",
+                    _omega_scaling,
+                ),
+                Rule(
+                    "Omega(1)-level",
+                    f"||W v_2|| of Theta* >= {OMEGA_LEVEL:g}/phi_2 on a fraction > {PASS_FRACTION}",
+                    _level("Omega(1)-level", "w_v2", "||W v_2|| of Theta*", True),
+                ),
+                Rule(
+                    "subclass-probe",
+                    f"subclass probe accuracy on Theta*'s test embeddings >= {PROBE_ACC:g} on a "
+                    f"fraction > {PASS_FRACTION}",
+                    _probe(
+                        "subclass-probe",
+                        "acc",
+                        "linear-probe accuracy of y_sub given y on fresh test embeddings of Theta*",
+                        True,
+                    ),
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:level-of-min-norm",
+                    "(collapsed solution) the level rule on the min-norm minimizer",
+                    _level(
+                        "control:level-of-min-norm",
+                        "w0",
+                        "||W v_2|| of the min-norm minimizer (a = 0)",
+                        False,
+                    ),
+                ),
+                Rule(
+                    "control:probe-of-min-norm",
+                    "(collapsed solution) the probe rule on the min-norm minimizer",
+                    _probe(
+                        "control:probe-of-min-norm",
+                        "acc0",
+                        "subclass probe accuracy of the min-norm minimizer",
+                        False,
+                    ),
+                ),
+            ),
+            describe=describe,
+        ),
+        # Def 4.1 on the same instances: the min-norm minimizer's subclass probe is at chance.
+        Row(
+            measure=measure,
+            claim="CC-probe",
+            source="Def 4.1 (on Thm 4.4's minimizer)",
+            control="a slightly informative probe (chance + 0.04) predicted: must fail",
+            rules=(
+                Rule(
+                    "probe-at-chance",
+                    f"mean min-norm subclass probe accuracy significantly inside 1/2 +- "
+                    f"{CHANCE_MARGIN:g} (TOST)",
+                    _chance(
+                        "probe-at-chance",
+                        0.5,
+                        "subclass probe accuracy on the min-norm minimizer's embeddings",
+                        f"holds if the mean is significantly inside 1/2 +- {CHANCE_MARGIN:g} "
+                        "(TOST)",
+                    ),
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:chance+0.04",
+                    f"(near miss) the same TOST around 1/2 + {CHANCE_CONTROL_SHIFT:g}",
+                    _chance(
+                        "control:chance+0.04",
+                        0.5 + CHANCE_CONTROL_SHIFT,
+                        "the same accuracies against a slightly informative probe",
+                        f"holds if the mean is inside {0.5 + CHANCE_CONTROL_SHIFT:g} +- "
+                        f"{CHANCE_MARGIN:g}",
+                    ),
+                ),
+            ),
+            describe=describe_chance,
+        ),
+    ),
+)

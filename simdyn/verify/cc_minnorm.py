@@ -24,19 +24,20 @@ Negative control: the same collapse and scaling statistics applied to the class 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from simdyn import theory
 from simdyn.config import DataConfig
 from simdyn.verify import common
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment
 from simdyn.verify.stats import TestResult, fraction_test, slope_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="CC-minnorm",
     source="Thm 4.4, 4.7",
     statement="min-norm SCL: ||W v_2|| = 0 (mu=0) / O(sigma_xi/sqrt(mn)) (mu!=0); "
@@ -99,134 +100,196 @@ def _sweep(design: Design, mu: float, key: int, offset: int) -> dict[str, np.nda
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
-def _check_mus(design: Design) -> None:
+def check(design: Design) -> None:
     """Raise ValueError unless mus is 0 followed by non-zero values."""
     if design.mus[0] != 0.0 or len(design.mus) < 2 or 0.0 in design.mus[1:]:
         raise ValueError(f"CC-minnorm mus: must be 0 then non-zero values, got {design.mus}")
 
 
-def _pooled_tests(design: Design, both: dict[str, np.ndarray]) -> tuple[TestResult, ...]:
-    """The sub-tests over every mu: v_1 about 1/phi_1, rank 2, closed form."""
-    ok = np.all(np.isfinite(both["align"]), axis=1)
-    closed_err = common.relative_error(both["align"], both["pred"])
-    return (
-        fraction_test(
-            "v1-about-1/phi1",
-            np.abs(design.phi[0] * both["align"][:, 1] - 1.0) <= ABOUT_TOL,
-            PASS_FRACTION,
-            statistic="phi_1 ||W v_1|| (every mu)",
-            rule=f"pass if within {ABOUT_TOL:g} of 1; holds if P(pass) > {PASS_FRACTION}",
-            valid=ok,
-            data={"w_v1": both["align"][:, 1]},
-        ),
-        fraction_test(
-            "rank-2",
-            both["rank"] == 2,
-            PASS_FRACTION,
-            statistic=f"numerical rank of W (singular values > {RANK_RTOL:g} max)",
-            rule=f"pass if rank == 2; holds if P(pass) > {PASS_FRACTION}",
-            valid=ok,
-            data={"rank": both["rank"]},
-        ),
-        fraction_test(
-            "closed-form",
-            closed_err <= CLOSED_FORM_TOL,
-            PASS_FRACTION,
-            statistic="max_j |W v_j - predicted_alignment_scl_j| / (1 + predicted)",
-            rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
-            valid=ok,
-            data={"error": closed_err},
-        ),
+class Sweeps(NamedTuple):
+    """Per-unit arrays (x, align (U, K+1), rank, pred) of the mu = 0 sweep, of each mu != 0 and
+    of all of them together (distinct seeds per mu: the pooled sub-tests need independent units).
+    """
+
+    mu0: dict[str, np.ndarray]
+    nonzero: list[tuple[float, dict[str, np.ndarray]]]
+    both: dict[str, np.ndarray]
+
+
+def measure(design: Design, key: int) -> Sweeps:
+    per_mu = len(design.sizes) * design.seeds
+    sweeps = [_sweep(design, mu, key, i * per_mu) for i, mu in enumerate(design.mus)]
+    both = {k: np.concatenate([sw[k] for sw in sweeps]) for k in sweeps[0]}
+    return Sweeps(sweeps[0], list(zip(design.mus[1:], sweeps[1:], strict=True)), both)
+
+
+def _valid(align: np.ndarray) -> np.ndarray:
+    return np.all(np.isfinite(align), axis=1)
+
+
+def _collapse(design: Design, u: Sweeps) -> TestResult:
+    return fraction_test(
+        "collapse-mu0",
+        u.mu0["align"][:, 2] <= EXACT_ZERO * u.mu0["align"][:, 1],
+        PASS_FRACTION,
+        statistic="||W v_2|| / ||W v_1|| of the min-norm SCL minimizer, mu = 0",
+        rule=f"pass if <= {EXACT_ZERO:g}; holds if P(pass) > {PASS_FRACTION}",
+        valid=_valid(u.mu0["align"]),
+        data={"w_v2": u.mu0["align"][:, 2], "w_v1": u.mu0["align"][:, 1]},
     )
 
 
-def _v2_tests(
-    mu0: dict[str, np.ndarray], nonzero: list[tuple[float, dict[str, np.ndarray]]]
-) -> tuple[TestResult, ...]:
-    """Collapse at mu = 0 and one O(x) scaling test per mu != 0."""
-    return (
-        fraction_test(
-            "collapse-mu0",
-            mu0["align"][:, 2] <= EXACT_ZERO * mu0["align"][:, 1],
-            PASS_FRACTION,
-            statistic="||W v_2|| / ||W v_1|| of the min-norm SCL minimizer, mu = 0",
-            rule=f"pass if <= {EXACT_ZERO:g}; holds if P(pass) > {PASS_FRACTION}",
-            valid=np.all(np.isfinite(mu0["align"]), axis=1),
-            data={"w_v2": mu0["align"][:, 2], "w_v1": mu0["align"][:, 1]},
-        ),
-        *(
-            slope_test(
-                f"scaling-mu{mu:g}",
-                sw["x"],
-                sw["align"][:, 2],
-                O_SLOPE_MIN,
-                math.inf,
-                statistic=f"slope of log ||W v_2|| on log(sigma_xi/sqrt(mn)), mu = {mu:g}",
-                rule=f"O(x): holds if the slope is significantly >= {O_SLOPE_MIN}",
-            )
-            for mu, sw in nonzero
-        ),
-    )
-
-
-def _controls(
-    design: Design,
-    mu0: dict[str, np.ndarray],
-    nonzero: list[tuple[float, dict[str, np.ndarray]]],
-) -> tuple[TestResult, ...]:
-    """The collapse and scaling statistics applied to v_1 (the wrong feature)."""
-    return (
-        fraction_test(
-            "control:collapse-of-v1",
-            mu0["align"][:, 1] <= EXACT_ZERO / design.phi[0],
-            PASS_FRACTION,
-            statistic="||W v_1|| (wrong feature) of the min-norm SCL minimizer, mu = 0",
-            rule=f"pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
-        ),
+def _scaling(design: Design, u: Sweeps) -> list[TestResult]:
+    return [
         slope_test(
-            "control:scaling-of-v1",
-            np.concatenate([sw["x"] for _, sw in nonzero]),
-            np.concatenate([sw["align"][:, 1] for _, sw in nonzero]),
+            f"scaling-mu{mu:g}",
+            sw["x"],
+            sw["align"][:, 2],
             O_SLOPE_MIN,
             math.inf,
-            statistic="slope of log ||W v_1|| (wrong feature) on log x, every mu != 0",
-            rule=f"holds if the slope is significantly >= {O_SLOPE_MIN}",
+            statistic=f"slope of log ||W v_2|| on log(sigma_xi/sqrt(mn)), mu = {mu:g}",
+            rule=f"O(x): holds if the slope is significantly >= {O_SLOPE_MIN}",
+        )
+        for mu, sw in u.nonzero
+    ]
+
+
+def _about(design: Design, u: Sweeps) -> TestResult:
+    return fraction_test(
+        "v1-about-1/phi1",
+        np.abs(design.phi[0] * u.both["align"][:, 1] - 1.0) <= ABOUT_TOL,
+        PASS_FRACTION,
+        statistic="phi_1 ||W v_1|| (every mu)",
+        rule=f"pass if within {ABOUT_TOL:g} of 1; holds if P(pass) > {PASS_FRACTION}",
+        valid=_valid(u.both["align"]),
+        data={"w_v1": u.both["align"][:, 1]},
+    )
+
+
+def _rank(design: Design, u: Sweeps) -> TestResult:
+    return fraction_test(
+        "rank-2",
+        u.both["rank"] == 2,
+        PASS_FRACTION,
+        statistic=f"numerical rank of W (singular values > {RANK_RTOL:g} max)",
+        rule=f"pass if rank == 2; holds if P(pass) > {PASS_FRACTION}",
+        valid=_valid(u.both["align"]),
+        data={"rank": u.both["rank"]},
+    )
+
+
+def _closed_form_error(u: Sweeps) -> np.ndarray:
+    return common.relative_error(u.both["align"], u.both["pred"])
+
+
+def _closed_form(design: Design, u: Sweeps) -> TestResult:
+    err = _closed_form_error(u)
+    return fraction_test(
+        "closed-form",
+        err <= CLOSED_FORM_TOL,
+        PASS_FRACTION,
+        statistic="max_j |W v_j - predicted_alignment_scl_j| / (1 + predicted)",
+        rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
+        valid=_valid(u.both["align"]),
+        data={"error": err},
+    )
+
+
+def _collapse_of_v1(design: Design, u: Sweeps) -> TestResult:
+    return fraction_test(
+        "control:collapse-of-v1",
+        u.mu0["align"][:, 1] <= EXACT_ZERO / design.phi[0],
+        PASS_FRACTION,
+        statistic="||W v_1|| (wrong feature) of the min-norm SCL minimizer, mu = 0",
+        rule=f"pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+    )
+
+
+def _scaling_of_v1(design: Design, u: Sweeps) -> TestResult:
+    return slope_test(
+        "control:scaling-of-v1",
+        np.concatenate([sw["x"] for _, sw in u.nonzero]),
+        np.concatenate([sw["align"][:, 1] for _, sw in u.nonzero]),
+        O_SLOPE_MIN,
+        math.inf,
+        statistic="slope of log ||W v_1|| (wrong feature) on log x, every mu != 0",
+        rule=f"holds if the slope is significantly >= {O_SLOPE_MIN}",
+    )
+
+
+def describe(design: Design, u: Sweeps) -> RowText:
+    fits = ", ".join(
+        f"mu={mu:g}: {t.estimate:.3f}"
+        for mu, t in zip(design.mus[1:], _scaling(design, u), strict=True)
+    )
+    return RowText(
+        summary=f"closed form, n x mu sweep, {len(design.mus) * len(design.sizes) * design.seeds} "
+        "units",
+        design=(
+            f"closed-form min-norm SCL on balanced good-event instances, K={design.K} "
+            f"phi={design.phi} m={design.m} n in {design.sizes} (d={design.d_factor}mn+K), "
+            f"sigma_xi={design.sigma_xi:g} p={design.p}, mu in {design.mus}; "
+            f"{design.seeds} seeds/size"
+        ),
+        notes=(
+            f"fitted slope of ||W v_2|| vs sigma_xi/sqrt(mn): {fits} (exact "
+            "min-norm value mu s/det, s = sigma_xi^2/(mn), has slope -> 2): the O(.) bound "
+            "holds with room; max |W v_j - closed form| = "
+            f"{np.nanmax(_closed_form_error(u)):.1e}",
         ),
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    # Distinct seeds per mu: the pooled sub-tests need independent units.
-    per_mu = len(design.sizes) * design.seeds
-    _check_mus(design)
-    sweeps = [_sweep(design, mu, key, i * per_mu) for i, mu in enumerate(design.mus)]
-    mu0, nonzero = sweeps[0], list(zip(design.mus[1:], sweeps[1:], strict=True))
-    both = {k: np.concatenate([sw[k] for sw in sweeps]) for k in mu0}
-    v2_tests = _v2_tests(mu0, nonzero)
-    tests = (*v2_tests, *_pooled_tests(design, both))
-    fits = ", ".join(
-        f"mu={mu:g}: {t.estimate:.3f}" for (mu, _), t in zip(nonzero, v2_tests[1:], strict=True)
-    )
-    closed_err = common.relative_error(both["align"], both["pred"])
-    return [
-        CLAIM.outcome(
-            summary=f"closed form, n x mu sweep, {len(design.mus) * per_mu} units",
-            design=(
-                f"closed-form min-norm SCL on balanced good-event instances, K={design.K} "
-                f"phi={design.phi} m={design.m} n in {design.sizes} (d={design.d_factor}mn+K), "
-                f"sigma_xi={design.sigma_xi:g} p={design.p}, mu in {design.mus}; "
-                f"{design.seeds} seeds/size"
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="CC-minnorm",
+    check=check,
+    rows=(
+        Row(
+            measure=measure,
+            rules=(
+                Rule(
+                    "collapse-mu0",
+                    f"mu = 0: ||W v_2|| <= {EXACT_ZERO:g} ||W v_1|| on a "
+                    f"fraction > {PASS_FRACTION} of instances",
+                    _collapse,
+                ),
+                Rule(
+                    "scaling-mu{mu}",
+                    f"each mu != 0: slope of log ||W v_2|| on log "
+                    f"(sigma_xi/sqrt(mn)) significantly >= {O_SLOPE_MIN}",
+                    _scaling,
+                ),
+                Rule(
+                    "v1-about-1/phi1",
+                    f"|phi_1 ||W v_1|| - 1| <= {ABOUT_TOL:g} on a fraction > {PASS_FRACTION}",
+                    _about,
+                ),
+                Rule(
+                    "rank-2",
+                    f"rank W = 2 (singular values > {RANK_RTOL:g} max) on a "
+                    f"fraction > {PASS_FRACTION}",
+                    _rank,
+                ),
+                Rule(
+                    "closed-form",
+                    f"every ||W v_j|| within {CLOSED_FORM_TOL:g} (1 + value) of "
+                    f"predicted_alignment_scl on a fraction > {PASS_FRACTION}",
+                    _closed_form,
+                ),
             ),
-            tests=tests,
-            controls=_controls(design, mu0, nonzero),
-            notes=(
-                f"fitted slope of ||W v_2|| vs sigma_xi/sqrt(mn): {fits} (exact "
-                "min-norm value mu s/det, s = sigma_xi^2/(mn), has slope -> 2): the O(.) bound "
-                "holds with room; max |W v_j - closed form| = "
-                f"{np.nanmax(closed_err):.1e}",
+            controls=(
+                Rule(
+                    "control:collapse-of-v1",
+                    "(wrong feature) the collapse statistic on v_1",
+                    _collapse_of_v1,
+                ),
+                Rule(
+                    "control:scaling-of-v1", "(wrong feature) the O(x) slope on v_1", _scaling_of_v1
+                ),
             ),
-            start=start,
-        )
-    ]
+            describe=describe,
+        ),
+    ),
+)

@@ -25,20 +25,21 @@ loss, violated): UCL keeps instance information, so r is O(1) and the test must 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from simdyn import theory
 from simdyn.config import Config, DataConfig, ModelConfig, TrainConfig
 from simdyn.verify import common
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import compressed_moments, embed_points, instance, sample_instances
 from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import TestResult, deterministic_test, fraction_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="CC-train",
     source="Prop 4.2",
     statement="every SCL minimizer maps same-class training points to the same embedding",
@@ -187,12 +188,19 @@ def _gd_test(name: str, res: dict[str, np.ndarray]) -> TestResult:
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
+class Units(NamedTuple):
+    """SCL GD endpoints (every point), UCL GD endpoints (first point: the control) and the random
+    exact minimizers' r and minimizer residual (U,) per instance."""
+
+    scl: dict[str, np.ndarray]
+    ucl: dict[str, np.ndarray]
+    r_exact: np.ndarray
+    residual: np.ndarray
+
+
+def measure(design: Design, key: int) -> Units:
     scl = _endpoints(design, "scl", key)
     ucl = _endpoints(design, "ucl", key, num_points=1)  # one point suffices for the control
-
     rng = np.random.default_rng(key)
     r_exact, resid = [], []
     for j, (mu, sampling) in enumerate(design.points):
@@ -200,38 +208,73 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
         data = config(design, mu, sampling).data
         sets = sample_instances(data, seeds, key)
         for u in range(len(seeds)):
-            ts = instance(sets, u)
-            c = compressed_moments(ts, design.K)
+            c = compressed_moments(instance(sets, u), design.K)
             theta = _random_minimizer(c, design.p, rng)
             r_exact.append(class_spread(c.x @ theta.T, c.y)[0])
             resid.append(theory.minimizer_residual(theta, c.m_plus, c.m, design.p))
-    r_exact, resid = np.asarray(r_exact), np.asarray(resid)
+    return Units(scl, ucl, np.asarray(r_exact), np.asarray(resid))
+
+
+def _random_minimizers(design: Design, u: Units) -> TestResult:
     # Deterministic: no randomness to test, only round-off; the worst instance decides.
-    exact = deterministic_test(
+    return deterministic_test(
         "random-minimizers",
-        np.maximum(r_exact / EXACT_TOL, resid / MINIMIZER_ATOL),
+        np.maximum(u.r_exact / EXACT_TOL, u.residual / MINIMIZER_ATOL),
         1.0,
         statistic="max(r / EXACT_TOL, minimizer residual / MINIMIZER_ATOL) of random global SCL "
         "minimizers (min-norm + random ker M row, rotated), worst instance",
         rule=f"holds iff every instance has residual <= {MINIMIZER_ATOL:g} and r <= "
         f"{EXACT_TOL:g} (float64 round-off)",
-        data={"r": r_exact, "minimizer_residual": resid},
+        data={"r": u.r_exact, "minimizer_residual": u.residual},
     )
+
+
+def describe(design: Design, u: Units) -> RowText:
     points = ", ".join(f"mu={mu:g}/{s}" for mu, s in design.points)
-    outcome = CLAIM.outcome(
+    return RowText(
         summary=f"SCL GD + minimizers, {len(design.points) * design.seeds} units",
         design=(
             f"SCL GD float64, K={design.K} phi=1 n={design.n} m={design.m} d={design.d} "
             f"p={design.p} sigma_0={design.sigma_0:g} eta={design.lr:g} T={design.steps}; "
             f"{points}; {design.seeds} seeds/point"
         ),
-        tests=(_gd_test("gd-endpoints", scl), exact),
-        controls=(_gd_test("control:ucl-endpoints", ucl),),
         notes=(
-            f"median r: SCL GD {np.nanmedian(scl['r']):.2e} (median r_tol "
-            f"{np.nanmedian(scl['tol']):.2e}), random minimizers {np.nanmedian(r_exact):.2e}, "
-            f"UCL GD {np.nanmedian(ucl['r']):.2e}",
+            f"median r: SCL GD {np.nanmedian(u.scl['r']):.2e} (median r_tol "
+            f"{np.nanmedian(u.scl['tol']):.2e}), random minimizers {np.nanmedian(u.r_exact):.2e}, "
+            f"UCL GD {np.nanmedian(u.ucl['r']):.2e}",
         ),
-        start=start,
     )
-    return [outcome]
+
+
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="CC-train",
+    rows=(
+        Row(
+            measure=measure,
+            rules=(
+                Rule(
+                    "gd-endpoints",
+                    f"GD endpoint's within-class spread r <= r_tol (derived, x{TOL_FACTOR:g}) on "
+                    f"a fraction > {PASS_FRACTION} (diverged units fail)",
+                    lambda design, u: _gd_test("gd-endpoints", u.scl),
+                ),
+                Rule(
+                    "random-minimizers",
+                    f"every random exact minimizer: residual <= {MINIMIZER_ATOL:g} and r <= "
+                    f"{EXACT_TOL:g} (deterministic)",
+                    _random_minimizers,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:ucl-endpoints",
+                    "(premise violated) the GD-endpoint rule on UCL endpoints",
+                    lambda design, u: _gd_test("control:ucl-endpoints", u.ucl),
+                ),
+            ),
+            describe=describe,
+        ),
+    ),
+)

@@ -25,20 +25,21 @@ v_2 never rises) must fail; GD's on the GD runs, SGD's on SGD runs.
 
 from __future__ import annotations
 
-import time
+from typing import NamedTuple
 
 import numpy as np
 
 from simdyn import theory
-from simdyn.verify import cc_early, common
+from simdyn.verify import cc_early, common, simulators
 from simdyn.verify.cc_early import DESIGNS as EARLY_DESIGNS
 from simdyn.verify.cc_early import Design
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment
 from simdyn.verify.runs import Runs
 from simdyn.verify.stats import TestResult, fraction_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="CC-unlearn",
     source="Sec 4.3 (experiment)",
     statement="GD later unlearns v_2: ||W_t v_2|| rises, peaks, decays to the min-norm value; "
@@ -82,6 +83,59 @@ def _rise(design: Design, runs: Runs) -> tuple[np.ndarray, np.ndarray, np.ndarra
     peak, t_peak = v2.max(axis=1), runs.steps[v2.argmax(axis=1)].astype(float)
     rose = (peak >= OMEGA_LEVEL) & (t_peak > 0) & (t_peak <= design.steps / 2)
     return peak, t_peak, rose
+
+
+@simulators.memoised
+def _min_norm(design: Design, key: int) -> np.ndarray:
+    """The units' min-norm ||W v_2|| at the design's mu (memoised: both rows compare to it)."""
+    seeds, _ = cc_early.units(design)
+    return min_norm_v2(design, seeds, key, design.mu)
+
+
+def _early_key(key: int) -> int:
+    return common.stream_key(cc_early.CLAIM.id, key)  # CC-early's units, another statistic
+
+
+class GDUnits(NamedTuple):
+    """Per unit: sigma_0, min-norm value; the CC-early GD runs, its mu = 0 runs and their
+    min-norm values."""
+
+    sig: np.ndarray
+    target: np.ndarray
+    runs: Runs
+    control_runs: Runs
+    control_target: np.ndarray
+
+
+class SGDUnits(NamedTuple):
+    """Per unit: sigma_0, min-norm value; the CC-early SGD runs and its mu = 0 SGD runs."""
+
+    sig: np.ndarray
+    target: np.ndarray
+    runs: Runs
+    control_runs: Runs
+
+
+def measure_gd(design: Design, key: int) -> GDUnits:
+    key = _early_key(key)
+    seeds, sig = cc_early.units(design)
+    return GDUnits(
+        sig,
+        _min_norm(design, key),
+        cc_early.sweep(design, key),
+        cc_early.sweep(design, key, mu=0.0),
+        min_norm_v2(design, seeds, key, 0.0),
+    )
+
+
+def measure_sgd(design: Design, key: int) -> SGDUnits:
+    key = _early_key(key)
+    return SGDUnits(
+        cc_early.units(design)[1],
+        _min_norm(design, key),
+        cc_early.sweep(design, key, batch=design.sgd_batch),
+        cc_early.sweep(design, key, mu=0.0, batch=design.sgd_batch),
+    )
 
 
 def _gd_pass(design: Design, runs: Runs, sig: np.ndarray, target: np.ndarray):
@@ -137,122 +191,159 @@ def _decay_test(
     )
 
 
-def _gd_controls(
-    design: Design, key: int, seeds: list[int], sig: np.ndarray, gd: Runs, gd_data: dict
-) -> tuple[TestResult, ...]:
-    """The mu = 0 runs under the same rule, and the decay rule against 0 on the decay units."""
-    ctrl_runs = cc_early.sweep(design, key, mu=0.0)
-    ctrl_target = min_norm_v2(design, seeds, key, 0.0)
-    ctrl_rose, ctrl_decayed, _ = _gd_pass(design, ctrl_runs, sig, ctrl_target)
-    return (
-        _test(
-            "control:mu=0",
-            ctrl_rose & ctrl_decayed,
-            ctrl_runs,
-            None,
-            RISE_RULE + " and |final - min-norm| <= tol",
-            "GD rise-peak-decay with mu = 0",
-        ),
-        _decay_test(
-            "control:decay-to-zero",
-            np.abs(gd_data["final"]) <= gd_data["tol"],
-            gd_data["discriminating"],
-            gd,
-            "|final - 0| on the decay units (total collapse predicted)",
-            DECAY_RULE.replace("min-norm|", "0|"),
-        ),
+# --- row CC-unlearn: the CC-early GD runs against each unit's min-norm value -------------------
+
+
+def _rise_peak(design: Design, u: GDUnits) -> TestResult:
+    rose, _, data = _gd_pass(design, u.runs, u.sig, u.target)
+    return _test("rise-peak", rose, u.runs, data, RISE_RULE, "GD: peak of ||W_t v_2|| and its step")
+
+
+def _decay_to_min_norm(design: Design, u: GDUnits) -> TestResult:
+    _, decayed, data = _gd_pass(design, u.runs, u.sig, u.target)
+    return _decay_test(
+        "decay-to-min-norm",
+        decayed,
+        data["discriminating"],
+        u.runs,
+        "| ||W_T v_2|| - min-norm value | on the decay units",
+        DECAY_RULE,
     )
 
 
-def _gd_row(
-    design: Design, key: int, seeds: list[int], sig: np.ndarray, target: np.ndarray, start: float
-) -> ClaimOutcome:
-    """Row ``CC-unlearn``: the CC-early GD runs against each unit's min-norm value."""
-    gd = cc_early.sweep(design, key)
-    rose, decayed, gd_data = _gd_pass(design, gd, sig, target)
-    sel = gd_data["discriminating"]
-    return CLAIM.outcome(
-        summary=f"SCL GD, sigma_0 sweep, {sig.size} units",
+def _gd_mu0(design: Design, u: GDUnits) -> TestResult:
+    rose, decayed, _ = _gd_pass(design, u.control_runs, u.sig, u.control_target)
+    return _test(
+        "control:mu=0",
+        rose & decayed,
+        u.control_runs,
+        None,
+        RISE_RULE + " and |final - min-norm| <= tol",
+        "GD rise-peak-decay with mu = 0",
+    )
+
+
+def _decay_to_zero(design: Design, u: GDUnits) -> TestResult:
+    _, _, data = _gd_pass(design, u.runs, u.sig, u.target)
+    return _decay_test(
+        "control:decay-to-zero",
+        np.abs(data["final"]) <= data["tol"],
+        data["discriminating"],
+        u.runs,
+        "|final - 0| on the decay units (total collapse predicted)",
+        DECAY_RULE.replace("min-norm|", "0|"),
+    )
+
+
+def describe_gd(design: Design, u: GDUnits) -> RowText:
+    _, _, data = _gd_pass(design, u.runs, u.sig, u.target)
+    sel = data["discriminating"]
+    return RowText(
+        summary=f"SCL GD, sigma_0 sweep, {u.sig.size} units",
         design=(
             f"the CC-early GD runs (SCL mu={design.mu:g} n={design.n} d={design.d} "
             f"T={design.steps}, sigma_0 in {design.sigma_0s}, {design.seeds} seeds each) + "
             "min-norm SCL of each unit's training set"
         ),
-        tests=(
-            _test(
-                "rise-peak", rose, gd, gd_data, RISE_RULE, "GD: peak of ||W_t v_2|| and its step"
-            ),
-            _decay_test(
-                "decay-to-min-norm",
-                decayed,
-                sel,
-                gd,
-                "| ||W_T v_2|| - min-norm value | on the decay units",
-                DECAY_RULE,
-            ),
-        ),
-        controls=_gd_controls(design, key, seeds, sig, gd, gd_data),
         notes=(
-            f"GD: median peak {np.median(gd_data['peak']):.3f} at step "
-            f"{np.median(gd_data['t_peak']):.0f}; median |final - min-norm| "
-            f"{np.median(np.abs(gd_data['final'] - target)):.1e} (min-norm value "
-            f"{np.median(target):.4f}, median tol {np.median(gd_data['tol']):.1e}); decay "
+            f"GD: median peak {np.median(data['peak']):.3f} at step "
+            f"{np.median(data['t_peak']):.0f}; median |final - min-norm| "
+            f"{np.median(np.abs(data['final'] - u.target)):.1e} (min-norm value "
+            f"{np.median(u.target):.4f}, median tol {np.median(data['tol']):.1e}); decay "
             f"tested on {int(sel.sum())} of {sel.size} units (sigma_0 in "
-            f"{sorted({float(s) for s in sig[sel]}, reverse=True)})",
+            f"{sorted({float(s) for s in u.sig[sel]}, reverse=True)})",
         ),
-        start=start,
     )
 
 
-def _sgd_row(design: Design, key: int, sig: np.ndarray, target: np.ndarray) -> ClaimOutcome:
-    """Row ``CC-unlearn [SGD]``: rise, peak and decay to a noise floor (the CC-early SGD runs)."""
-    start = time.perf_counter()
-    sgd = cc_early.sweep(design, key, batch=design.sgd_batch)
-    sgd_ok, sgd_data = _sgd_pass(design, sgd)
-    sgd_ctrl_runs = cc_early.sweep(design, key, mu=0.0, batch=design.sgd_batch)
-    sgd_ctrl_ok, _ = _sgd_pass(design, sgd_ctrl_runs)
-    sgd_rule = (
-        f"pass if peak >= {OMEGA_LEVEL:g}, 0 < t_peak <= T/2 and last-quarter mean <= "
-        f"peak/{UNLEARN_RATIO:g}"
+# --- row CC-unlearn [SGD]: rise, peak and decay to a noise floor (the CC-early SGD runs) -------
+
+SGD_RULE = (
+    f"pass if peak >= {OMEGA_LEVEL:g}, 0 < t_peak <= T/2 and last-quarter mean <= "
+    f"peak/{UNLEARN_RATIO:g}"
+)
+
+
+def _rise_peak_decay(design: Design, u: SGDUnits) -> TestResult:
+    ok, data = _sgd_pass(design, u.runs)
+    return _test(
+        "rise-peak-decay",
+        ok,
+        u.runs,
+        data,
+        SGD_RULE,
+        "SGD: peak of ||W_t v_2||, its step, and the last-quarter mean",
     )
-    return CLAIM.outcome(
-        variant="SGD",
-        source=CLAIM.source,
-        summary=f"SCL SGD batch {design.sgd_batch}, {sig.size} units",
+
+
+def _sgd_mu0(design: Design, u: SGDUnits) -> TestResult:
+    ok, _ = _sgd_pass(design, u.control_runs)
+    return _test(
+        "control:mu=0", ok, u.control_runs, None, SGD_RULE, "SGD rise-peak-decay with mu = 0"
+    )
+
+
+def describe_sgd(design: Design, u: SGDUnits) -> RowText:
+    _, data = _sgd_pass(design, u.runs)
+    return RowText(
+        summary=f"SCL SGD batch {design.sgd_batch}, {u.sig.size} units",
         design=f"the CC-early SGD runs (batch {design.sgd_batch}/{design.n})",
-        tests=(
-            _test(
-                "rise-peak-decay",
-                sgd_ok,
-                sgd,
-                sgd_data,
-                sgd_rule,
-                "SGD: peak of ||W_t v_2||, its step, and the last-quarter mean",
-            ),
-        ),
-        controls=(
-            _test(
-                "control:mu=0",
-                sgd_ctrl_ok,
-                sgd_ctrl_runs,
-                None,
-                sgd_rule,
-                "SGD rise-peak-decay with mu = 0",
-            ),
-        ),
-        control=CLAIM.control + " (SGD runs)",
         notes=(
-            f"SGD: median peak {np.median(sgd_data['peak']):.3f}, median last-quarter floor "
-            f"{np.median(sgd_data['floor']):.4f} vs min-norm {np.median(target):.4f}: SGD "
+            f"SGD: median peak {np.median(data['peak']):.3f}, median last-quarter floor "
+            f"{np.median(data['floor']):.4f} vs min-norm {np.median(u.target):.4f}: SGD "
             "unlearns down to a noise floor, not to the min-norm value",
         ),
-        start=start,
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    start = time.perf_counter()
-    key = common.stream_key("CC-early", key)  # CC-early's units, another statistic
-    seeds, sig = cc_early.units(design)
-    target = min_norm_v2(design, seeds, key, design.mu)
-    return [_gd_row(design, key, seeds, sig, target, start), _sgd_row(design, key, sig, target)]
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream=None,  # CC-early's units and seed stream (derived in the measures)
+    rows=(
+        Row(
+            measure=measure_gd,
+            rules=(
+                Rule(
+                    "rise-peak",
+                    f"peak_t ||W_t v_2|| >= {OMEGA_LEVEL:g} at 0 < t_peak <= T/2 on a fraction "
+                    f"> {PASS_FRACTION}",
+                    _rise_peak,
+                ),
+                Rule(
+                    "decay-to-min-norm",
+                    f"||W_T v_2|| within tol = {TOL_FACTOR:g} (kernel_bound + peak "
+                    "exp(-4 eta q_min (T - t_peak))) of the min-norm value on a fraction > "
+                    f"{PASS_FRACTION} of the units with {TOL_FACTOR:g} kernel_bound <= "
+                    f"min-norm / {DISCRIMINATION:g}",
+                    _decay_to_min_norm,
+                ),
+            ),
+            controls=(
+                Rule("control:mu=0", "rise-peak and decay together on the mu = 0 runs", _gd_mu0),
+                Rule(
+                    "control:decay-to-zero",
+                    "the decay rule against 0 (total collapse) on the decay units",
+                    _decay_to_zero,
+                ),
+            ),
+            describe=describe_gd,
+        ),
+        Row(
+            measure=measure_sgd,
+            rules=(
+                Rule(
+                    "rise-peak-decay",
+                    f"peak >= {OMEGA_LEVEL:g} at 0 < t_peak <= T/2 and last-quarter mean <= "
+                    f"peak / {UNLEARN_RATIO:g} on a fraction > {PASS_FRACTION}",
+                    _rise_peak_decay,
+                ),
+            ),
+            controls=(Rule("control:mu=0", "the same rule on the mu = 0 SGD runs", _sgd_mu0),),
+            describe=describe_sgd,
+            variant="SGD",
+            source=INFO.source,
+            control=INFO.control + " (SGD runs)",
+        ),
+    ),
+)

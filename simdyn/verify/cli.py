@@ -25,7 +25,8 @@ DEV_KEYS = (0, 2, 3, 11)
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Entry point called by ``simdyn.cli`` (args: claims, seeds, quick, out, key, self_test, list).
+    """Entry point called by ``simdyn.cli`` (args: claims, seeds, quick, out, key, self_test,
+    list, rules).
 
     Returns 0 when every negative control failed as it must (whatever the claims' verdicts),
     1 when some control did not fail (the pipeline cannot be trusted); with ``--self-test``, 0
@@ -35,8 +36,15 @@ def run_verify(args: argparse.Namespace) -> int:
 
     if getattr(args, "list", False):
         for claim in CLAIM_IDS:
-            info = module(claim).CLAIM
+            info = module(claim).CLAIM.info
             print(f"{claim:12s} {info.source}: {info.statement}")
+        return 0
+    if getattr(args, "rules", False):
+        from simdyn.verify.claim import describe_rules
+        from simdyn.verify.registry import declaration
+
+        for claim in resolve_claims(getattr(args, "claims", None)):
+            print("\n".join(describe_rules(declaration(claim))))
         return 0
     import simdyn
     from simdyn.verify.runs import clear_memo

@@ -1,7 +1,8 @@
 """What every claim module shares: run scale, the outcome record, GD tolerances derived from theory.
 
-A claim module exposes ``CLAIM`` (:class:`ClaimInfo`), ``DESIGNS`` (one design per
-:data:`Scale`) and ``run(design, key) -> list[ClaimOutcome]`` (the claim itself first, then any
+A claim module declares ``INFO`` (:class:`ClaimInfo`), ``DESIGNS`` (one design per
+:data:`Scale`) and ``CLAIM`` (:class:`simdyn.verify.claim.Claim`: the designs and the table rows,
+each a measure plus its pre-registered rules and controls; the claim itself first, then any
 extension rows such as the SGD version). Its thresholds are module-level constants next to the
 docstring that states the pre-registered decision rule.
 

@@ -25,19 +25,20 @@ augmentation (where the theorem says v_1 is learnt) must fail.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from simdyn import theory
 from simdyn.config import DataConfig
 from simdyn.verify import common
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment, compressed_moments
 from simdyn.verify.stats import TestResult, fraction_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="FS-aug",
     source="Thm 5.4",
     statement="K=omega(n^2), imperfect A': min-norm UCL ||W v_1|| = 0 for all p >= n; "
@@ -130,42 +131,73 @@ def _standard(design: Design, key: int, seeds: list[int]) -> tuple[np.ndarray, n
     return np.asarray(std_w, float), np.asarray(std_pred, float)
 
 
-def _tests(
-    design: Design,
-    imp_w: np.ndarray,
-    imp_rank: np.ndarray,
-    std_w: np.ndarray,
-    std_pred: np.ndarray,
-) -> tuple[TestResult, ...]:
-    """One suppression test per rank of Sigma_xi (A'), then the standard-A learnt test."""
-    std_ok = (np.abs(std_w - std_pred) <= CLOSED_FORM_TOL * (1 + std_pred)) & (
-        std_w >= LEARNT_LEVEL / design.phi_1
+class Units(NamedTuple):
+    """A' units (max over p of ||W v_1||, rank Sigma_xi, repeated irrelevant feature?) and
+    standard-A units (||W v_1||, theory.fs_aug_prediction)."""
+
+    imp_w: np.ndarray
+    imp_rank: np.ndarray
+    repeats: list[bool]
+    std_w: np.ndarray
+    std_pred: np.ndarray
+
+
+def measure(design: Design, key: int) -> Units:
+    # Seed groups: ranks[0], then standard A, then the other ranks (the rank-0 and standard units
+    # keep the seeds they had before rank(Sigma_xi) > 0 was added).
+    groups = common.units_seeds(1 + len(design.ranks), design.seeds)
+    imp_w, imp_rank, repeats = _imperfect(design, key, [groups[0], *groups[2:]])
+    std_w, std_pred = _standard(design, key, groups[1])
+    return Units(imp_w, imp_rank, repeats, std_w, std_pred)
+
+
+def _suppressed_test(design: Design, u: Units, r: int, name: str) -> TestResult:
+    return fraction_test(
+        name,
+        u.imp_w <= EXACT_ZERO / design.phi_1,
+        PASS_FRACTION,
+        valid=np.isfinite(u.imp_w),
+        scope=u.imp_rank == r,
+        statistic=f"max over p in {design.ps} of min-norm UCL ||W v_1||, A', rank Sigma_xi = {r}",
+        rule=ZERO_RULE,
+        data={"w_v1_max_over_p": u.imp_w},
     )
-    return (
-        *(
-            fraction_test(
-                "imperfect-suppressed" + (f"[rank={r}]" if len(design.ranks) > 1 else ""),
-                imp_w <= EXACT_ZERO / design.phi_1,
-                PASS_FRACTION,
-                valid=np.isfinite(imp_w),
-                scope=imp_rank == r,
-                statistic=f"max over p in {design.ps} of min-norm UCL ||W v_1||, A', "
-                f"rank Sigma_xi = {r}",
-                rule=ZERO_RULE,
-                data={"w_v1_max_over_p": imp_w},
-            )
-            for r in design.ranks
-        ),
-        fraction_test(
-            "standard-learnt",
-            std_ok,
-            PASS_FRACTION,
-            valid=np.isfinite(std_w),
-            statistic=f"min-norm UCL ||W v_1||, standard A, p = n = {design.n}",
-            rule=f"pass if = theory.fs_aug_prediction (tol {CLOSED_FORM_TOL:g}) and >= "
-            f"{LEARNT_LEVEL:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
-            data={"w_v1": std_w, "predicted": std_pred},
-        ),
+
+
+def _suppressed(design: Design, u: Units) -> list[TestResult]:
+    """One suppression test per rank of Sigma_xi (named by its rank when there are several)."""
+    several = len(design.ranks) > 1
+    return [
+        _suppressed_test(design, u, r, f"imperfect-suppressed[rank={r}]" if several else
+                         "imperfect-suppressed")
+        for r in design.ranks
+    ]  # fmt: skip
+
+
+def _standard_learnt(design: Design, u: Units) -> TestResult:
+    std_ok = (np.abs(u.std_w - u.std_pred) <= CLOSED_FORM_TOL * (1 + u.std_pred)) & (
+        u.std_w >= LEARNT_LEVEL / design.phi_1
+    )
+    return fraction_test(
+        "standard-learnt",
+        std_ok,
+        PASS_FRACTION,
+        valid=np.isfinite(u.std_w),
+        statistic=f"min-norm UCL ||W v_1||, standard A, p = n = {design.n}",
+        rule=f"pass if = theory.fs_aug_prediction (tol {CLOSED_FORM_TOL:g}) and >= "
+        f"{LEARNT_LEVEL:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+        data={"w_v1": u.std_w, "predicted": u.std_pred},
+    )
+
+
+def _suppression_with_standard(design: Design, u: Units) -> TestResult:
+    return fraction_test(
+        "control:suppression-with-standard-A",
+        u.std_w <= EXACT_ZERO / design.phi_1,
+        PASS_FRACTION,
+        valid=np.isfinite(u.std_w),
+        statistic="min-norm ||W v_1|| with the standard augmentation, 0 predicted",
+        rule=ZERO_RULE,
     )
 
 
@@ -182,35 +214,52 @@ def _design_text(design: Design) -> str:
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    # Seed groups: ranks[0], then standard A, then the other ranks (the rank-0 and standard units
-    # keep the seeds they had before rank(Sigma_xi) > 0 was added).
-    groups = common.units_seeds(1 + len(design.ranks), design.seeds)
-    imp_w, imp_rank, repeats = _imperfect(design, key, [groups[0], *groups[2:]])
-    std_w, std_pred = _standard(design, key, groups[1])
+def describe(design: Design, u: Units) -> RowText:
     s = design.sigma_xi**2 / (design.m * design.n)
-    control = fraction_test(
-        "control:suppression-with-standard-A",
-        std_w <= EXACT_ZERO / design.phi_1,
-        PASS_FRACTION,
-        valid=np.isfinite(std_w),
-        statistic="min-norm ||W v_1|| with the standard augmentation, 0 predicted",
-        rule=ZERO_RULE,
+    return RowText(
+        summary=f"closed form, A' vs A, {u.imp_w.size + u.std_w.size} units",
+        design=_design_text(design),
+        notes=(
+            f"A': max ||W v_1|| = {np.nanmax(u.imp_w):.1e} over {u.imp_w.size} instances x p; "
+            f"{int(np.sum(u.repeats))}/{len(u.repeats)} instances had a repeated irrelevant "
+            f"feature (kept); standard A: median ||W v_1|| {np.nanmedian(u.std_w):.3f} "
+            f"(range {np.nanmin(u.std_w):.3f}-{np.nanmax(u.std_w):.3f}; s = {s:.3g})",
+        ),
     )
-    return [
-        CLAIM.outcome(
-            summary=f"closed form, A' vs A, {imp_w.size + std_w.size} units",
-            design=_design_text(design),
-            tests=_tests(design, imp_w, imp_rank, std_w, std_pred),
-            controls=(control,),
-            notes=(
-                f"A': max ||W v_1|| = {np.nanmax(imp_w):.1e} over {imp_w.size} instances x p; "
-                f"{int(np.sum(repeats))}/{len(repeats)} instances had a repeated irrelevant "
-                f"feature (kept); standard A: median ||W v_1|| {np.nanmedian(std_w):.3f} "
-                f"(range {np.nanmin(std_w):.3f}-{np.nanmax(std_w):.3f}; s = {s:.3g})",
+
+
+_SUPPRESSED = f"A', every p in ps: max_p ||W v_1|| <= {EXACT_ZERO:g}/phi_1 on a fraction > "
+
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="FS-aug",
+    rows=(
+        Row(
+            measure=measure,
+            rules=(
+                Rule(
+                    "imperfect-suppressed{[rank=r]}",
+                    f"each rank r of Sigma_xi: {_SUPPRESSED}{PASS_FRACTION}",
+                    _suppressed,
+                ),
+                Rule(
+                    "standard-learnt",
+                    f"standard A, p = n: ||W v_1|| within {CLOSED_FORM_TOL:g} (1 + value) of "
+                    f"theory.fs_aug_prediction and >= {LEARNT_LEVEL:g}/phi_1 on a fraction > "
+                    f"{PASS_FRACTION}",
+                    _standard_learnt,
+                ),
             ),
-            start=start,
-        )
-    ]
+            controls=(
+                Rule(
+                    "control:suppression-with-standard-A",
+                    f"(wrong) standard A: ||W v_1|| <= {EXACT_ZERO:g}/phi_1 on a fraction > "
+                    f"{PASS_FRACTION}",
+                    _suppression_with_standard,
+                ),
+            ),
+            describe=describe,
+        ),
+    ),
+)

@@ -49,20 +49,21 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from simdyn import theory
 from simdyn.config import Config, DataConfig, ModelConfig, TrainConfig
 from simdyn.verify import common
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment
 from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import TestResult, deterministic_test, fraction_test, slope_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="FS-dim",
     source="Thm 5.1, Rem 5.2",
     statement="UCL p<=K, mu=0: min-norm keeps the top-p of L; ||W v_1|| = 0 iff phi_1^2 not "
@@ -280,114 +281,179 @@ def _min_norm_v1(design: Design, phi3_sq: float, seeds: list[int], key: int) -> 
     return np.asarray(out)
 
 
+def _suppressed_mask(design: Design, point: np.ndarray) -> np.ndarray:
+    """Per unit: whether theory predicts v_1 suppressed at its phi_3^2."""
+    return np.array([suppressed(design, float(x)) for x in point])
+
+
 def _prediction_pass(design: Design, point: np.ndarray, w_v1: np.ndarray, zero: float):
-    sup = np.array([suppressed(design, float(x)) for x in point])
+    sup = _suppressed_mask(design, point)
     about = np.abs(design.phi_1 * w_v1 - 1.0) <= ABOUT_TOL
     return np.where(sup, w_v1 <= zero / design.phi_1, about), sup
 
 
-def _closed_form_tests(
-    design: Design, cf: dict[str, np.ndarray]
-) -> tuple[tuple[TestResult, ...], TestResult]:
-    """The four sampled-instance sub-tests and the suppression-where-learnt control."""
-    ok = np.all(np.isfinite(cf["align"]), axis=1)
-    err = common.relative_error(cf["align"], cf["pred"])
-    passed, sup = _prediction_pass(design, cf["point"], cf["align"][:, 1], EXACT_ZERO)
-    tests = (
-        fraction_test(
-            "closed-form",
-            err <= CLOSED_FORM_TOL,
-            PASS_FRACTION,
-            valid=ok,
-            statistic="max_j |W v_j - predicted_alignment_ucl_j| / (1 + predicted), min-norm",
-            rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
-            data={"phi3_sq": cf["point"], "error": err},
-        ),
-        fraction_test(
-            "prediction",
-            passed,
-            PASS_FRACTION,
-            valid=ok,
-            statistic="min-norm ||W v_1||: 0 where suppressed, ~1/phi_1 where learnt",
-            rule=f"pass if <= {EXACT_ZERO:g}/phi_1 (suppressed) or within {ABOUT_TOL:g} of "
-            f"1/phi_1 (learnt); holds if P(pass) > {PASS_FRACTION}",
-            data={"phi3_sq": cf["point"], "w_v1": cf["align"][:, 1]},
-        ),
-        fraction_test(
-            "other-minimizer",
-            (cf["resid"] <= MINIMIZER_ATOL) & (cf["other"] >= OMEGA_LEVEL / design.phi_1),
-            PASS_FRACTION,
-            valid=np.isfinite(cf["other"]),
-            scope=sup,
-            statistic="||Theta v_1|| of a constructed global UCL minimizer (suppressed points)",
-            rule=f"pass if minimizer (<= {MINIMIZER_ATOL:g}) and >= {OMEGA_LEVEL:g}/phi_1; "
-            f"holds if P(pass) > {PASS_FRACTION}",
-            data={"w_v1": cf["other"], "residual": cf["resid"]},
-        ),
-        fraction_test(
-            "larger-p",
-            np.abs(design.phi_1 * cf["big_p"] - 1.0) <= ABOUT_TOL,
-            PASS_FRACTION,
-            valid=np.isfinite(cf["big_p"]),
-            scope=sup,
-            statistic=f"min-norm ||W v_1|| with p = K + 1 = {K + 1} (suppressed points)",
-            rule=f"pass if within {ABOUT_TOL:g} of 1/phi_1; holds if P(pass) > {PASS_FRACTION}",
-            data={"w_v1": cf["big_p"]},
-        ),
-    )
-    control = fraction_test(
-        "control:suppression-where-learnt",
-        cf["align"][:, 1] <= EXACT_ZERO / design.phi_1,
+# --- row FS-dim: closed forms on sampled instances and at K = p = wide_K ---------------------
+
+
+class ClosedForms(NamedTuple):
+    """Per-unit arrays of the sampled instances (point, align (U, K+1), pred, other, resid,
+    big_p) and of the K = p = wide_K instances (align, pred, sup)."""
+
+    cf: dict[str, np.ndarray]
+    wide: dict[str, np.ndarray]
+
+
+def measure_closed_forms(design: Design, key: int) -> ClosedForms:
+    return ClosedForms(_closed_form(design, key), _wide(design, key))
+
+
+def _cf_valid(u: ClosedForms) -> np.ndarray:
+    return np.all(np.isfinite(u.cf["align"]), axis=1)
+
+
+def _cf_closed_form(design: Design, u: ClosedForms) -> TestResult:
+    err = common.relative_error(u.cf["align"], u.cf["pred"])
+    return fraction_test(
+        "closed-form",
+        err <= CLOSED_FORM_TOL,
         PASS_FRACTION,
-        valid=ok,
-        scope=~sup,
+        valid=_cf_valid(u),
+        statistic="max_j |W v_j - predicted_alignment_ucl_j| / (1 + predicted), min-norm",
+        rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
+        data={"phi3_sq": u.cf["point"], "error": err},
+    )
+
+
+def _cf_prediction(design: Design, u: ClosedForms) -> TestResult:
+    passed, _ = _prediction_pass(design, u.cf["point"], u.cf["align"][:, 1], EXACT_ZERO)
+    return fraction_test(
+        "prediction",
+        passed,
+        PASS_FRACTION,
+        valid=_cf_valid(u),
+        statistic="min-norm ||W v_1||: 0 where suppressed, ~1/phi_1 where learnt",
+        rule=f"pass if <= {EXACT_ZERO:g}/phi_1 (suppressed) or within {ABOUT_TOL:g} of "
+        f"1/phi_1 (learnt); holds if P(pass) > {PASS_FRACTION}",
+        data={"phi3_sq": u.cf["point"], "w_v1": u.cf["align"][:, 1]},
+    )
+
+
+def _other_minimizer(design: Design, u: ClosedForms) -> TestResult:
+    cf = u.cf
+    return fraction_test(
+        "other-minimizer",
+        (cf["resid"] <= MINIMIZER_ATOL) & (cf["other"] >= OMEGA_LEVEL / design.phi_1),
+        PASS_FRACTION,
+        valid=np.isfinite(cf["other"]),
+        scope=_suppressed_mask(design, cf["point"]),
+        statistic="||Theta v_1|| of a constructed global UCL minimizer (suppressed points)",
+        rule=f"pass if minimizer (<= {MINIMIZER_ATOL:g}) and >= {OMEGA_LEVEL:g}/phi_1; "
+        f"holds if P(pass) > {PASS_FRACTION}",
+        data={"w_v1": cf["other"], "residual": cf["resid"]},
+    )
+
+
+def _larger_p(design: Design, u: ClosedForms) -> TestResult:
+    return fraction_test(
+        "larger-p",
+        np.abs(design.phi_1 * u.cf["big_p"] - 1.0) <= ABOUT_TOL,
+        PASS_FRACTION,
+        valid=np.isfinite(u.cf["big_p"]),
+        scope=_suppressed_mask(design, u.cf["point"]),
+        statistic=f"min-norm ||W v_1|| with p = K + 1 = {K + 1} (suppressed points)",
+        rule=f"pass if within {ABOUT_TOL:g} of 1/phi_1; holds if P(pass) > {PASS_FRACTION}",
+        data={"w_v1": u.cf["big_p"]},
+    )
+
+
+def _wide_closed_form(design: Design, u: ClosedForms) -> TestResult:
+    # v_0..v_2 only: the K - 2 irrelevant features tie exactly, so at a learnt point (one of
+    # them loses the last slot) the min-norm minimizer spreads the slots over all of them.
+    wide_err = common.relative_error(u.wide["align"][:, :3], u.wide["pred"][:, :3])
+    return deterministic_test(
+        f"K=p={design.wide_K}-closed-form",
+        wide_err,
+        CLOSED_FORM_TOL,
+        statistic=f"max_{{j<=2}} |W v_j - predicted_alignment_ucl_j| / (1 + predicted), "
+        f"K = p = {design.wide_K} (irrelevant features tie), one instance per x in "
+        f"{design.wide_points}",
+        rule=f"holds iff every instance's error <= {CLOSED_FORM_TOL:g}",
+        data={"x": np.asarray(design.wide_points)},
+    )
+
+
+def _wide_prediction(design: Design, u: ClosedForms) -> TestResult:
+    w1 = u.wide["align"][:, 1]
+    # Normalised prediction error: <= 1 iff 0 (suppressed) / ~1/phi_1 (learnt) holds.
+    wide_pred_err = np.where(
+        u.wide["sup"], w1 * design.phi_1 / EXACT_ZERO, np.abs(design.phi_1 * w1 - 1) / ABOUT_TOL
+    )
+    return deterministic_test(
+        f"K=p={design.wide_K}-prediction",
+        wide_pred_err,
+        1.0,
+        statistic=f"min-norm ||W v_1||, K = p = {design.wide_K}: phi_1 w / {EXACT_ZERO:g} "
+        f"where suppressed, |phi_1 w - 1| / {ABOUT_TOL:g} where learnt",
+        rule="holds iff <= 1 on every instance (0 where suppressed, ~1/phi_1 where learnt)",
+        data={"x": np.asarray(design.wide_points), "w_v1": w1},
+    )
+
+
+def _cf_suppression_where_learnt(design: Design, u: ClosedForms) -> TestResult:
+    return fraction_test(
+        "control:suppression-where-learnt",
+        u.cf["align"][:, 1] <= EXACT_ZERO / design.phi_1,
+        PASS_FRACTION,
+        valid=_cf_valid(u),
+        scope=~_suppressed_mask(design, u.cf["point"]),
         statistic="min-norm ||W v_1|| on points where phi_1^2 is among the top p",
         rule=f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
     )
-    return tests, control
 
 
-def _wide_tests(
-    design: Design, wide: dict[str, np.ndarray]
-) -> tuple[tuple[TestResult, ...], TestResult]:
-    """The K = p = wide_K closed-form and prediction sub-tests and their control."""
-    # v_0..v_2 only: the K - 2 irrelevant features tie exactly, so at a learnt point (one of
-    # them loses the last slot) the min-norm minimizer spreads the slots over all of them.
-    wide_err = common.relative_error(wide["align"][:, :3], wide["pred"][:, :3])
-    w1 = wide["align"][:, 1]
-    # Normalised prediction error: <= 1 iff 0 (suppressed) / ~1/phi_1 (learnt) holds.
-    wide_pred_err = np.where(
-        wide["sup"], w1 * design.phi_1 / EXACT_ZERO, np.abs(design.phi_1 * w1 - 1) / ABOUT_TOL
-    )
-    tests = (
-        deterministic_test(
-            f"K=p={design.wide_K}-closed-form",
-            wide_err,
-            CLOSED_FORM_TOL,
-            statistic=f"max_{{j<=2}} |W v_j - predicted_alignment_ucl_j| / (1 + predicted), "
-            f"K = p = {design.wide_K} (irrelevant features tie), one instance per x in "
-            f"{design.wide_points}",
-            rule=f"holds iff every instance's error <= {CLOSED_FORM_TOL:g}",
-            data={"x": np.asarray(design.wide_points)},
-        ),
-        deterministic_test(
-            f"K=p={design.wide_K}-prediction",
-            wide_pred_err,
-            1.0,
-            statistic=f"min-norm ||W v_1||, K = p = {design.wide_K}: phi_1 w / {EXACT_ZERO:g} "
-            f"where suppressed, |phi_1 w - 1| / {ABOUT_TOL:g} where learnt",
-            rule="holds iff <= 1 on every instance (0 where suppressed, ~1/phi_1 where learnt)",
-            data={"x": np.asarray(design.wide_points), "w_v1": w1},
-        ),
-    )
-    control = deterministic_test(
+def _wide_suppression_where_learnt(design: Design, u: ClosedForms) -> TestResult:
+    w1 = u.wide["align"][:, 1]
+    return deterministic_test(
         f"control:K=p={design.wide_K}-suppression-where-learnt",
-        w1[~wide["sup"]] * design.phi_1 / EXACT_ZERO,
+        w1[~u.wide["sup"]] * design.phi_1 / EXACT_ZERO,
         1.0,
         statistic=f"min-norm ||W v_1|| at the learnt K = p = {design.wide_K} point(s), 0 predicted",
         rule="(wrong) holds iff phi_1 w <= EXACT_ZERO",
     )
-    return tests, control
+
+
+def describe_closed_forms(design: Design, u: ClosedForms) -> RowText:
+    cf = u.cf
+    return RowText(
+        summary=f"closed form, 4 x phi_3^2, {len(design.points) * design.seeds} units",
+        design=(
+            f"UCL, K=p=3, phi=(0.8, 1, sqrt(x)), x=phi_3^2 in {design.points}, balanced "
+            f"good-event n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}; "
+            f"closed-form min-norm, {design.seeds} seeds/point; K=p={design.wide_K} (Fig. 4b): "
+            f"x=phi_K^2/(K-2) in {design.wide_points}, n={design.wide_n} d={design.wide_d}, one "
+            "instance per x"
+        ),
+        notes=(
+            "median min-norm ||W v_1|| per x: "
+            + ", ".join(
+                f"{p:g}: {np.median(cf['align'][cf['point'] == p, 1]):.3f}" for p in design.points
+            ),
+        ),
+    )
+
+
+# --- row FS-dim [GD]: does GD reach the min-norm prediction? --------------------------------
+
+
+class GDEndpoints(NamedTuple):
+    """GD endpoints at GD_SIGMA_0 (point, w, min-norm mn, tol, div per unit), the sigma_0
+    sweep's x = sigma_0 sqrt(p/d), endpoint ||W_T v_1|| and divergence flags, and kappa."""
+
+    gd: dict[str, np.ndarray]
+    sweep_x: np.ndarray
+    sweep_w: np.ndarray
+    sweep_div: np.ndarray
+    kappa: float
 
 
 def _gd_endpoints(design: Design, key: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -415,75 +481,79 @@ def _scaling_kappa(design: Design) -> float:
     return common.tie_exponent(design.lr, float(ev[P]), float(ev[P - 1]))
 
 
-def _gd_tests(
-    design: Design, g: dict[str, np.ndarray], sweep_w: np.ndarray, sweep_div: np.ndarray
-) -> tuple[tuple[TestResult, ...], tuple[TestResult, ...], float]:
-    """Row ``FS-dim [GD]``'s sub-tests, its controls and kappa."""
+def measure_gd(design: Design, key: int) -> GDEndpoints:
+    gd, sweep_w, sweep_div = _gd_endpoints(design, key)
     x = np.repeat(design.sigma_0s, design.sweep_seeds) * math.sqrt(P / design.d)
-    kappa = _scaling_kappa(design)
-    gd_valid = (g["div"] == 0) & np.isfinite(g["w"])
-    tests = (
-        fraction_test(
-            "gd-endpoint",
-            np.abs(g["w"] - g["mn"]) <= g["tol"],
-            PASS_FRACTION,
-            valid=gd_valid,
-            statistic=f"| ||W_T v_1|| (GD, sigma_0={GD_SIGMA_0:g}) - min-norm value |",
-            rule=f"pass if <= {TOL_FACTOR:g} (tie leftover + kernel bound), derived; holds if "
-            f"P(pass) > {PASS_FRACTION}",
-            data={"phi3_sq": g["point"], "w_gd": g["w"], "w_min_norm": g["mn"], "tol": g["tol"]},
-        ),
-        slope_test(
-            "gd-sigma0-scaling",
-            x,
-            sweep_w,
-            kappa * (1 - LEFTOVER_MARGIN),
-            kappa * (1 + LEFTOVER_MARGIN),
-            valid=~sweep_div.astype(bool),
-            statistic=f"slope of log ||W_T v_1|| on log(sigma_0 sqrt(p/d)), phi_3^2="
-            f"{SCALING_POINT:g} (min-norm value 0)",
-            rule=f"GD -> min-norm like x^kappa: holds if the slope is significantly inside "
-            f"kappa (1 +- {LEFTOVER_MARGIN:g}), kappa = {kappa:.3f}",
-        ),
-    )
-    controls = (
-        fraction_test(
-            "control:suppression-where-learnt",
-            g["w"] <= SGD_SUPPRESSED_FRACTION / design.phi_1,
-            PASS_FRACTION,
-            valid=gd_valid,
-            scope=np.array([not suppressed(design, float(pt)) for pt in g["point"]]),
-            statistic="GD ||W_T v_1|| on learnt points, suppression predicted",
-            rule=f"(wrong) pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
-        ),
-        slope_test(
-            "control:leftover-exponent-2kappa",
-            x,
-            sweep_w,
-            LEFTOVER_CONTROL * kappa * (1 - LEFTOVER_MARGIN),
-            LEFTOVER_CONTROL * kappa * (1 + LEFTOVER_MARGIN),
-            valid=~sweep_div.astype(bool),
-            statistic="the same slope against a wrong exponent 2 kappa",
-            rule=f"holds if inside {LEFTOVER_CONTROL:g} kappa (1 +- {LEFTOVER_MARGIN:g})",
-        ),
-    )
-    return tests, controls, kappa
+    return GDEndpoints(gd, x, sweep_w, sweep_div, _scaling_kappa(design))
 
 
-def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
-    """Row ``FS-dim [GD]``: does GD reach the min-norm prediction?"""
-    g, sweep_w, sweep_div = _gd_endpoints(design, key)
-    tests, controls, kappa = _gd_tests(design, g, sweep_w, sweep_div)
-    return CLAIM.outcome(
-        variant="GD",
-        summary=f"UCL GD + sigma_0 sweep, {g['w'].size + sweep_w.size} units",
+def _gd_valid(u: GDEndpoints) -> np.ndarray:
+    return (u.gd["div"] == 0) & np.isfinite(u.gd["w"])
+
+
+def _gd_endpoint(design: Design, u: GDEndpoints) -> TestResult:
+    g = u.gd
+    return fraction_test(
+        "gd-endpoint",
+        np.abs(g["w"] - g["mn"]) <= g["tol"],
+        PASS_FRACTION,
+        valid=_gd_valid(u),
+        statistic=f"| ||W_T v_1|| (GD, sigma_0={GD_SIGMA_0:g}) - min-norm value |",
+        rule=f"pass if <= {TOL_FACTOR:g} (tie leftover + kernel bound), derived; holds if "
+        f"P(pass) > {PASS_FRACTION}",
+        data={"phi3_sq": g["point"], "w_gd": g["w"], "w_min_norm": g["mn"], "tol": g["tol"]},
+    )
+
+
+def _gd_sigma0_scaling(design: Design, u: GDEndpoints) -> TestResult:
+    return slope_test(
+        "gd-sigma0-scaling",
+        u.sweep_x,
+        u.sweep_w,
+        u.kappa * (1 - LEFTOVER_MARGIN),
+        u.kappa * (1 + LEFTOVER_MARGIN),
+        valid=~u.sweep_div.astype(bool),
+        statistic=f"slope of log ||W_T v_1|| on log(sigma_0 sqrt(p/d)), phi_3^2="
+        f"{SCALING_POINT:g} (min-norm value 0)",
+        rule=f"GD -> min-norm like x^kappa: holds if the slope is significantly inside "
+        f"kappa (1 +- {LEFTOVER_MARGIN:g}), kappa = {u.kappa:.3f}",
+    )
+
+
+def _gd_suppression_where_learnt(design: Design, u: GDEndpoints) -> TestResult:
+    return fraction_test(
+        "control:suppression-where-learnt",
+        u.gd["w"] <= SGD_SUPPRESSED_FRACTION / design.phi_1,
+        PASS_FRACTION,
+        valid=_gd_valid(u),
+        scope=~_suppressed_mask(design, u.gd["point"]),
+        statistic="GD ||W_T v_1|| on learnt points, suppression predicted",
+        rule=f"(wrong) pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
+    )
+
+
+def _leftover_exponent_2kappa(design: Design, u: GDEndpoints) -> TestResult:
+    return slope_test(
+        "control:leftover-exponent-2kappa",
+        u.sweep_x,
+        u.sweep_w,
+        LEFTOVER_CONTROL * u.kappa * (1 - LEFTOVER_MARGIN),
+        LEFTOVER_CONTROL * u.kappa * (1 + LEFTOVER_MARGIN),
+        valid=~u.sweep_div.astype(bool),
+        statistic="the same slope against a wrong exponent 2 kappa",
+        rule=f"holds if inside {LEFTOVER_CONTROL:g} kappa (1 +- {LEFTOVER_MARGIN:g})",
+    )
+
+
+def describe_gd(design: Design, u: GDEndpoints) -> RowText:
+    g = u.gd
+    return RowText(
+        summary=f"UCL GD + sigma_0 sweep, {g['w'].size + u.sweep_w.size} units",
         design=(
             f"UCL as FS-dim, full-batch GD float64 eta={design.lr:g} T={design.steps}, "
             f"sigma_0={GD_SIGMA_0:g} on x in {design.gd_points} ({design.gd_seeds} seeds each); "
             f"sigma_0 sweep {design.sigma_0s} at x={SCALING_POINT:g} ({design.sweep_seeds} each)"
         ),
-        tests=tests,
-        controls=controls,
         notes=(
             f"median ||W_T v_1|| at sigma_0={GD_SIGMA_0:g}: "
             + ", ".join(
@@ -491,37 +561,13 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
                 f"{np.median(g['mn'][g['point'] == p]):.3f})"
                 for p in design.gd_points
             )
-            + f"; sigma_0-sweep slope {tests[-1].estimate:.3f}, tie-leftover exponent kappa "
-            f"= {kappa:.3f} predicted",
+            + f"; sigma_0-sweep slope {_gd_sigma0_scaling(design, u).estimate:.3f}, "
+            f"tie-leftover exponent kappa = {u.kappa:.3f} predicted",
         ),
-        start=start,
     )
 
 
-def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
-    """Row ``FS-dim``: the closed-form sub-tests (sampled instances and K = p = wide_K)."""
-    cf = _closed_form(design, key)
-    cf_tests, cf_control = _closed_form_tests(design, cf)
-    wide_tests, wide_control = _wide_tests(design, _wide(design, key))
-    return CLAIM.outcome(
-        summary=f"closed form, 4 x phi_3^2, {len(design.points) * design.seeds} units",
-        design=(
-            f"UCL, K=p=3, phi=(0.8, 1, sqrt(x)), x=phi_3^2 in {design.points}, balanced "
-            f"good-event n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}; "
-            f"closed-form min-norm, {design.seeds} seeds/point; K=p={design.wide_K} (Fig. 4b): "
-            f"x=phi_K^2/(K-2) in {design.wide_points}, n={design.wide_n} d={design.wide_d}, one "
-            "instance per x"
-        ),
-        tests=(*cf_tests, *wide_tests),
-        controls=(cf_control, wide_control),
-        notes=(
-            "median min-norm ||W v_1|| per x: "
-            + ", ".join(
-                f"{p:g}: {np.median(cf['align'][cf['point'] == p, 1]):.3f}" for p in design.points
-            ),
-        ),
-        start=start,
-    )
+# --- row FS-dim [SGD]: minibatch SGD, last-quarter mean ------------------------------------
 
 
 def _sgd_offset(design: Design) -> int:
@@ -531,62 +577,57 @@ def _sgd_offset(design: Design) -> int:
     return closed_form + gd + len(design.sigma_0s) * design.sweep_seeds
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    main = _main_row(design, key, start)
-    gd_row = _gd_row(design, key, start)
-    return [main, gd_row, _sgd(design, key, _sgd_offset(design))]
-
-
-def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
-    start = time.perf_counter()
-    rows = {k: [] for k in ("point", "w", "div", "fresh")}
+def measure_sgd(design: Design, key: int) -> dict[str, np.ndarray]:
+    """Per SGD unit: point, last-quarter mean ||W_t v_1|| (w), diverged, fresh augmentations."""
+    rows: dict[str, list] = {k: [] for k in ("point", "w", "div", "fresh")}
     variants = list(design.sgd_variants)
-    seeds = common.units_seeds(len(variants), design.gd_seeds, offset)
+    seeds = common.units_seeds(len(variants), design.gd_seeds, _sgd_offset(design))
     for (phi3_sq, fresh), unit_seeds in zip(variants, seeds, strict=True):
         runs = run_gd(config(design, phi3_sq, design.sgd_batch, fresh), unit_seeds, key)
         rows["point"] += [phi3_sq] * len(unit_seeds)
         rows["w"] += list(common.last_quarter_mean(runs.alignment, 1))
         rows["div"] += list(runs.diverged)
         rows["fresh"] += [fresh] * len(unit_seeds)
-    r = common.float_arrays(rows)
-    passed, sup = _prediction_pass(design, r["point"], r["w"], SGD_SUPPRESSED_FRACTION)
-    valid = (r["div"] == 0) & np.isfinite(r["w"])
-    wrong = r["w"] <= SGD_SUPPRESSED_FRACTION / design.phi_1
-    rule = (
-        f"pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1 (suppressed) or within {ABOUT_TOL:g} of "
-        f"1/phi_1 (learnt); holds if P(pass) > {PASS_FRACTION}"
+    return common.float_arrays(rows)
+
+
+def _sgd_valid(r: dict[str, np.ndarray]) -> np.ndarray:
+    return (r["div"] == 0) & np.isfinite(r["w"])
+
+
+def _sgd_last_quarter(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+    passed, _ = _prediction_pass(design, r["point"], r["w"], SGD_SUPPRESSED_FRACTION)
+    return fraction_test(
+        "sgd-last-quarter",
+        passed,
+        PASS_FRACTION,
+        valid=_sgd_valid(r),
+        statistic="mean of ||W_t v_1|| over the last quarter of SGD steps",
+        rule=f"pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1 (suppressed) or within {ABOUT_TOL:g} "
+        f"of 1/phi_1 (learnt); holds if P(pass) > {PASS_FRACTION}",
+        data={"phi3_sq": r["point"], "fresh": r["fresh"], "w_v1": r["w"]},
     )
-    return CLAIM.outcome(
-        variant="SGD",
+
+
+def _sgd_suppression_where_learnt(design: Design, r: dict[str, np.ndarray]) -> TestResult:
+    return fraction_test(
+        "control:suppression-where-learnt",
+        r["w"] <= SGD_SUPPRESSED_FRACTION / design.phi_1,
+        PASS_FRACTION,
+        valid=_sgd_valid(r),
+        scope=~_suppressed_mask(design, r["point"]),
+        statistic="SGD ||W v_1|| on learnt points, suppression predicted",
+        rule=f"(wrong) pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
+    )
+
+
+def describe_sgd(design: Design, r: dict[str, np.ndarray]) -> RowText:
+    return RowText(
         summary=f"UCL SGD batch {design.sgd_batch}, {r['w'].size} units",
         design=(
             f"UCL as FS-dim, minibatch SGD batch {design.sgd_batch}/{design.n} originals, "
             f"(x, fresh augmentations) in {design.sgd_variants}, eta={design.lr:g} "
             f"T={design.steps}; {design.gd_seeds} seeds each"
-        ),
-        tests=(
-            fraction_test(
-                "sgd-last-quarter",
-                passed,
-                PASS_FRACTION,
-                valid=valid,
-                statistic="mean of ||W_t v_1|| over the last quarter of SGD steps",
-                rule=rule,
-                data={"phi3_sq": r["point"], "fresh": r["fresh"], "w_v1": r["w"]},
-            ),
-        ),
-        controls=(
-            fraction_test(
-                "control:suppression-where-learnt",
-                wrong,
-                PASS_FRACTION,
-                valid=valid,
-                scope=~sup,
-                statistic="SGD ||W v_1|| on learnt points, suppression predicted",
-                rule=f"(wrong) pass if < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
-            ),
         ),
         notes=(
             "median last-quarter ||W v_1||: "
@@ -595,5 +636,121 @@ def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
                 for p in sorted(set(r["point"].tolist()))
             ),
         ),
-        start=start,
     )
+
+
+_LEARNT_CONTROL = "(wrong) suppression predicted where phi_1^2 IS among the top p"
+
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="FS-dim",
+    rows=(
+        Row(
+            measure=measure_closed_forms,
+            rules=(
+                Rule(
+                    "closed-form",
+                    f"every min-norm ||W v_j|| within {CLOSED_FORM_TOL:g} (1 + value) of "
+                    f"predicted_alignment_ucl on a fraction > {PASS_FRACTION}",
+                    _cf_closed_form,
+                ),
+                Rule(
+                    "prediction",
+                    f"min-norm ||W v_1|| <= {EXACT_ZERO:g}/phi_1 where suppressed, within "
+                    f"{ABOUT_TOL:g} of 1/phi_1 where learnt, on a fraction > {PASS_FRACTION}",
+                    _cf_prediction,
+                ),
+                Rule(
+                    "other-minimizer",
+                    f"suppressed points: a constructed Theta has residual <= {MINIMIZER_ATOL:g} "
+                    f"and ||Theta v_1|| >= {OMEGA_LEVEL:g}/phi_1 on a fraction > {PASS_FRACTION}",
+                    _other_minimizer,
+                ),
+                Rule(
+                    "larger-p",
+                    f"suppressed points, p = K + 1: min-norm ||W v_1|| within {ABOUT_TOL:g} of "
+                    f"1/phi_1 on a fraction > {PASS_FRACTION}",
+                    _larger_p,
+                ),
+                Rule(
+                    "K=p={wide_K}-closed-form",
+                    f"K = p = wide_K, one instance per x: ||W v_j|| (j <= 2) within "
+                    f"{CLOSED_FORM_TOL:g} (1 + value) of predicted_alignment_ucl on every one",
+                    _wide_closed_form,
+                ),
+                Rule(
+                    "K=p={wide_K}-prediction",
+                    f"K = p = wide_K: ||W v_1|| <= {EXACT_ZERO:g}/phi_1 where suppressed, within "
+                    f"{ABOUT_TOL:g} of 1/phi_1 where learnt, on every instance",
+                    _wide_prediction,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:suppression-where-learnt",
+                    f"{_LEARNT_CONTROL}: min-norm ||W v_1|| <= {EXACT_ZERO:g}/phi_1",
+                    _cf_suppression_where_learnt,
+                ),
+                Rule(
+                    "control:K=p={wide_K}-suppression-where-learnt",
+                    f"{_LEARNT_CONTROL}, K = p = wide_K: ||W v_1|| <= {EXACT_ZERO:g}/phi_1",
+                    _wide_suppression_where_learnt,
+                ),
+            ),
+            describe=describe_closed_forms,
+        ),
+        Row(
+            measure=measure_gd,
+            rules=(
+                Rule(
+                    "gd-endpoint",
+                    f"| ||W_T v_1|| (GD, sigma_0={GD_SIGMA_0:g}) - min-norm | <= {TOL_FACTOR:g} x "
+                    f"(tie leftover + kernel bound) on a fraction > {PASS_FRACTION}",
+                    _gd_endpoint,
+                ),
+                Rule(
+                    "gd-sigma0-scaling",
+                    f"phi_3^2 = {SCALING_POINT:g}: slope of log ||W_T v_1|| on "
+                    f"log(sigma_0 sqrt(p/d)) significantly inside kappa (1 +- {LEFTOVER_MARGIN:g})",
+                    _gd_sigma0_scaling,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:suppression-where-learnt",
+                    f"{_LEARNT_CONTROL}: GD ||W_T v_1|| < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
+                    _gd_suppression_where_learnt,
+                ),
+                Rule(
+                    "control:leftover-exponent-2kappa",
+                    f"the same slope inside {LEFTOVER_CONTROL:g} kappa (1 +- {LEFTOVER_MARGIN:g})",
+                    _leftover_exponent_2kappa,
+                ),
+            ),
+            describe=describe_gd,
+            variant="GD",
+        ),
+        Row(
+            measure=measure_sgd,
+            rules=(
+                Rule(
+                    "sgd-last-quarter",
+                    f"last-quarter mean SGD ||W_t v_1|| < {SGD_SUPPRESSED_FRACTION:g}/phi_1 where "
+                    f"suppressed, within {ABOUT_TOL:g} of 1/phi_1 where learnt, on a fraction > "
+                    f"{PASS_FRACTION}",
+                    _sgd_last_quarter,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:suppression-where-learnt",
+                    f"{_LEARNT_CONTROL}: SGD ||W v_1|| < {SGD_SUPPRESSED_FRACTION:g}/phi_1",
+                    _sgd_suppression_where_learnt,
+                ),
+            ),
+            describe=describe_sgd,
+            variant="SGD",
+        ),
+    ),
+)

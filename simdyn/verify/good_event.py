@@ -41,7 +41,6 @@ float64, no D x D eigendecomposition.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -50,12 +49,12 @@ from scipy import stats
 
 from simdyn import theory
 from simdyn.config import DataConfig
-from simdyn.verify import common
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
 from simdyn.verify.stats import ALPHA, TestResult, clopper_pearson, deterministic_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="GOOD-EVENT",
     source="App. C, G (probability of Thm 4.4, 5.1, 6.1)",
     statement="the good event has probability prod (d-K-i)/d; the conclusions' failure rate "
@@ -314,27 +313,32 @@ def _draw(design: Design, key: int) -> _Draws:
     return draws
 
 
-def _event_tests(
-    design: Design, draws: _Draws, margin: float
-) -> tuple[list[TestResult], list[TestResult]]:
-    """Per point, the TOST of the bad-event rate; the (m+1) n controls at the points chosen from
-    the formulas (see module docs)."""
-    tests, gaps = [], []
+def _event_points(design: Design, draws: _Draws):
+    """Per point: (tag, the cc instances' bad events, exact rate, rate for (m+1) n draws)."""
     for (n, d, q), unit in zip(points(design), draws.units, strict=True):
-        bad = unit.cc_bad
         target = 1.0 - good_event_probability(design.m * n, d, K)
         wrong = 1.0 - good_event_probability((design.m + 1) * n, d, K)
-        tag = f"n={n} d={d} q={q:.3g}"
-        tests.append(
-            _event_test(
-                f"event[{tag}]", bad, target, margin,
-                f"TOST: bad-event rate within +-{margin:g} of 1 - prod (d-K-i)/d = {target:.4f}",
-            )
-        )  # fmt: skip
-        gaps.append((abs(wrong - target), bad, wrong, tag, target))
-    # Controls where the wrong rate's interval misses the truth by >= CONTROL_Z standard errors
-    # (decided from the formulas before any draw), and always at the most distinguishable point,
-    # so every size has one.
+        yield f"n={n} d={d} q={q:.3g}", unit.cc_bad, target, wrong
+
+
+def _event_tests(design: Design, draws: _Draws) -> list[TestResult]:
+    """Per point, the TOST of the bad-event rate against the exact formula."""
+    margin = event_margin(design.seeds)
+    return [
+        _event_test(
+            f"event[{tag}]", bad, target, margin,
+            f"TOST: bad-event rate within +-{margin:g} of 1 - prod (d-K-i)/d = {target:.4f}",
+        )
+        for tag, bad, target, _ in _event_points(design, draws)
+    ]  # fmt: skip
+
+
+def _event_controls(design: Design, draws: _Draws) -> list[TestResult]:
+    """The (m+1) n controls where the wrong rate's interval misses the truth by >= CONTROL_Z
+    standard errors (decided from the formulas before any draw), and always at the most
+    distinguishable point, so every size has one."""
+    margin = event_margin(design.seeds)
+    gaps = [(abs(w - t), bad, w, tag, t) for tag, bad, t, w in _event_points(design, draws)]
     best = max(g[0] for g in gaps)
     controls = []
     for gap, bad, wrong, tag, target in gaps:
@@ -346,7 +350,23 @@ def _event_tests(
                     f"(wrong) rate for (m+1) n noise draws = {wrong:.4f}",
                 )
             )  # fmt: skip
-    return tests, controls
+    return controls
+
+
+def _event_slope(design: Design, draws: _Draws) -> TestResult:
+    bads = [u.cc_bad for u in draws.units]
+    return _slope_test("slope", draws.qs, bads, SLOPE_LOWER, "the bad event")
+
+
+def _grid(design: Design) -> str:
+    return f"q=(mn)^2/d in {GRID_Q}, n in {design.ns}, m={design.m}, {design.seeds} instances each"
+
+
+def _describe_event(design: Design, draws: _Draws) -> RowText:
+    return RowText(
+        summary=f"i.i.d. noise placement, {len(draws.qs)} points x {design.seeds}",
+        design=f"balanced labels, i.i.d. basis-noise placement, K={K}; {_grid(design)}",
+    )
 
 
 def _implication_test(name: str, violations: list[np.ndarray], what: str, rule: str) -> TestResult:
@@ -362,114 +382,149 @@ def _implication_test(name: str, violations: list[np.ndarray], what: str, rule: 
     )
 
 
-def _rate_row(
-    design: Design,
-    draws: _Draws,
-    claim: str,
-    source: str,
-    bad: list[np.ndarray],
-    collide: list[np.ndarray],
-    fails: list[np.ndarray],
-    what: str,
-    grid: str,
-    seconds: float,
-) -> ClaimOutcome:
-    """A conclusion's failure-rate row (see module docs): the good event implies the
-    conclusion on every instance, and the cloglog slope over the rare-event points; controls:
-    the converse implication and a rate falling faster than the bound."""
-    rare = [i for i, pb in enumerate(draws.p_bad) if pb <= RARE_EVENT]
-    rare_q = [draws.qs[i] for i in rare]
-    rare_fails = [fails[i] for i in rare]
-    implied = _implication_test(
-        "good-event-implies",
-        [f & ~b for f, b in zip(fails, bad, strict=True)],
-        f"good event => {what}",
-        "holds iff the conclusion holds on every good-event instance (the theorems' proof)",
-    )
-    near_miss = _implication_test(
-        "control:distinct-noise-implies",
-        [f & ~c for f, c in zip(fails, collide, strict=True)],
-        f"distinct noise coordinates => {what}",
-        "(wrong) the event without 'off the feature block': the conclusion holds on every "
-        "instance whose noise coordinates are distinct",
-    )
-    return ClaimOutcome(
-        claim=claim,
-        source=source,
-        summary=f"failure rate vs q, {len(draws.qs)} points x {design.seeds}",
-        design=(
-            f"min-norm closed form per instance ({what}); {grid}; slope over the {len(rare)} "
-            f"points with P(bad) <= {RARE_EVENT:g}"
-        ),
-        tests=(implied, _slope_test("slope", rare_q, rare_fails, SLOPE_LOWER, what)),
-        controls=(
-            near_miss,
-            _slope_test(
-                f"control:slope>={design.control_slope:g}",
-                rare_q,
-                rare_fails,
-                design.control_slope,
-                what,
+def _rare(draws: _Draws) -> list[int]:
+    """The points where the bad event is rare (formula <= RARE_EVENT): the slope's points."""
+    return [i for i, pb in enumerate(draws.p_bad) if pb <= RARE_EVENT]
+
+
+class _Conclusion(NamedTuple):
+    """One conclusion's rate row: its _Point field prefix and what it asserts."""
+
+    tag: str
+    what: str
+
+    def flags(self, draws: _Draws, field: str) -> list[np.ndarray]:
+        return [getattr(u, f"{self.tag}_{field}") for u in draws.units]
+
+    def implied(self, design: Design, draws: _Draws) -> TestResult:
+        fails, bad = self.flags(draws, "fail"), self.flags(draws, "bad")
+        return _implication_test(
+            "good-event-implies",
+            [f & ~b for f, b in zip(fails, bad, strict=True)],
+            f"good event => {self.what}",
+            "holds iff the conclusion holds on every good-event instance (the theorems' proof)",
+        )
+
+    def distinct_noise(self, design: Design, draws: _Draws) -> TestResult:
+        fails, collide = self.flags(draws, "fail"), self.flags(draws, "collide")
+        return _implication_test(
+            "control:distinct-noise-implies",
+            [f & ~c for f, c in zip(fails, collide, strict=True)],
+            f"distinct noise coordinates => {self.what}",
+            "(wrong) the event without 'off the feature block': the conclusion holds on every "
+            "instance whose noise coordinates are distinct",
+        )
+
+    def slope(self, design: Design, draws: _Draws, lower: float, name: str) -> TestResult:
+        fails = self.flags(draws, "fail")
+        rare = _rare(draws)
+        return _slope_test(
+            name, [draws.qs[i] for i in rare], [fails[i] for i in rare], lower, self.what
+        )
+
+    def describe(self, design: Design, draws: _Draws) -> RowText:
+        fails, bad = self.flags(draws, "fail"), self.flags(draws, "bad")
+        rows = zip(draws.qs, fails, bad, draws.p_bad, strict=True)
+        return RowText(
+            summary=f"failure rate vs q, {len(draws.qs)} points x {design.seeds}",
+            design=(
+                f"min-norm closed form per instance ({self.what}); {_grid(design)}; slope over "
+                f"the {len(_rare(draws))} points with P(bad) <= {RARE_EVENT:g}"
             ),
-        ),
-        control=(
-            f"the event without 'off the feature block', and a rate falling like "
-            f"q^{design.control_slope:g}: must fail"
-        ),
-        seconds=seconds,
-        notes=tuple(
-            f"q={q:.3g}: failure rate {f.mean():.4f}, 95% CI "
-            f"{_interval(clopper_pearson(int(f.sum()), f.size))}; bad event {b.mean():.4f} "
-            f"(formula {pb:.4f})"
-            for q, f, b, pb in zip(draws.qs, fails, bad, draws.p_bad, strict=True)
-        ),
-    )
+            notes=tuple(
+                f"q={q:.3g}: failure rate {f.mean():.4f}, 95% CI "
+                f"{_interval(clopper_pearson(int(f.sum()), f.size))}; bad event {b.mean():.4f} "
+                f"(formula {pb:.4f})"
+                for q, f, b, pb in rows
+            ),
+        )
+
+    def row(self, claim: str, source: str) -> Row:
+        """The rate row (see module docs): the good event implies the conclusion on every
+        instance, and the cloglog slope over the rare-event points; controls: the event without
+        'off the feature block', and a rate falling faster than the bound."""
+        return Row(
+            measure=_draw,
+            claim=claim,
+            source=source,
+            control=lambda design: "the event without 'off the feature block', and a rate "
+            f"falling like q^{design.control_slope:g}: must fail",
+            rules=(
+                Rule(
+                    "good-event-implies",
+                    f"{self.what} on every good-event instance of every point (deterministic)",
+                    self.implied,
+                ),
+                Rule(
+                    "slope",
+                    f"cloglog slope of the failure rate on ln q over the points with P(bad) <= "
+                    f"{RARE_EVENT:g} significantly >= {SLOPE_LOWER:g} (one-sided Wald)",
+                    lambda design, draws: self.slope(design, draws, SLOPE_LOWER, "slope"),
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:distinct-noise-implies",
+                    f"(near miss) {self.what} on every instance with distinct noise coordinates",
+                    self.distinct_noise,
+                ),
+                Rule(
+                    "control:slope>={slope}",
+                    "(near miss) the slope rule against control_slope (1.25 full, 1.5 quick)",
+                    lambda design, draws: self.slope(
+                        design, draws, design.control_slope,
+                        f"control:slope>={design.control_slope:g}",
+                    ),
+                ),
+            ),
+            describe=self.describe,
+        )  # fmt: skip
 
 
 def _interval(ci: tuple[float, float]) -> str:
     return f"[{ci[0]:.4f}, {ci[1]:.4f}]"
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    margin = event_margin(design.seeds)
-    start = time.perf_counter()
-    draws = _draw(design, key)
-    event_tests, event_controls = _event_tests(design, draws, margin)
-    seconds = time.perf_counter() - start
-    grid = f"q=(mn)^2/d in {GRID_Q}, n in {design.ns}, m={design.m}, {design.seeds} instances each"
-    qs = draws.qs
-    cc_bad = [u.cc_bad for u in draws.units]
-    event_row = ClaimOutcome(
-        claim="GOOD-EVENT",
-        source=CLAIM.source,
-        summary=f"i.i.d. noise placement, {len(event_tests)} points x {design.seeds}",
-        design=f"balanced labels, i.i.d. basis-noise placement, K={K}; {grid}",
-        tests=(*event_tests, _slope_test("slope", qs, cc_bad, SLOPE_LOWER, "the bad event")),
-        controls=tuple(event_controls),
-        control="the rate for (m+1) n noise draws must fail",
-        seconds=seconds / 4,
-    )
-    rates = (
-        ("CC-minnorm rate", "Thm 4.4 (probability)", "cc", "||W v_2|| = 0 (SCL, mu=0)"),
-        ("FS-dim rate", "Thm 5.1 (probability)", "fs", "||W v_1|| = 0 (UCL, suppressed)"),
-        ("JOINT rate", "Thm 6.1 (probability)", "joint", "joint min-norm = Thm 6.1's value"),
-    )
-    return [
-        event_row,
-        *(
-            _rate_row(
-                design,
-                draws,
-                claim,
-                source,
-                [getattr(u, f"{tag}_bad") for u in draws.units],
-                [getattr(u, f"{tag}_collide") for u in draws.units],
-                [getattr(u, f"{tag}_fail") for u in draws.units],
-                what,
-                grid,
-                seconds / 4,
-            )
-            for claim, source, tag, what in rates
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="GOOD-EVENT",
+    rows=(
+        Row(
+            measure=_draw,
+            control="the rate for (m+1) n noise draws must fail",
+            rules=(
+                Rule(
+                    "event[{point}]",
+                    "per point: bad-event rate within +-event_margin(instances) of "
+                    "1 - prod (d-K-i)/d (exact binomial TOST)",
+                    _event_tests,
+                ),
+                Rule(
+                    "slope",
+                    f"cloglog slope of the bad-event rate on ln q significantly >= "
+                    f"{SLOPE_LOWER:g} (one-sided Wald)",
+                    _event_slope,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:event-(m+1)n[{point}]",
+                    f"(near miss) the TOST against the rate for (m+1) n draws, where it misses "
+                    f"the truth by >= {CONTROL_Z:.2f} standard errors",
+                    _event_controls,
+                ),
+            ),
+            describe=_describe_event,
         ),
-    ]
+        _Conclusion("cc", "||W v_2|| = 0 (SCL, mu=0)").row(
+            "CC-minnorm rate", "Thm 4.4 (probability)"
+        ),
+        _Conclusion("fs", "||W v_1|| = 0 (UCL, suppressed)").row(
+            "FS-dim rate", "Thm 5.1 (probability)"
+        ),
+        _Conclusion("joint", "joint min-norm = Thm 6.1's value").row(
+            "JOINT rate", "Thm 6.1 (probability)"
+        ),
+    ),
+)

@@ -37,20 +37,22 @@ prediction must fail (closed form, GD and SGD).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from simdyn import theory
 from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
 from simdyn.verify import common
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment
+from simdyn.verify.runs import Runs
 from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import TestResult, fraction_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="JOINT",
     source="Thm 6.1",
     statement="when SCL collapses and UCL suppresses, min-norm joint keeps both: ||W v_1|| ~ "
@@ -208,9 +210,19 @@ def _ucl_control(
     )
 
 
-def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
-    """Row ``JOINT``: the closed-form min-norm joint minimizer over the beta sweep."""
-    K = len(design.phi)
+class MinNormUnits(NamedTuple):
+    """Row ``JOINT``'s units: beta (U,), min-norm alignments align (U, K+1), finite ok (U,),
+    closed-form error err (U,) on v_0..v_2 and the keeps-both pass flags keeps (U,)."""
+
+    betas: np.ndarray
+    align: np.ndarray
+    ok: np.ndarray
+    err: np.ndarray
+    keeps: np.ndarray
+
+
+def measure_min_norm(design: Design, key: int) -> MinNormUnits:
+    """The closed-form min-norm joint minimizer of every unit over the beta sweep."""
     seeds = [s for group in common.units_seeds(len(design.betas), design.seeds) for s in group]
     betas = np.repeat(design.betas, design.seeds)
     align = _min_norm(design, seeds, betas, key)
@@ -227,93 +239,120 @@ def _main_row(design: Design, key: int, start: float) -> ClaimOutcome:
     err = common.relative_error(align[:, :3], pred[:, :3])
     t1, t2 = _targets(design, betas)
     keeps = keeps_both(align[:, 1], align[:, 2], t1, t2, ABOUT_TOL)
-    closed_form = fraction_test(
+    return MinNormUnits(betas, align, ok, err, keeps)
+
+
+def _closed_form(design: Design, u: MinNormUnits) -> TestResult:
+    return fraction_test(
         "closed-form",
-        err <= CLOSED_FORM_TOL,
+        u.err <= CLOSED_FORM_TOL,
         PASS_FRACTION,
-        valid=ok,
+        valid=u.ok,
         statistic="max_{j<=2} |W v_j - predicted_alignment_joint_j| / (1 + predicted)",
         rule=f"pass if <= {CLOSED_FORM_TOL:g}; holds if P(pass) > {PASS_FRACTION}",
-        data={"beta": betas, "error": err},
+        data={"beta": u.betas, "error": u.err},
     )
-    return CLAIM.outcome(
-        summary=f"closed form, beta sweep, {len(betas)} units",
+
+
+def _min_norm_keeps_both(design: Design, u: MinNormUnits) -> tuple[TestResult, ...]:
+    return _keeps_both_tests(
+        design,
+        "keeps-both",
+        u.keeps,
+        u.betas,
+        u.ok,
+        ABOUT_TOL,
+        "phi_1 ||W v_1|| and phi_2 ||W v_2|| / sqrt(1-beta), min-norm",
+        {"w_v1": u.align[:, 1], "w_v2": u.align[:, 2]},
+    )
+
+
+def _min_norm_control(design: Design, u: MinNormUnits) -> TestResult:
+    return _ucl_control(
+        design,
+        u.align[:, 1],
+        u.ok,
+        EXACT_ZERO,
+        "min-norm joint ||W v_1||, UCL's prediction 0",
+        f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
+    )
+
+
+def describe_min_norm(design: Design, u: MinNormUnits) -> RowText:
+    return RowText(
+        summary=f"closed form, beta sweep, {len(u.betas)} units",
         design=(
-            f"joint loss, K={K} p={design.p} phi={design.phi} mu=0 balanced good-event "
-            f"n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}, beta in "
-            f"{design.betas}; closed-form min-norm, {design.seeds} seeds/beta"
-        ),
-        tests=(
-            closed_form,
-            *_keeps_both_tests(
-                design,
-                "keeps-both",
-                keeps,
-                betas,
-                ok,
-                ABOUT_TOL,
-                "phi_1 ||W v_1|| and phi_2 ||W v_2|| / sqrt(1-beta), min-norm",
-                {"w_v1": align[:, 1], "w_v2": align[:, 2]},
-            ),
-        ),
-        controls=(
-            _ucl_control(
-                design,
-                align[:, 1],
-                ok,
-                EXACT_ZERO,
-                "min-norm joint ||W v_1||, UCL's prediction 0",
-                f"(wrong) pass if <= {EXACT_ZERO:g}/phi_1; holds if P(pass) > {PASS_FRACTION}",
-            ),
+            f"joint loss, K={len(design.phi)} p={design.p} phi={design.phi} mu=0 balanced "
+            f"good-event n={design.n} m={design.m} d={design.d} sigma_xi={design.sigma_xi:g}, "
+            f"beta in {design.betas}; closed-form min-norm, {design.seeds} seeds/beta"
         ),
         notes=(
             "median min-norm (||W v_1||, ||W v_2||) per beta: "
             + ", ".join(
-                f"{b:g}: ({np.median(align[betas == b, 1]):.3f}, "
-                f"{np.median(align[betas == b, 2]):.3f})"
+                f"{b:g}: ({np.median(u.align[u.betas == b, 1]):.3f}, "
+                f"{np.median(u.align[u.betas == b, 2]):.3f})"
                 for b in design.betas
             ),
         ),
-        start=start,
     )
 
 
-def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
-    """Row ``JOINT [GD]``: the keeps-both rule on GD endpoints; min-norm agreement in the notes."""
+class GDUnits(NamedTuple):
+    """Row ``JOINT [GD]``'s units: the runs with beta (U,), endpoint alignments w (U, 2) on
+    v_1, v_2, their deviation dev (U,) from the min-norm minimizer's, its derived tol (U,) and
+    the keeps-both pass flags keeps (U,)."""
+
+    betas: np.ndarray
+    runs: Runs
+    w: np.ndarray
+    dev: np.ndarray
+    tol: np.ndarray
+    keeps: np.ndarray
+
+
+def measure_gd(design: Design, key: int) -> GDUnits:
+    """The GD endpoints (:func:`gd_units`) and the min-norm minimizers of their instances."""
     (group,) = gd_units(design, key)
-    gd_seeds, gd_betas, runs = group.seeds, group.beta, group.runs
-    gd_mn = _min_norm(design, gd_seeds, gd_betas, key)
-    tol = np.array([gd_tolerance(design, b) for b in gd_betas])
-    gd_w = runs.alignment[:, -1, 1:3]
-    gd_dev = np.max(np.abs(gd_w - gd_mn[:, 1:3]), axis=1)
-    g1, g2 = _targets(design, gd_betas)
-    gd_keeps = keeps_both(gd_w[:, 0], gd_w[:, 1], g1, g2, ABOUT_TOL)
-    return CLAIM.outcome(
-        variant="GD",
-        summary=f"joint GD, beta sweep, {len(gd_seeds)} units",
+    gd_mn = _min_norm(design, group.seeds, group.beta, key)
+    tol = np.array([gd_tolerance(design, b) for b in group.beta])
+    w = group.runs.alignment[:, -1, 1:3]
+    dev = np.max(np.abs(w - gd_mn[:, 1:3]), axis=1)
+    g1, g2 = _targets(design, group.beta)
+    keeps = keeps_both(w[:, 0], w[:, 1], g1, g2, ABOUT_TOL)
+    return GDUnits(group.beta, group.runs, w, dev, tol, keeps)
+
+
+def _gd_keeps_both(design: Design, u: GDUnits) -> tuple[TestResult, ...]:
+    return _keeps_both_tests(
+        design,
+        "gd-keeps-both",
+        u.keeps,
+        u.betas,
+        ~u.runs.diverged & np.isfinite(u.dev),
+        ABOUT_TOL,
+        f"phi_1 ||W_T v_1|| and phi_2 ||W_T v_2|| / sqrt(1-beta), GD T={design.steps}",
+        {"w_v1": u.w[:, 0], "w_v2": u.w[:, 1], "deviation": u.dev, "tol": u.tol},
+    )
+
+
+def _gd_control(design: Design, u: GDUnits) -> TestResult:
+    return _ucl_control(
+        design,
+        u.runs.alignment[:, -1, 1],
+        ~u.runs.diverged,
+        SGD_ABOUT_TOL,
+        "GD ||W_T v_1||, UCL's prediction 0 (within the SGD tolerance)",
+        f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
+    )
+
+
+def describe_gd(design: Design, u: GDUnits) -> RowText:
+    a = u.runs.alignment
+    return RowText(
+        summary=f"joint GD, beta sweep, {len(u.betas)} units",
         design=(
             f"as JOINT, full-batch GD float64 sigma_0={design.sigma_0:g} eta={design.lr:g} "
             f"T={design.steps}, beta traced per unit, {design.gd_seeds} seeds/beta"
-        ),
-        tests=_keeps_both_tests(
-            design,
-            "gd-keeps-both",
-            gd_keeps,
-            gd_betas,
-            ~runs.diverged & np.isfinite(gd_dev),
-            ABOUT_TOL,
-            f"phi_1 ||W_T v_1|| and phi_2 ||W_T v_2|| / sqrt(1-beta), GD T={design.steps}",
-            {"w_v1": gd_w[:, 0], "w_v2": gd_w[:, 1], "deviation": gd_dev, "tol": tol},
-        ),
-        controls=(
-            _ucl_control(
-                design,
-                runs.alignment[:, -1, 1],
-                ~runs.diverged,
-                SGD_ABOUT_TOL,
-                "GD ||W_T v_1||, UCL's prediction 0 (within the SGD tolerance)",
-                f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
-            ),
         ),
         notes=(
             "per beta: fraction of GD endpoints equal to the min-norm minimizer's alignments "
@@ -322,25 +361,63 @@ def _gd_row(design: Design, key: int, start: float) -> ClaimOutcome:
             "modes fill the p slots and displaces a mixture of them), median (||W_T v_1||, "
             "||W_T v_2||): "
             + ", ".join(
-                f"{b:g}: {np.mean((gd_dev <= tol)[gd_betas == b]):.2f}, "
-                f"({np.median(runs.alignment[gd_betas == b, -1, 1]):.3f}, "
-                f"{np.median(runs.alignment[gd_betas == b, -1, 2]):.3f})"
+                f"{b:g}: {np.mean((u.dev <= u.tol)[u.betas == b]):.2f}, "
+                f"({np.median(a[u.betas == b, -1, 1]):.3f}, "
+                f"{np.median(a[u.betas == b, -1, 2]):.3f})"
                 for b in design.betas
             )
-            + f"; max deviation {np.nanmax(gd_dev):.1e} (tol {tol.min():.1e})",
+            + f"; max deviation {np.nanmax(u.dev):.1e} (tol {u.tol.min():.1e})",
         ),
-        start=start,
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
-    check_conditions(design)
-    main = _main_row(design, key, start)
-    gd_row = _gd_row(design, key, start)
-    offset = len(design.betas) * (design.seeds + design.gd_seeds)
-    return [main, gd_row, _sgd(design, key, offset)]
+class SGDUnits(NamedTuple):
+    """Row ``JOINT [SGD]``'s units: beta (U,), last-quarter mean alignments w (U, K+1), the
+    keeps-both pass flags keeps (U,), lost (U,) (v_2 below half its target) and valid (U,)."""
+
+    betas: np.ndarray
+    w: np.ndarray
+    keeps: np.ndarray
+    lost: np.ndarray
+    valid: np.ndarray
+
+
+def measure_sgd(design: Design, key: int) -> SGDUnits:
+    """Minibatch SGD runs on seeds after the closed-form and GD rows' (independent units)."""
+    nb = len(design.betas)
+    offset = nb * (design.seeds + design.gd_seeds)
+    seeds = list(range(offset, offset + nb * design.sgd_seeds))
+    betas = np.repeat(design.betas, design.sgd_seeds)
+    runs = run_gd(config(design, design.sgd_batch), seeds, key, beta=betas)
+    w = common.last_quarter_mean(runs.alignment, slice(None))
+    t1, t2 = _targets(design, betas)
+    keeps = keeps_both(w[:, 1], w[:, 2], t1, t2, SGD_ABOUT_TOL)
+    valid = ~runs.diverged & np.all(np.isfinite(w), axis=1)
+    return SGDUnits(betas, w, keeps, w[:, 2] < 0.5 * t2, valid)
+
+
+def _sgd_keeps_both(design: Design, u: SGDUnits) -> tuple[TestResult, ...]:
+    return _keeps_both_tests(
+        design,
+        "sgd-last-quarter",
+        u.keeps,
+        u.betas,
+        u.valid,
+        SGD_ABOUT_TOL,
+        "last-quarter mean of phi_1 ||W v_1|| and phi_2 ||W v_2||/sqrt(1-beta)",
+        {"w_v1": u.w[:, 1], "w_v2": u.w[:, 2]},
+    )
+
+
+def _sgd_control(design: Design, u: SGDUnits) -> TestResult:
+    return _ucl_control(
+        design,
+        u.w[:, 1],
+        u.valid,
+        SGD_ABOUT_TOL,
+        "SGD ||W v_1||, UCL's prediction 0 (within the SGD tolerance)",
+        f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
+    )
 
 
 def _sgd_lost_note(design: Design, w: np.ndarray, betas: np.ndarray, lost: np.ndarray) -> str:
@@ -362,44 +439,92 @@ def _sgd_lost_note(design: Design, w: np.ndarray, betas: np.ndarray, lost: np.nd
     )
 
 
-def _sgd(design: Design, key: int, offset: int) -> ClaimOutcome:
-    start = time.perf_counter()
-    nb = len(design.betas)
-    seeds = list(range(offset, offset + nb * design.sgd_seeds))
-    betas = np.repeat(design.betas, design.sgd_seeds)
-    runs = run_gd(config(design, design.sgd_batch), seeds, key, beta=betas)
-    w = common.last_quarter_mean(runs.alignment, slice(None))
-    t1, t2 = _targets(design, betas)
-    keeps = keeps_both(w[:, 1], w[:, 2], t1, t2, SGD_ABOUT_TOL)
-    lost = w[:, 2] < 0.5 * t2
-    valid = ~runs.diverged & np.all(np.isfinite(w), axis=1)
-    return CLAIM.outcome(
-        variant="SGD",
-        summary=f"joint SGD batch {design.sgd_batch}, {len(seeds)} units",
+def describe_sgd(design: Design, u: SGDUnits) -> RowText:
+    return RowText(
+        summary=f"joint SGD batch {design.sgd_batch}, {len(u.betas)} units",
         design=(
             f"as JOINT, minibatch SGD batch {design.sgd_batch}/{design.n} originals, "
             f"T={design.steps}; {design.sgd_seeds} seeds/beta"
         ),
-        tests=_keeps_both_tests(
-            design,
-            "sgd-last-quarter",
-            keeps,
-            betas,
-            valid,
-            SGD_ABOUT_TOL,
-            "last-quarter mean of phi_1 ||W v_1|| and phi_2 ||W v_2||/sqrt(1-beta)",
-            {"w_v1": w[:, 1], "w_v2": w[:, 2]},
-        ),
-        controls=(
-            _ucl_control(
-                design,
-                w[:, 1],
-                valid,
-                SGD_ABOUT_TOL,
-                "SGD ||W v_1||, UCL's prediction 0 (within the SGD tolerance)",
-                f"(wrong) pass if <= {SGD_ABOUT_TOL:g}/phi_1",
-            ),
-        ),
-        notes=(_sgd_lost_note(design, w, betas, lost),),
-        start=start,
+        notes=(_sgd_lost_note(design, u.w, u.betas, u.lost),),
     )
+
+
+def _keeps_both_decides(what: str, tol: float) -> str:
+    return (
+        f"each beta: {what} phi_1 ||W v_1|| and phi_2 ||W v_2|| / sqrt(1-beta) both within "
+        f"{tol:g} of 1 on a fraction > {PASS_FRACTION}"
+    )
+
+
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="JOINT",
+    check=check_conditions,
+    rows=(
+        Row(
+            measure=measure_min_norm,
+            rules=(
+                Rule(
+                    "closed-form",
+                    f"min-norm ||W v_j||, j <= 2, within {CLOSED_FORM_TOL:g} (1 + value) of "
+                    f"predicted_alignment_joint on a fraction > {PASS_FRACTION}",
+                    _closed_form,
+                ),
+                Rule(
+                    "keeps-both[beta={beta}]",
+                    _keeps_both_decides("min-norm", ABOUT_TOL),
+                    _min_norm_keeps_both,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:ucl-suppression",
+                    f"(wrong) min-norm ||W v_1|| <= {EXACT_ZERO:g}/phi_1 (UCL's prediction 0)",
+                    _min_norm_control,
+                ),
+            ),
+            describe=describe_min_norm,
+        ),
+        Row(
+            measure=measure_gd,
+            rules=(
+                Rule(
+                    "gd-keeps-both[beta={beta}]",
+                    _keeps_both_decides("GD endpoint", ABOUT_TOL),
+                    _gd_keeps_both,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:ucl-suppression",
+                    f"(wrong) GD ||W_T v_1|| <= {SGD_ABOUT_TOL:g}/phi_1 (UCL's prediction 0)",
+                    _gd_control,
+                ),
+            ),
+            describe=describe_gd,
+            variant="GD",
+        ),
+        Row(
+            measure=measure_sgd,
+            rules=(
+                Rule(
+                    "sgd-last-quarter[beta={beta}]",
+                    _keeps_both_decides("SGD last-quarter mean", SGD_ABOUT_TOL),
+                    _sgd_keeps_both,
+                ),
+            ),
+            controls=(
+                Rule(
+                    "control:ucl-suppression",
+                    f"(wrong) SGD last-quarter ||W v_1|| <= {SGD_ABOUT_TOL:g}/phi_1 "
+                    "(UCL's prediction 0)",
+                    _sgd_control,
+                ),
+            ),
+            describe=describe_sgd,
+            variant="SGD",
+        ),
+    ),
+)

@@ -25,18 +25,18 @@ must fail.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from simdyn import theory
 from simdyn.verify import cc_train, common, fs_dim, joint
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, GDGroup, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, GDGroup, Scale
 from simdyn.verify.instances import compressed_moments, instance, sample_instances
-from simdyn.verify.stats import fraction_test
+from simdyn.verify.stats import TestResult, fraction_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="MINLOSS",
     source="Lemma B.2",
     statement="GD's final loss approaches -sum_{i<=p} lambda_i(M^+ P)^2",
@@ -80,8 +80,13 @@ def _groups(design: Design, key: int) -> list[tuple[str, int, GDGroup]]:
     return out
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    start = time.perf_counter()
+KINDS = ("scl", "ucl", "joint")
+RULE = f"pass if -{FLOAT_FLOOR:g} <= g <= tol (derived); holds if P(pass) > {PASS_FRACTION}"
+
+
+def measure(design: Design, key: int) -> dict[str, np.ndarray]:
+    """Per unit: final loss, relative gap g to the minimum and to the one-too-few minimum, its
+    tolerance, whether it diverged, and its design kind (scl / ucl / joint)."""
     rows: dict[str, list] = {k: [] for k in ("loss", "gap", "wrong_gap", "tol", "div")}
     labels: list[str] = []
     for name, owner_key, (cfg, seeds, runs, beta, a_slow) in _groups(design, key):
@@ -104,49 +109,86 @@ def run(design: Design, key: int) -> list[ClaimOutcome]:
             rows["div"].append(bool(runs.diverged[u]))
             labels.append(name)
     r = {k: np.asarray(v, float) for k, v in rows.items()}
-    valid = (r["div"] == 0) & np.isfinite(r["loss"])
-    rule = f"pass if -{FLOAT_FLOOR:g} <= g <= tol (derived); holds if P(pass) > {PASS_FRACTION}"
-    kinds = np.array(labels)
-    counts = {k: int(np.sum(kinds == k)) for k in ("scl", "ucl", "joint")}
-    # One test per design (not pooled): the three losses relax at different rates.
-    tests, controls = [], []
-    for kind in counts:
-        sel = kinds == kind
-        tests.append(
-            fraction_test(
-                f"gd-final-loss[{kind}]",
-                ((r["gap"] >= -FLOAT_FLOOR) & (r["gap"] <= r["tol"]))[sel],
-                PASS_FRACTION,
-                valid=valid[sel],
-                statistic="relative gap (L_T - L*)/|L*| of GD's final loss to theory.min_loss",
-                rule=rule,
-                data={"gap": r["gap"][sel], "tol": r["tol"][sel]},
+    r["kind"] = np.array(labels)
+    return r
+
+
+def _per_kind(name: str, gap: str, statistic: str, with_data: bool):
+    """One fraction test per design kind (not pooled: the three losses relax at different
+    rates) of -FLOAT_FLOOR <= ``gap`` <= tol."""
+
+    def evaluate(design: Design, r: dict[str, np.ndarray]) -> list[TestResult]:
+        valid = (r["div"] == 0) & np.isfinite(r["loss"])
+        passed = (r[gap] >= -FLOAT_FLOOR) & (r[gap] <= r["tol"])
+        out = []
+        for kind in KINDS:
+            sel = r["kind"] == kind
+            out.append(
+                fraction_test(
+                    f"{name}[{kind}]",
+                    passed[sel],
+                    PASS_FRACTION,
+                    valid=valid[sel],
+                    statistic=statistic,
+                    rule=RULE,
+                    data={"gap": r["gap"][sel], "tol": r["tol"][sel]} if with_data else None,
+                )
             )
-        )
-        controls.append(
-            fraction_test(
-                f"control:one-direction-too-few[{kind}]",
-                ((r["wrong_gap"] >= -FLOAT_FLOOR) & (r["wrong_gap"] <= r["tol"]))[sel],
-                PASS_FRACTION,
-                valid=valid[sel],
-                statistic="relative gap to -sum_{i<rank} lambda_i^2 (one direction too few)",
-                rule=rule,
-            )
-        )
-    return [
-        CLAIM.outcome(
-            summary=f"GD endpoints, 3 designs, {sum(counts.values())} units",
-            design=(
-                "GD endpoints (float64) of the CC-train SCL, FS-dim UCL (incl. sigma_0 sweep) and "
-                f"JOINT designs: {counts['scl']} SCL, {counts['ucl']} UCL, {counts['joint']} "
-                "joint units; min_loss of each unit's training set"
+        return out
+
+    return evaluate
+
+
+def describe(design: Design, r: dict[str, np.ndarray]) -> RowText:
+    counts = {k: int(np.sum(r["kind"] == k)) for k in KINDS}
+    return RowText(
+        summary=f"GD endpoints, 3 designs, {sum(counts.values())} units",
+        design=(
+            "GD endpoints (float64) of the CC-train SCL, FS-dim UCL (incl. sigma_0 sweep) and "
+            f"JOINT designs: {counts['scl']} SCL, {counts['ucl']} UCL, {counts['joint']} "
+            "joint units; min_loss of each unit's training set"
+        ),
+        notes=(
+            f"median relative gap {np.nanmedian(r['gap']):.1e} (max "
+            f"{np.nanmax(r['gap']):.1e}); median tol {np.nanmedian(r['tol']):.1e}",
+        ),
+    )
+
+
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream=None,  # the owning claims' units, under their own streams (_groups)
+    rows=(
+        Row(
+            measure=measure,
+            rules=(
+                Rule(
+                    "gd-final-loss[{kind}]",
+                    f"per design (scl, ucl, joint): -{FLOAT_FLOOR:g} <= (L_T - L*)/|L*| <= tol "
+                    f"(derived) on a fraction > {PASS_FRACTION} (diverged units fail)",
+                    _per_kind(
+                        "gd-final-loss",
+                        "gap",
+                        "relative gap (L_T - L*)/|L*| of GD's final loss to theory.min_loss",
+                        True,
+                    ),
+                ),
             ),
-            tests=tuple(tests),
-            controls=tuple(controls),
-            notes=(
-                f"median relative gap {np.nanmedian(r['gap']):.1e} (max "
-                f"{np.nanmax(r['gap']):.1e}); median tol {np.nanmedian(r['tol']):.1e}",
+            controls=(
+                Rule(
+                    "control:one-direction-too-few[{kind}]",
+                    "(near miss) the same rule against the minimum with one selected direction "
+                    "too few",
+                    _per_kind(
+                        "control:one-direction-too-few",
+                        "wrong_gap",
+                        "relative gap to -sum_{i<rank} lambda_i^2 (one direction too few)",
+                        False,
+                    ),
+                ),
             ),
-            start=start,
-        )
-    ]
+            describe=describe,
+        ),
+    ),
+)

@@ -10,6 +10,7 @@ from typing import Any
 
 from simdyn.config import ConfigError
 from simdyn.verify.blas import blas_threads
+from simdyn.verify.claim import Claim
 from simdyn.verify.common import ClaimOutcome, Scale
 
 _MODULES = {
@@ -76,7 +77,14 @@ def run_claim(
 
     if not jax.config.jax_enable_x64:
         raise ConfigError("simdyn verify needs 64-bit JAX: call simdyn.enable_x64() first")
-    mod = module(claim_id)
-    design = with_seeds(mod.DESIGNS[scale], seeds)
+    from simdyn.verify.claim import evaluate
+
+    declared = declaration(claim_id)
+    design = with_seeds(declared.designs[scale], seeds)
     with blas_threads(1):
-        return mod.run(design, key)
+        return evaluate(declared, design, key)
+
+
+def declaration(claim_id: str) -> Claim:
+    """The claim's declaration (designs, rows, rules) from its module."""
+    return module(claim_id).CLAIM

@@ -94,8 +94,9 @@ def run(
 
 
 def clear_memo() -> None:
-    """Forget memoised runs (tests; a new verify session)."""
+    """Forget memoised runs and intermediates (tests; a new verify session)."""
     _MEMO.clear()
+    simulators.clear_memoised()
 
 
 def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from dataclasses import dataclass
 
 import jax
@@ -59,12 +58,13 @@ from simdyn.minibatch_objective import (
     expected_minibatch_objective,
 )
 from simdyn.verify import common, joint
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import Compressed, alignment
 from simdyn.verify.runs import run as run_sgd
 from simdyn.verify.stats import TestResult, fraction_test, slope_test
 
-CLAIM = ClaimInfo(
+INFO = ClaimInfo(
     id="SGD-OBJ",
     source="Sec 6 (SGD), in-batch objective",
     statement="minibatch SGD converges to the minimizers of its expected minibatch objective "
@@ -223,31 +223,35 @@ def _gap_slope(
     )
 
 
-def _tests(
-    design: Design, u: dict[str, np.ndarray]
-) -> tuple[tuple[TestResult, ...], tuple[TestResult, ...]]:
-    """(sub-tests, controls): L_exp's minimizer and gap against the full loss's."""
-    valid = ~u["diverged"] & u["relaxed"] & np.isfinite(u["w_sgd"]) & np.isfinite(u["gap"])
+def _valid(u: dict[str, np.ndarray]) -> np.ndarray:
+    """Units that count: SGD did not diverge and its endpoint relaxed to L_exp's minimum."""
+    return ~u["diverged"] & u["relaxed"] & np.isfinite(u["w_sgd"]) & np.isfinite(u["gap"])
+
+
+def _v1_tests(
+    design: Design, u: dict[str, np.ndarray], name: str, w_target: str, target: str
+) -> list[TestResult]:
+    """One ``_v1_test`` per step size: SGD's ||W v_1|| near ``u[w_target]``, the tolerance half
+    the distance between the two objectives' predictions."""
     tol = np.abs(u["w_full"] - u["w_exp"]) / 2
-    near_exp = np.abs(u["w_sgd"] - u["w_exp"]) <= tol
-    near_full = np.abs(u["w_sgd"] - u["w_full"]) <= tol
-    tests = (
-        *(
-            _v1_test("v1-at-expected-minimum", near_exp, lr, "L_exp's minimizer", u, valid)
-            for lr in design.lrs
-        ),
-        _gap_slope("expected-gap-slope", u["gap"], "L_exp(Theta_T) - min L_exp", u, valid),
-    )
-    controls = (
-        *(
-            _v1_test(
-                "control:v1-at-full-minimum", near_full, lr, "the full loss's min-norm", u, valid
-            )
-            for lr in design.lrs
-        ),
-        _gap_slope("control:full-gap-slope", u["gap_full"], "L(Theta_T) - min L", u, valid),
-    )
-    return tests, controls
+    near = np.abs(u["w_sgd"] - u[w_target]) <= tol
+    return [_v1_test(name, near, lr, target, u, _valid(u)) for lr in design.lrs]
+
+
+def _at_expected_minimum(design: Design, u: dict[str, np.ndarray]) -> list[TestResult]:
+    return _v1_tests(design, u, "v1-at-expected-minimum", "w_exp", "L_exp's minimizer")
+
+
+def _expected_gap_slope(design: Design, u: dict[str, np.ndarray]) -> TestResult:
+    return _gap_slope("expected-gap-slope", u["gap"], "L_exp(Theta_T) - min L_exp", u, _valid(u))
+
+
+def _at_full_minimum(design: Design, u: dict[str, np.ndarray]) -> list[TestResult]:
+    return _v1_tests(design, u, "control:v1-at-full-minimum", "w_full", "the full loss's min-norm")
+
+
+def _full_gap_slope(design: Design, u: dict[str, np.ndarray]) -> TestResult:
+    return _gap_slope("control:full-gap-slope", u["gap_full"], "L(Theta_T) - min L", u, _valid(u))
 
 
 def _notes(design: Design, u: dict[str, np.ndarray]) -> str:
@@ -272,28 +276,73 @@ def _notes(design: Design, u: dict[str, np.ndarray]) -> str:
     )
 
 
-def run(design: Design, key: int) -> list[ClaimOutcome]:
-    key = common.stream_key(CLAIM.id, key)  # this claim's own seed stream
-    start = time.perf_counter()
+def check(design: Design) -> None:
+    """Raise ConfigError if the JOINT instance is outside Thm 6.1's conditions."""
     joint.check_conditions(design.joint)
+
+
+def measure(design: Design, key: int) -> dict[str, np.ndarray]:
+    """Every step size's units (disjoint seeds), concatenated: dict of (U,) arrays (``_units``
+    is looked up at call time: tests plant known units through it)."""
     groups = common.units_seeds(len(design.lrs), design.seeds)
     parts = [_units(design, key, lr, seeds) for lr, seeds in zip(design.lrs, groups, strict=True)]
-    u = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    tests, controls = _tests(design, u)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def describe(design: Design, u: dict[str, np.ndarray]) -> RowText:
     jd = design.joint
-    return [
-        CLAIM.outcome(
-            summary=f"joint SGD batch {design.batch}, lr sweep, {u['lr'].size} units",
-            design=(
-                f"JOINT instance (K={len(jd.phi)} p={jd.p} phi={jd.phi} n={jd.n} m={jd.m} "
-                f"d={jd.d}), beta={design.beta:g}, SGD batch {design.batch} float64 "
-                f"sigma_0={jd.sigma_0:g}, lr in {design.lrs} for T = {design.time:g}/lr steps, "
-                f"{design.seeds} seeds/lr; L_exp minimum by GD (eta={design.relax_lr:g}, "
-                f"{2 * design.relax_half} steps) from each endpoint"
+    return RowText(
+        summary=f"joint SGD batch {design.batch}, lr sweep, {u['lr'].size} units",
+        design=(
+            f"JOINT instance (K={len(jd.phi)} p={jd.p} phi={jd.phi} n={jd.n} m={jd.m} "
+            f"d={jd.d}), beta={design.beta:g}, SGD batch {design.batch} float64 "
+            f"sigma_0={jd.sigma_0:g}, lr in {design.lrs} for T = {design.time:g}/lr steps, "
+            f"{design.seeds} seeds/lr; L_exp minimum by GD (eta={design.relax_lr:g}, "
+            f"{2 * design.relax_half} steps) from each endpoint"
+        ),
+        notes=(_notes(design, u),),
+    )
+
+
+_NEAR = "within |w_full - w_exp| / 2"
+_VALID = "diverged or not relaxed units count as failures"
+
+CLAIM = Claim(
+    info=INFO,
+    designs=DESIGNS,
+    stream="SGD-OBJ",
+    check=check,
+    rows=(
+        Row(
+            measure=measure,
+            rules=(
+                Rule(
+                    "v1-at-expected-minimum[lr={lr}]",
+                    f"each lr: SGD's last-quarter ||W v_1|| {_NEAR} of L_exp's minimizer's on "
+                    f"a fraction > {PASS_FRACTION} ({_VALID})",
+                    _at_expected_minimum,
+                ),
+                Rule(
+                    "expected-gap-slope",
+                    "slope of log(L_exp(Theta_T) - min L_exp) on log lr significantly inside "
+                    f"1 +- {SLOPE_MARGIN:g}",
+                    _expected_gap_slope,
+                ),
             ),
-            tests=tests,
-            controls=controls,
-            notes=(_notes(design, u),),
-            start=start,
-        )
-    ]
+            controls=(
+                Rule(
+                    "control:v1-at-full-minimum[lr={lr}]",
+                    f"(wrong) SGD's ||W v_1|| {_NEAR} of the full loss's min-norm minimizer's",
+                    _at_full_minimum,
+                ),
+                Rule(
+                    "control:full-gap-slope",
+                    f"(wrong) slope of log(L(Theta_T) - min L) on log lr inside "
+                    f"1 +- {SLOPE_MARGIN:g}",
+                    _full_gap_slope,
+                ),
+            ),
+            describe=describe,
+        ),
+    ),
+)

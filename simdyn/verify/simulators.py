@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -90,6 +91,35 @@ _ACTIVE: contextvars.ContextVar[Simulator] = contextvars.ContextVar("simulator",
 def active() -> Simulator:
     """The simulator verify runs now (the reference unless inside :func:`use`)."""
     return _ACTIVE.get()
+
+
+_CACHES: list[dict] = []
+_CACHE_SIZE = 4
+
+
+def memoised(fn: Callable) -> Callable:
+    """``fn`` memoised per (active simulator, arguments): rows of one claim share an expensive
+    intermediate (predictions, closed forms), and a broken simulator never gets the reference's
+    values. Arguments must be hashable; :func:`clear_memoised` forgets every cache."""
+    cache: dict = {}
+    _CACHES.append(cache)
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        key = (active().name, *args)
+        if key not in cache:
+            if len(cache) >= _CACHE_SIZE:
+                cache.pop(next(iter(cache)))
+            cache[key] = fn(*args)
+        return cache[key]
+
+    return wrapper
+
+
+def clear_memoised() -> None:
+    """Forget what every :func:`memoised` function holds."""
+    for cache in _CACHES:
+        cache.clear()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,143 @@
+"""The declarative claim framework: rules, rows, the one runner, and every claim's declaration."""
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simdyn.verify.claim import Claim, Row, RowText, Rule, describe_rules, evaluate
+from simdyn.verify.common import SCALES, STREAMS, ClaimInfo
+from simdyn.verify.registry import CLAIM_IDS, declaration
+from simdyn.verify.stats import fraction_test
+
+INFO = ClaimInfo(id="T", source="Thm 0", statement="s", control="c")
+
+
+def _fraction(name: str, key: str):
+    def evaluate(design, units):
+        return fraction_test(name, units[key], 0.5, statistic="x", rule="r")
+
+    return evaluate
+
+
+def test_rule_templates_match_one_test_per_point_and_nothing_else():
+    rule = Rule("scaling-mu{mu}", "d", lambda d, u: ())
+    assert rule.matches("scaling-mu0.5") and rule.matches("scaling-mu2")
+    assert not rule.matches("scaling-nu1") and not rule.matches("control:scaling-mu1")
+    assert Rule("rank-2", "d", lambda d, u: ()).matches("rank-2")
+    assert not Rule("rank-2", "d", lambda d, u: ()).matches("rank-3")
+
+
+def test_a_rule_that_names_its_test_otherwise_is_an_error():
+    rule = Rule("right", "d", _fraction("wrong", "a"))
+    with pytest.raises(ValueError, match="'right' produced a test named 'wrong'"):
+        rule.apply(None, {"a": np.ones(4, bool)})
+
+
+def test_evaluate_measures_shared_units_once_and_assembles_rows():
+    calls = []
+
+    def measure(design, key):
+        calls.append(key)
+        return {"a": np.ones(50, bool), "b": np.zeros(50, bool)}
+
+    def text(design, units):
+        return RowText(summary="sum", design=f"n={design}", notes=("note",))
+
+    spec = Claim(
+        info=INFO,
+        designs={"quick": 7},
+        stream="CC-train",
+        rows=(
+            Row(measure, (Rule("all", "d", _fraction("all", "a")),), (), text),
+            Row(
+                measure,
+                (Rule("none", "d", _fraction("none", "b")),),
+                (Rule("control:all", "d", _fraction("control:all", "a")),),
+                text,
+                variant="GD",
+            ),
+            Row(measure, (), (), text, claim="T-probe", source="Def 1", control=lambda d: f"c{d}"),
+        ),
+    )
+    rows = evaluate(spec, 7, key=3)
+    assert calls == [3 * 16 + STREAMS["CC-train"]]  # one measure, under the claim's stream
+    assert [r.claim for r in rows] == ["T", "T [GD]", "T-probe"]
+    assert [r.source for r in rows] == ["Thm 0", "Thm 0 (GD)", "Def 1"]
+    assert [r.control for r in rows] == ["c", "c", "c7"]
+    assert rows[0].tests[0].estimate == 1.0 and rows[1].tests[0].estimate == 0.0
+    assert rows[1].controls[0].name == "control:all"
+    assert rows[0].design == "n=7" and rows[0].notes == ("note",)
+
+
+def test_a_design_check_runs_before_anything_is_measured():
+    def check(design):
+        raise ValueError("bad design")
+
+    def measure(design, key):
+        raise AssertionError("measured")
+
+    spec = Claim(INFO, {}, (Row(measure, (), (), lambda d, u: RowText("", "")),), check=check)
+    with pytest.raises(ValueError, match="bad design"):
+        evaluate(spec, None, 0)
+
+
+@pytest.mark.parametrize("claim_id", CLAIM_IDS)
+def test_every_claim_is_declared_with_all_scales_rules_and_controls(claim_id):
+    spec = declaration(claim_id)
+    assert isinstance(spec, Claim) and spec.id == claim_id
+    assert set(spec.designs) == set(SCALES)
+    assert spec.stream is None or spec.stream in STREAMS
+    for row in spec.rows:
+        assert row.rules and row.controls  # every verdict has a negative control
+        assert all(c.name.startswith("control:") for c in row.controls)
+        assert all(r.decides for r in (*row.rules, *row.controls))
+    assert len(describe_rules(spec)) > len(spec.rows)
+
+
+def test_every_test_of_the_committed_full_report_comes_from_a_declared_rule():
+    path = Path(__file__).resolve().parents[1] / "experiments/verify-full/report.json.gz"
+    report = json.loads(gzip.open(path).read())
+    declared = {}
+    for claim_id in CLAIM_IDS:
+        spec = declaration(claim_id)
+        for row in spec.rows:
+            name = row.claim or (f"{claim_id} [{row.variant}]" if row.variant else claim_id)
+            declared[name] = row
+    for row in report["rows"]:
+        spec = declared[row["claim"]]
+        for kind, rules in (("tests", spec.rules), ("controls", spec.controls)):
+            for test in row[kind]:
+                assert any(r.matches(test["name"]) for r in rules), (row["claim"], test["name"])
+
+
+
+def test_verify_rules_prints_the_declared_rules_without_running(capsys):
+    from simdyn.cli import main
+
+    assert main(["verify", "--rules", "--claims", "CC-minnorm,GOOD-EVENT"]) == 0
+    out = capsys.readouterr().out
+    assert "rule    collapse-mu0:" in out and "control control:scaling-of-v1:" in out
+    assert "row CC-minnorm rate" in out and "good-event-implies" in out
+    assert "CC-train" not in out  # only the chosen claims
+
+
+def test_memoised_intermediates_are_per_simulator_and_cleared_with_the_runs():
+    from simdyn.verify import simulators
+    from simdyn.verify.runs import clear_memo
+
+    calls = []
+
+    @simulators.memoised
+    def value(x):
+        calls.append((simulators.active().name, x))
+        return len(calls)
+
+    assert value(1) == 1 and value(1) == 1  # shared between rows
+    with simulators.use(simulators.by_name("step-x1.5")):
+        assert value(1) == 2  # a broken simulator never sees the reference's value
+    assert value(1) == 1
+    clear_memo()
+    assert value(1) == 3
