@@ -113,7 +113,6 @@ def test_every_test_of_the_committed_full_report_comes_from_a_declared_rule():
                 assert any(r.matches(test["name"]) for r in rules), (row["claim"], test["name"])
 
 
-
 def test_verify_rules_prints_the_declared_rules_without_running(capsys):
     from simdyn.cli import main
 
