@@ -137,38 +137,32 @@ def _omega_scaling(design: Design, r: dict[str, np.ndarray]) -> TestResult:
     )
 
 
-def _level(name: str, w_v2: str, what: str, valid: bool):
-    """The Omega(1)-level rule on Theta* (``w_v2``) or, as the control, on the min-norm (``w0``)."""
+def _at_least(name: str, column: str, level, rule: str, data_name: str, what: str, valid: bool):
+    """A fraction test of ``r[column] >= level(design)``: the Omega(1)-level and subclass-probe
+    rules on Theta* (``w_v2``, ``acc``) or, as the controls, on the min-norm (``w0``, ``acc0``)."""
 
     def evaluate(design: Design, r: dict[str, np.ndarray]) -> TestResult:
         return fraction_test(
             name,
-            r[w_v2] >= OMEGA_LEVEL / design.phi[1],
+            r[column] >= level(design),
             PASS_FRACTION,
-            valid=np.isfinite(r[w_v2]) if valid else None,
+            valid=np.isfinite(r[column]) if valid else None,
             statistic=what,
-            rule=LEVEL_RULE,
-            data={"w_v2": r[w_v2]},
+            rule=rule,
+            data={data_name: r[column]},
         )
 
     return evaluate
 
 
-def _probe(name: str, acc: str, what: str, valid: bool):
-    """The subclass-probe rule on Theta* (``acc``) or, as the control, the min-norm (``acc0``)."""
+def _level(name: str, column: str, what: str, valid: bool):
+    return _at_least(
+        name, column, lambda d: OMEGA_LEVEL / d.phi[1], LEVEL_RULE, "w_v2", what, valid
+    )
 
-    def evaluate(design: Design, r: dict[str, np.ndarray]) -> TestResult:
-        return fraction_test(
-            name,
-            r[acc] >= PROBE_ACC,
-            PASS_FRACTION,
-            valid=np.isfinite(r[acc]) if valid else None,
-            statistic=what,
-            rule=PROBE_RULE,
-            data={"accuracy": r[acc]},
-        )
 
-    return evaluate
+def _probe(name: str, column: str, what: str, valid: bool):
+    return _at_least(name, column, lambda d: PROBE_ACC, PROBE_RULE, "accuracy", what, valid)
 
 
 def _chance(name: str, center: float, statistic: str, rule: str):
