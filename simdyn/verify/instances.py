@@ -44,7 +44,10 @@ class Compressed(NamedTuple):
     y_sub: np.ndarray
 
 
-CHUNK = 16  # seeds per vmapped sampling call (fixed, so compiled ops are reused)
+# Seeds per vmapped sampling call (fixed, so compiled ops are reused). Eager vmap costs a
+# dispatch per op and call, so larger chunks are cheaper: 600 GOOD-EVENT instances took 0.89 s
+# in chunks of 16 and 0.06 s in chunks of 200 (warm, 2026-12-03), with identical instances.
+CHUNK = 128
 
 
 def _chunked(fn, seeds: Sequence[int], key: int):
