@@ -70,6 +70,21 @@ def test_compressed_moments_equal_dense_moments(data):
         )
 
 
+def test_instances_do_not_depend_on_the_sampling_chunk(monkeypatch):
+    from simdyn.verify import instances
+
+    data = DataConfig(n=8, m=2, d=40, K=3, phi=(1.0,) * 3, mu=0.0, noise_placement="iid")
+    seeds = [5, 0, 9, 2, 7]
+    default = jax.tree.leaves(sample_instances(data, seeds, key=4))
+    monkeypatch.setattr(instances, "CHUNK", 2)  # three calls, the last one padded
+    small = jax.tree.leaves(sample_instances(data, seeds, key=4))
+    for a, b in zip(default, small, strict=True):
+        np.testing.assert_array_equal(a, b)
+    one = jax.tree.leaves(sample_instances(data, [9], key=4))  # a seed's draw alone
+    for a, b in zip(default, one, strict=True):
+        np.testing.assert_array_equal(a[2:3], b)
+
+
 def test_claim_selection_and_seed_override_errors():
     assert resolve_claims(None) == list(CLAIM_IDS)
     assert resolve_claims(["minloss", "CC-train"]) == ["CC-train", "MINLOSS"]
