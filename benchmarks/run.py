@@ -59,12 +59,15 @@ from simdyn.cost import estimated_seconds  # noqa: E402
 from simdyn.data import sample_training_set  # noqa: E402
 from simdyn.losses import loss_beta  # noqa: E402
 from simdyn.seeds import streams  # noqa: E402
+from simdyn.simulation import cpu_chunk_cap  # noqa: E402
 
 GiB = 1 << 30
 HOST_MEMORY = 24 * GiB  # the development machine's RAM, the question the memory table answers
 # Seeds per vmapped group in the lax.map variant: between the best group sizes measured at 256
 # seeds (4) and at 1024 seeds (16) among 4, 16, 64 at fig2a.
 BATCH = 8
+CHUNKED = "simdyn structured, static SCL weight, vmapped chunks of {chunk} (as simulate runs it)"
+CHUNKED_PEER = "torch vmap structured, static SCL weight, vmapped chunks of {chunk}"
 # The same for the static SCL step, whose working set (~0.3 MB a seed: moments plus Theta
 # temporaries) fits about 3 seeds in this machine's 1 MiB L2; 2 and 4 measured best of 1-8.
 STATIC_BATCH = 4
@@ -125,32 +128,46 @@ def measure_simdyn(
     repeats: int,
     batch: int | None = None,
     static: float | None = None,
+    chunk: int | None = None,
 ) -> dict:
     """jit(vmap(scan)) over ``seeds`` seeds: compile s, run s, seed-steps/s, FLOP/s, memory.
 
     ``batch``: instead of one vmap over all seeds, ``lax.map(..., batch_size=batch)``: a loop
     over groups of ``batch`` vmapped seeds inside the same compiled program, so each group's
     working set stays in cache (see benchmarks/README.md).
+    ``chunk``: as ``simulate`` runs it on the CPU: one program vmapped over ``chunk`` seeds,
+    called on consecutive chunks (the seeds are cut to a multiple of ``chunk``).
     """
+    if chunk is not None:
+        seeds = max(chunk, seeds // chunk * chunk)
     setup, run_one = simdyn_programs(config, backend, steps, static)
     state, theta0 = block(setup(seed_keys(seeds)))
     if batch is None:
         program = jax.jit(jax.vmap(run_one))
     else:
         program = jax.jit(lambda s, t: jax.lax.map(lambda a: run_one(*a), (s, t), batch_size=batch))
+    parts = [(state, theta0)]
+    if chunk is not None:
+        parts = [
+            jax.tree.map(lambda x, i=i: x[i : i + chunk], (state, theta0))
+            for i in range(0, seeds, chunk)
+        ]
     start = time.perf_counter()
-    compiled = program.lower(state, theta0).compile()
+    compiled = program.lower(*parts[0]).compile()
     compile_s = time.perf_counter() - start
     out = {}
-    run_s = median_seconds(
-        lambda: out.__setitem__("theta", block(compiled(state, theta0))), repeats
-    )
+
+    def run_all():
+        thetas = [block(compiled(*part)) for part in parts]
+        out["theta"] = thetas[0] if len(thetas) == 1 else jnp.concatenate(thetas)
+
+    run_s = median_seconds(run_all, repeats)
     mem = compiled.memory_analysis()
     xla_bytes = None
     if mem is not None:
         xla_bytes = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
     res = _rates(config, backend, seeds, steps, run_s)
-    res.update(compile_s=compile_s, xla_program_bytes=xla_bytes, batch=batch)
+    res.update(compile_s=compile_s, xla_program_bytes=xla_bytes, batch=batch, chunk=chunk)
     res["_theta"], res["_state"], res["_theta0"] = out["theta"], state, theta0
     return res
 
@@ -266,8 +283,20 @@ def _relerr(a, b) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
-def measure_peer(name: str, kind: str, ref: dict, config: Config, seeds: int, steps: int, reps):
-    """Run a peer on the first ``seeds`` seeds of the simdyn measurement ``ref`` (same backend)."""
+def measure_peer(
+    name: str,
+    kind: str,
+    ref: dict,
+    config: Config,
+    seeds: int,
+    steps: int,
+    reps,
+    chunk: int | None = None,
+):
+    """Run a peer on the first ``seeds`` seeds of the simdyn measurement ``ref`` (same backend).
+
+    ``chunk`` (torch-vmap): vmapped over consecutive chunks of ``chunk`` seeds, as ``ref`` was.
+    """
     beta = float(loss_beta(config.train.loss, config.train.beta))
     lr = float(config.train.lr)
     # The peers take the moments themselves (the objective pytree minus its weights).
@@ -276,8 +305,15 @@ def measure_peer(name: str, kind: str, ref: dict, config: Config, seeds: int, st
     if name == "torch-vmap":
         import torch
 
-        run = peers.torch_vmap(kind)
+        run_all = peers.torch_vmap(kind)
         mom, th0 = peers.to_torch(state), peers.to_torch((theta0,))[0]
+        size = chunk or seeds
+
+        def run(mom, th0, beta, lr, steps):
+            cut = [(tuple(m[i : i + size] for m in mom), th0[i : i + size])
+                   for i in range(0, th0.shape[0], size)]  # fmt: skip
+            return torch.cat([run_all(m, t, beta, lr, steps) for m, t in cut])
+
         out = {}
         # Intra-op threads: 1 and all cores, keep the faster (on a loaded 2-core machine torch's
         # OpenMP pool can be 30x slower with 2 threads than with 1).
@@ -433,6 +469,11 @@ def section_fig2a(args, peaks) -> dict:
     rows["simdyn structured, static SCL weight"] = measure_simdyn(
         cfg, "structured", s_big, t_big, reps, static=1.0
     )
+    # What simulate runs on the CPU: the static SCL step in cache-resident chunks of seeds.
+    chunk = cpu_chunk_cap(cfg)
+    rows[CHUNKED.format(chunk=chunk)] = measure_simdyn(
+        cfg, "structured", s_big, t_big, reps, static=1.0, chunk=chunk
+    )
     rows[f"simdyn structured, lax.map batches of {BATCH}"] = measure_simdyn(
         cfg, "structured", s_big, t_big, reps, batch=BATCH
     )
@@ -460,6 +501,10 @@ def section_fig2a(args, peaks) -> dict:
             s_big,
             t_big,
             reps,
+        )
+        mine = rows[CHUNKED.format(chunk=chunk)]
+        rows[CHUNKED_PEER.format(chunk=chunk)] = measure_peer(
+            "torch-vmap", "structured-scl", mine, cfg, mine["seeds"], t_big, reps, chunk=chunk
         )
         rows["torch vmap dense"] = measure_peer(
             "torch-vmap", "dense", ref_d, cfg, s_dense, t_dense, reps
@@ -794,6 +839,25 @@ def report(results: dict) -> str:
                 "torch vmap structured, static SCL weight",
             ),
         )
+        chunked = [r for r in rows if r.startswith(CHUNKED.split("{")[0])]
+        if chunked:
+            chunk = rows[chunked[0]]["chunk"]
+            same += (
+                (
+                    f"static SCL weight in chunks of {chunk}",
+                    CHUNKED.format(chunk=chunk),
+                    CHUNKED_PEER.format(chunk=chunk),
+                ),
+            )
+            if "simdyn structured" in rows:
+                ratio = (
+                    rows[chunked[0]]["seed_steps_per_s"]
+                    / rows["simdyn structured"]["seed_steps_per_s"]
+                )
+                lines.append(
+                    f"- simulate's step ({chunked[0]}) vs the traced-beta structured step: "
+                    f"{ratio:.2f}x ({'met' if ratio >= 3 else 'NOT met'}: target >= 3x)"
+                )
         for label, mine, peer in same:
             if peer in rows and mine in rows:
                 ratio = rows[mine]["seed_steps_per_s"] / rows[peer]["seed_steps_per_s"]
