@@ -53,13 +53,13 @@ from simdyn import (  # noqa: E402
     make_train,
     objectives,  # noqa: E402
     preset,
+    simulation,  # noqa: E402
 )
 from simdyn.config import Config  # noqa: E402
 from simdyn.cost import estimated_seconds  # noqa: E402
 from simdyn.data import sample_training_set  # noqa: E402
 from simdyn.losses import loss_beta  # noqa: E402
 from simdyn.seeds import streams  # noqa: E402
-from simdyn.simulation import cpu_chunk_cap  # noqa: E402
 
 GiB = 1 << 30
 HOST_MEMORY = 24 * GiB  # the development machine's RAM, the question the memory table answers
@@ -471,7 +471,7 @@ def section_fig2a(args, peaks) -> dict:
     )
     # What simulate runs on the CPU: the static SCL step in cache-resident chunks of seeds (an
     # accelerator run's chunk is not the CPU cap, so that row is CPU-only).
-    chunk = cpu_chunk_cap(cfg)
+    chunk = simulation.cpu_chunk_cap(cfg)
     if not args.gpu:
         rows[CHUNKED.format(chunk=chunk)] = measure_simdyn(
             cfg, "structured", s_big, t_big, reps, static=1.0, chunk=chunk
