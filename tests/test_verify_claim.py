@@ -104,8 +104,7 @@ def test_every_test_of_the_committed_full_report_comes_from_a_declared_rule():
     for claim_id in CLAIM_IDS:
         spec = declaration(claim_id)
         for row in spec.rows:
-            name = row.claim or (f"{claim_id} [{row.variant}]" if row.variant else claim_id)
-            declared[name] = row
+            declared[spec.row_id(row)] = row
     for row in report["rows"]:
         spec = declared[row["claim"]]
         for kind, rules in (("tests", spec.rules), ("controls", spec.controls)):

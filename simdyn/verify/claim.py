@@ -106,6 +106,10 @@ class Claim:
     def id(self) -> str:
         return self.info.id
 
+    def row_id(self, row: Row) -> str:
+        """The table id of one of its rows: ``row.claim`` if given, else ``"ID [variant]"``."""
+        return self.info.row_id(row.variant) if row.claim is None else row.claim
+
 
 def evaluate(claim: Claim, design: Any, key: int) -> list[ClaimOutcome]:
     """Run one claim's design under the verify base key ``key``: its rows in order.
@@ -128,6 +132,7 @@ def evaluate(claim: Claim, design: Any, key: int) -> list[ClaimOutcome]:
         text = row.describe(design, units)
         outcome = claim.info.outcome(
             variant=row.variant,
+            claim=row.claim,
             source=row.source,
             control=row.control(design) if callable(row.control) else row.control,
             summary=text.summary,
@@ -138,24 +143,15 @@ def evaluate(claim: Claim, design: Any, key: int) -> list[ClaimOutcome]:
             extra=text.extra,
             start=start,
         )
-        if row.claim is not None:
-            outcome = _renamed(outcome, row.claim)
         outcomes.append(outcome)
     return outcomes
-
-
-def _renamed(outcome: ClaimOutcome, claim_id: str) -> ClaimOutcome:
-    import dataclasses
-
-    return dataclasses.replace(outcome, claim=claim_id)
 
 
 def describe_rules(claim: Claim) -> list[str]:
     """The claim's pre-registration in lines: each row, its rules and its controls."""
     lines = [f"{claim.id} ({claim.info.source}): {claim.info.statement}"]
     for row in claim.rows:
-        name = row.claim or (f"{claim.id} [{row.variant}]" if row.variant else claim.id)
-        lines.append(f"  row {name}")
+        lines.append(f"  row {claim.row_id(row)}")
         lines += [f"    rule    {r.name}: {r.decides}" for r in row.rules]
         lines += [f"    control {r.name}: {r.decides}" for r in row.controls]
     return lines

@@ -51,24 +51,29 @@ class ClaimInfo:
     statement: str
     control: str
 
+    def row_id(self, variant: str = "") -> str:
+        """The table id of this claim's row: ``"ID [variant]"`` for a variant, else ``"ID"``."""
+        return f"{self.id} [{variant}]" if variant else self.id
+
     def outcome(
         self,
         *,
         variant: str = "",
+        claim: str | None = None,
         source: str | None = None,
         control: str | None = None,
         start: float | None = None,
         **fields,
     ) -> ClaimOutcome:
-        """A row of this claim: id ``"ID [variant]"`` and source ``"source (variant)"`` for a
-        variant (unless ``source`` is given), this claim's control unless ``control`` is given,
-        and the seconds since ``start`` (``time.perf_counter()``); ``fields``: the rest of
-        :class:`ClaimOutcome`."""
+        """A row of this claim: id :meth:`row_id` and source ``"source (variant)"`` for a
+        variant (unless ``claim`` / ``source`` are given), this claim's control unless
+        ``control`` is given, and the seconds since ``start`` (``time.perf_counter()``);
+        ``fields``: the rest of :class:`ClaimOutcome`."""
         if start is not None:
             fields["seconds"] = time.perf_counter() - start
         default_source = f"{self.source} ({variant})" if variant else self.source
         return ClaimOutcome(
-            claim=f"{self.id} [{variant}]" if variant else self.id,
+            claim=self.row_id(variant) if claim is None else claim,
             source=default_source if source is None else source,
             control=self.control if control is None else control,
             **fields,

@@ -10,7 +10,7 @@ from typing import Any
 
 from simdyn.config import ConfigError
 from simdyn.verify.blas import blas_threads
-from simdyn.verify.claim import Claim
+from simdyn.verify.claim import Claim, evaluate
 from simdyn.verify.common import ClaimOutcome, Scale
 
 _MODULES = {
@@ -77,8 +77,6 @@ def run_claim(
 
     if not jax.config.jax_enable_x64:
         raise ConfigError("simdyn verify needs 64-bit JAX: call simdyn.enable_x64() first")
-    from simdyn.verify.claim import evaluate
-
     declared = declaration(claim_id)
     design = with_seeds(declared.designs[scale], seeds)
     with blas_threads(1):
