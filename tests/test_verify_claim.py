@@ -28,6 +28,7 @@ def test_rule_templates_match_one_test_per_point_and_nothing_else():
     assert not rule.matches("scaling-nu1") and not rule.matches("control:scaling-mu1")
     assert Rule("rank-2", "d", lambda d, u: ()).matches("rank-2")
     assert not Rule("rank-2", "d", lambda d, u: ()).matches("rank-3")
+    assert not Rule("rank-2", "d", lambda d, u: ()).matches("rank-2b")  # the whole name
 
 
 def test_a_rule_that_names_its_test_otherwise_is_an_error():
