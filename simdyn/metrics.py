@@ -7,6 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from simdyn import safe_linalg
 from simdyn.data import Labels, TestSet, embed
 
 Array = jax.Array
@@ -32,7 +33,8 @@ def _fit_predict(z_fit: Array, t_fit: Array, w_fit: Array, z_eval: Array) -> Arr
     gram = aw.T @ a
     scale = jnp.trace(gram) / gram.shape[0] + jnp.finfo(z_fit.dtype).tiny
     eps = 1e-6 if z_fit.dtype == jnp.float32 else 1e-10
-    coef = jnp.linalg.solve(
+    # safe_linalg: a batched LAPACK solve under vmap can deadlock XLA's CPU pool (issue 29).
+    coef = safe_linalg.solve(
         gram + eps * scale * jnp.eye(gram.shape[0], dtype=gram.dtype), aw.T @ t_fit
     )
     ones_e = jnp.ones(z_eval.shape[:-1] + (1,), z_eval.dtype)

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from simdyn import safe_linalg
 from simdyn.config import DataConfig
 from simdyn.data import Labels, Points, to_dense
 from simdyn.loop import Record, run_loop
@@ -109,7 +110,7 @@ def dense_basis(points: Points, d: int) -> DenseBasis:
     """Orthonormal U (D, min(D, N)) with X^T = U R (Householder QR of the dense data)."""
     x = to_dense(points, d)
     flat = x.reshape((-1, x.shape[-1]))  # (N, D)
-    u, _ = jnp.linalg.qr(flat.T, mode="reduced")
+    u = safe_linalg.qr_q(flat.T)
     return DenseBasis(u)
 
 

@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from simdyn import safe_linalg
+
 Array = jax.Array
 
 # Round-off safety factor of the default eigenvalue cut-off (see `default_rtol`).
@@ -376,7 +378,7 @@ def gram_distance(Theta: Array, factor: Array) -> Array:
     trace identity.
     """
     Z = jnp.concatenate([Theta, factor], axis=0)
-    R = jnp.linalg.qr(Z.T, mode="r")
+    R = safe_linalg.qr_r(Z.T)
     sign = jnp.concatenate([jnp.ones(Theta.shape[0], Z.dtype), -jnp.ones(factor.shape[0], Z.dtype)])
     return jnp.linalg.norm((R * sign[None, :]) @ R.T)
 
@@ -670,7 +672,7 @@ def ucl_full_rank_alignment(feature_moment: ArrayLike, s: ArrayLike) -> Array:
     the whole instance space E selected).
     """
     F = jnp.asarray(feature_moment)
-    Ri = jnp.linalg.inv(F + jnp.asarray(s, F.dtype) * jnp.eye(F.shape[0], dtype=F.dtype))
+    Ri = safe_linalg.inv(F + jnp.asarray(s, F.dtype) * jnp.eye(F.shape[0], dtype=F.dtype))
     return jnp.sqrt(jnp.maximum(jnp.diag(Ri @ F @ Ri), 0.0))
 
 
