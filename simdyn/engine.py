@@ -25,9 +25,11 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -253,6 +255,115 @@ def _short(value: Any, limit: int = 80) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+class StalledChunkError(RuntimeError):
+    """A chunk made no progress for far longer than its estimate (see :class:`Watchdog`)."""
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    """When a chunk counts as stalled, so a run never waits forever.
+
+    A chunk is one opaque compiled call, so progress inside it cannot be observed; what can be
+    observed is the process's CPU time. A chunk is stalled when it has run past its deadline,
+    ``max(floor_s, factor * estimate)``, and the process used less than ``idle_cpu`` of one
+    core over the last ``window_s`` seconds (a deadlock sits at 0% CPU; a slow chunk computes).
+    A chunk still computing at ``hard_factor`` times its deadline is ended too. The CPU rule
+    applies on the CPU backend only: on an accelerator the host idles while the device works,
+    so there only the hard limit ends a chunk.
+
+    The estimate of a chunk is the longest finished chunk of this run so far (the first one
+    includes compilation, which makes it generous); before any chunk has finished it is
+    ``first_estimate_s`` (callers pass their cost model's figure), or ``floor_s`` alone when
+    that is None.
+
+    Args:
+      floor_s: the shortest deadline, seconds.
+      factor: deadline / estimate.
+      first_estimate_s: the estimate of the first chunk (compile included), or None.
+      idle_cpu: below this many cores of CPU use the process counts as idle.
+      window_s: how far back the CPU use is measured, seconds.
+      hard_factor: a chunk still busy at ``hard_factor`` deadlines is ended anyway.
+
+    Example:
+      >>> Watchdog(floor_s=60.0).deadline(2.0)
+      60.0
+      >>> Watchdog(floor_s=60.0).deadline(10.0)
+      200.0
+    """
+
+    floor_s: float = 600.0
+    factor: float = 20.0
+    first_estimate_s: float | None = None
+    idle_cpu: float = 0.05
+    window_s: float = 30.0
+    hard_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("floor_s", "factor", "idle_cpu", "window_s", "hard_factor"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+                raise ConfigError(f"invalid Watchdog.{name}={value!r}: must be a finite number > 0")
+        first = self.first_estimate_s
+        if first is not None and not (np.isfinite(first) and first > 0):
+            raise ConfigError(f"invalid Watchdog.first_estimate_s={first!r}: must be > 0 or None")
+
+    def deadline(self, estimate_s: float | None) -> float:
+        """Seconds a chunk with this estimate may run before it can count as stalled."""
+        return max(self.floor_s, self.factor * (estimate_s or 0.0))
+
+
+def _watched(
+    work: Callable[[], Result],
+    watchdog: Watchdog,
+    estimate_s: float | None,
+    label: str,
+    idle_rule: bool = True,
+) -> Result:
+    """Run ``work()`` in a daemon thread; raise :class:`StalledChunkError` if it stalls.
+
+    The stalled thread cannot be killed (it waits inside compiled code); it is left behind as a
+    daemon, and the caller ends the process (the CLI exits at once).
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the calling thread
+            box["error"] = err
+
+    thread = threading.Thread(target=target, name=f"simdyn-{label}", daemon=True)
+    start = time.monotonic()
+    thread.start()
+    deadline = watchdog.deadline(estimate_s)
+    poll = min(watchdog.window_s, max(deadline / 4, 0.05))
+    cpu_marks: list[tuple[float, float]] = [(start, time.process_time())]
+    while True:
+        thread.join(timeout=poll)
+        if not thread.is_alive():
+            break
+        now, cpu = time.monotonic(), time.process_time()
+        cpu_marks.append((now, cpu))
+        while len(cpu_marks) > 2 and now - cpu_marks[1][0] >= watchdog.window_s:
+            cpu_marks.pop(0)  # keep one mark at least window_s back
+        waited = now - start
+        if waited < deadline:
+            continue
+        t0, c0 = cpu_marks[0]
+        cores = (cpu - c0) / max(now - t0, 1e-9)
+        idle = idle_rule and cores < watchdog.idle_cpu
+        if idle or waited >= watchdog.hard_factor * deadline:
+            what = "idle" if idle else f"still running ({cores:.2f} host cores busy)"
+            est = "no estimate" if estimate_s is None else f"its estimate was {estimate_s:.1f} s"
+            raise StalledChunkError(
+                f"{label} made no progress: {waited:.0f} s without finishing, {what}; "
+                f"{est}, deadline {deadline:.0f} s"
+            )
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def run_seeds(
     program_for: Callable[[int], Program],
     key: Array,
@@ -267,6 +378,7 @@ def run_seeds(
     identity: dict[str, Any] | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     dims: Mapping[str, tuple[str, ...]] | None = None,
+    watchdog: Watchdog | None = None,
 ) -> tuple[Result, Layout]:
     """Run ``program(seed_keys(key, seeds), hparams)`` for runs ``r = 0..R-1`` in chunks.
 
@@ -284,6 +396,9 @@ def run_seeds(
       identity: JSON-able description of the runs for the manifest (layout and versions added).
       progress: ``callback(done, total, elapsed_s)`` after every chunk.
       dims: dimension names of the Result's fields in checkpoint files (default numbered).
+      watchdog: when a chunk counts as stalled (default ``Watchdog()``); a stalled chunk raises
+        :class:`StalledChunkError` naming the chunk and its estimate, after every finished
+        chunk has been written to ``checkpoint_dir``.
 
     Returns the stacked numpy Result (leading axis R, run order; identical on every process)
     and the layout used.
@@ -301,6 +416,9 @@ def run_seeds(
     parts = [empty]
     start_time = time.perf_counter()
     reused = chunks = 0
+    n_chunks = -(-local // per_call)
+    watchdog = Watchdog() if watchdog is None else watchdog
+    longest: float | None = None  # the slowest computed chunk so far, seconds
     for start in range(block.start, block.stop, per_call):
         chunks += 1
         positions = np.arange(start, min(start + per_call, block.stop))
@@ -310,9 +428,31 @@ def run_seeds(
             traj = _read_chunk(path, positions, seeds[positions], manifest_id, empty, dims)
             reused += traj is not None
         if traj is None:
-            traj = _compute_chunk(
-                runner, key, seeds, positions, per_call, pad_seed, hparams, per_run_hparams
+            label = (
+                f"chunk {chunks} of {n_chunks} (runs {positions[0]}..{positions[-1]}"
+                f" of {len(seeds)})"
             )
+            began = time.monotonic()
+            try:
+                traj = _watched(
+                    lambda positions=positions: _compute_chunk(
+                        runner, key, seeds, positions, per_call, pad_seed, hparams, per_run_hparams
+                    ),
+                    watchdog,
+                    longest if longest is not None else watchdog.first_estimate_s,
+                    label,
+                    idle_rule=jax.default_backend() == "cpu",
+                )
+            except StalledChunkError as err:
+                kept = (
+                    f"the {chunks - 1} finished chunks are kept in {ckpt}: rerun the same "
+                    "command to resume"
+                    if ckpt is not None
+                    else "run with a checkpoint folder (--resume DIR) to keep finished chunks"
+                )
+                raise StalledChunkError(f"{err}; {kept}") from None
+            took = time.monotonic() - began
+            longest = took if longest is None else max(longest, took)
             if path is not None:
                 ds = _chunk_dataset(traj, positions, seeds[positions], manifest_id, dims)
                 write_atomic(ds, path)
