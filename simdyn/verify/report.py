@@ -12,12 +12,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from simdyn.verify.common import ClaimOutcome
-from simdyn.verify.stats import ALPHA, TestResult, Verdict, combine, holm, verdict
+from simdyn.verify.stats import (
+    ALPHA,
+    TestResult,
+    Verdict,
+    combine,
+    holm,
+    verdict,
+    with_power_after_holm,
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
     (every control's p_hold and p_fail); a row's controls are OK only if every one of them
     fails on its own (one failing sub-control does not vouch for the others).
     """
+    outcomes = [_power_after_holm(o, 2 * len(outcomes), alpha) for o in outcomes]
     combined = [combine(o.tests) for o in outcomes]
     adj_rows = holm([p for c in combined for p in c])
     adj_sub = holm([p for o in outcomes for t in o.tests for p in (t.p_hold, t.p_fail)])
@@ -95,14 +104,15 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
     for i, o in enumerate(outcomes):
         hold_adj, fail_adj = float(adj_rows[2 * i]), float(adj_rows[2 * i + 1])
         ctrl_verdicts, ctrl_fail = [], []
-        for _ in o.controls:
+        for c in o.controls:
             ch, cf = float(adj[pos]), float(adj[pos + 1])
             pos += 2
-            ctrl_verdicts.append(verdict(ch, cf, 0.0, alpha))
+            ctrl_verdicts.append(verdict(ch, cf, c.excluded_fraction, alpha))
             ctrl_fail.append(cf)
         subs = []
-        for _ in o.tests:
-            subs.append(verdict(float(adj_sub[sub_pos]), float(adj_sub[sub_pos + 1]), 0.0, alpha))
+        for t in o.tests:
+            sub_p = (float(adj_sub[sub_pos]), float(adj_sub[sub_pos + 1]))
+            subs.append(verdict(*sub_p, t.excluded_fraction, alpha))
             sub_pos += 2
         if not ctrl_verdicts:
             control_verdict: Verdict = "inconclusive"
@@ -118,13 +128,27 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
                 p_hold_adj=hold_adj,
                 p_fail_adj=fail_adj,
                 excluded=sum(t.n_excluded for t in o.tests),
-                verdict=verdict(hold_adj, fail_adj, 0.0, alpha),
+                verdict=verdict(hold_adj, fail_adj, _excluded_fraction(o.tests), alpha),
                 control_p_fail_adj=max(ctrl_fail, default=1.0),
                 control_verdict=control_verdict,
                 sub_verdicts=tuple(subs),
             )
         )
     return rows
+
+
+def _excluded_fraction(tests: Sequence[TestResult]) -> float:
+    """The largest excluded fraction among a row's sub-tests (0 for a row without tests):
+    :func:`simdyn.verify.stats.verdict` makes the row inconclusive above its cap."""
+    return max((t.excluded_fraction for t in tests), default=0.0)
+
+
+def _power_after_holm(o: ClaimOutcome, family: int, alpha: float) -> ClaimOutcome:
+    """The outcome with each fraction sub-test's power stated at the worst-case level it faces:
+    alpha / (k m), k the row's sub-tests (Bonferroni inside the row, :func:`combine`) and m the
+    Holm family of the rows' p-values (2 per row)."""
+    level = alpha / (max(len(o.tests), 1) * family)
+    return replace(o, tests=tuple(with_power_after_holm(t, level) for t in o.tests))
 
 
 def _num(x: float) -> str:
@@ -138,7 +162,10 @@ def _num(x: float) -> str:
 
 
 def _estimate(t: TestResult) -> str:
-    return f"{_num(t.estimate)} [{_num(t.ci[0])}, {_num(t.ci[1])}]"
+    if t.kind == "exact":
+        return f"{t.failures} of {t.n_units} fail"
+    text = f"{_num(t.estimate)} [{_num(t.ci[0])}, {_num(t.ci[1])}]"
+    return text if t.failures is None else f"{text}, {t.failures} of {t.n_units} fail"
 
 
 def _p(x: float) -> str:
@@ -282,9 +309,13 @@ def to_markdown(rows: Sequence[RowResult], meta: dict[str, Any]) -> str:
         "",
         "Verdicts: `holds` if the Holm-adjusted p-value of 'the claim is false' is <= alpha, "
         "`fails` if that of 'the claim is true' is, `inconclusive` otherwise (too small to "
-        "decide). One Holm family holds every row's p_hold and p_fail, a second one the "
-        "controls'; diverged and never-crossing units count as failures. Every negative control "
-        "of a row must `fail` on its own.",
+        "decide). Exact sub-tests (statements exact on their event) hold only with zero "
+        "failing instances and report the count; fraction tests are kept for probabilistic "
+        "statements, their power stated at the worst-case Holm-adjusted alpha. One Holm family "
+        "holds every row's p_hold and p_fail, a second one the controls'; diverged and "
+        "never-crossing units count as failures, and a row with more than 10% of a sub-test's "
+        "units excluded is inconclusive. Every negative control of a row must `fail` on its "
+        "own.",
         "",
         "## Details",
         "",

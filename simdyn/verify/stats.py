@@ -1,9 +1,16 @@
 """Shared statistics of ``simdyn verify``: exact binomial tests, scaling-law slopes, Holm, verdicts.
 
-Every sub-test of a claim reduces to one of two pre-registered forms:
+Every sub-test of a claim reduces to one of three pre-registered forms:
 
-* a FRACTION test: each independent unit (one seed of one design point) passes or not; the claim
-  holds if the pass probability pi exceeds ``threshold``. p_hold is the exact one-sided binomial
+* an EXACT test (:func:`exact_test`, :func:`deterministic_test`), for a statement that is exact
+  on its event (a closed form, a construction, a minimizer, a GD endpoint against a derived
+  bound): checked on every instance, it holds only with ZERO failing instances and reports the
+  failure count. No p-value is involved (p_hold 0 or 1). Its round-off tolerances come from
+  :func:`roundoff_tolerance`.
+* a FRACTION test, only for a statement that is itself probabilistic (a probe on random test
+  points, GD from a random init against an approximate model, SGD): each independent unit (one
+  seed of one design point) passes or not; the claim holds if the pass probability pi exceeds
+  ``threshold``. p_hold is the exact one-sided binomial
   p-value of H0: pi <= threshold, p_fail that of H0: pi >= threshold (scipy ``binomtest``); the
   reported interval is the exact two-sided Clopper-Pearson interval.
 * a SLOPE test: a scaling law log y = a + b log x fitted by least squares over all units; the claim
@@ -13,14 +20,15 @@ Every sub-test of a claim reduces to one of two pre-registered forms:
 
 Decisions use only p-values: a claim holds when its Holm-adjusted p_hold <= alpha, fails when its
 Holm-adjusted p_fail <= alpha, and is inconclusive otherwise (the interval straddles the
-threshold: underpowered) or when too many units were excluded as diverged.
+threshold: underpowered) or when more than MAX_DIVERGED_FRACTION of a sub-test's units were
+excluded as diverged or non-finite (:func:`verdict` enforces it).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -31,22 +39,57 @@ Verdict = Literal["holds", "fails", "inconclusive"]
 ALPHA = 0.05  # family-wise error rate of the claims' verdicts (Holm over the claims)
 MAX_DIVERGED_FRACTION = 0.1  # more excluded (diverged / non-finite) units: inconclusive
 
+# Float64 round-off of the closed forms (see roundoff_tolerance for the derivation).
+FLOAT64_EPS = float(np.finfo(np.float64).eps)
+ROUNDOFF_SAFETY = 100.0
+
+
+def roundoff_tolerance(dim: int, cond: float) -> float:
+    """Relative float64 round-off bound of a closed form built from eigendecompositions.
+
+    Derivation. A backward-stable symmetric eigensolver (LAPACK ``syevd``) applied to an r x r
+    PSD matrix A returns the exact eigenpairs of A + E with ||E|| <= c r eps ||A|| (Golub & Van
+    Loan, Matrix Computations, 4th ed., section 8.1.2 and 8.6), c a modest constant; forming A
+    from N <= r rank-one terms adds at most N eps ||A|| more. A closed form that divides by (or
+    takes inverse square roots of) eigenvalues down to lambda_min turns that absolute error into
+    a relative error of at most r eps cond, cond = lambda_max / lambda_min; the min-norm factor
+    (W^T W = S^+ [C]_p S^+, S = Q^{1/2}) applies two inverse square roots and one product, and
+    the quantities compared (||W v_j||, ratios, residuals) add at most another factor 2. So the
+    relative error is <= 4 (c + 1) r eps cond; ROUNDOFF_SAFETY = 100 covers c <= 24. The
+    verifier's designs are good-event instances, where cond has a closed-form bound from the
+    config (:func:`simdyn.verify.common.good_event_cond`).
+
+    Args:
+        dim: r, the size of the matrices eigendecomposed (the used coordinates).
+        cond: an upper bound on lambda_max / lambda_min (non-zero eigenvalues) of those matrices.
+
+    Returns:
+        ROUNDOFF_SAFETY * dim * eps * cond (dimensionless; scale it by the compared quantity).
+    """
+    if dim < 1 or not cond >= 1.0:
+        raise ValueError(f"roundoff_tolerance: need dim >= 1 and cond >= 1, got {dim}, {cond}")
+    return ROUNDOFF_SAFETY * dim * FLOAT64_EPS * float(cond)
+
 
 @dataclass(frozen=True)
 class TestResult:
     """One pre-registered sub-test of a claim.
 
     name: short id; statistic: what is measured per unit; rule: the decision rule in words;
-    estimate: pass fraction or fitted slope; ci: (lo, hi) 95% interval; threshold: the number the
-    rule compares with (text, e.g. "> 0.9" or "in [0.9, 1.1]"); p_hold / p_fail: unadjusted
-    p-values (see module docs); n_units: units used; n_excluded: units excluded as diverged or
-    non-finite (never averaged in); data: per-unit arrays behind the verdict (JSON-able).
+    estimate: pass fraction, fitted slope, or (exact tests) the worst error / failure count;
+    ci: (lo, hi) 95% interval; threshold: the number the rule compares with (text, e.g. "> 0.9"
+    or "in [0.9, 1.1]"); p_hold / p_fail: unadjusted p-values (see module docs); n_units: units
+    used; n_excluded: units excluded as diverged or non-finite (never averaged in); data:
+    per-unit arrays behind the verdict (JSON-able); power: the smallest detectable deviation in
+    words (for fraction tests :func:`with_power_after_holm` restates it at the Holm-adjusted
+    alpha); failures: the number of failing instances of an exact test (None otherwise);
+    pass_threshold: a fraction test's threshold as a number (None otherwise).
     """
 
     name: str
     statistic: str
     rule: str
-    kind: Literal["fraction", "slope", "mean", "deterministic"]
+    kind: Literal["fraction", "slope", "mean", "deterministic", "exact"]
     estimate: float
     ci: tuple[float, float]
     threshold: str
@@ -56,10 +99,18 @@ class TestResult:
     n_excluded: int
     data: dict[str, Any] = field(default_factory=dict)
     power: str = ""
+    failures: int | None = None  # exact tests: failing instances (invalid ones included)
+    pass_threshold: float | None = None  # fraction tests: the pass rate the rule compares with
 
     @property
     def excluded_fraction(self) -> float:
-        total = self.n_units + self.n_excluded
+        """Fraction of the test's units excluded as diverged or non-finite (1 when it has none).
+
+        Fraction and exact tests keep their invalid units in ``n_units`` (as failures); slope
+        and mean tests leave them out of it.
+        """
+        kept_in = self.kind in ("fraction", "exact")
+        total = self.n_units if kept_in else self.n_units + self.n_excluded
         return self.n_excluded / total if total else 1.0
 
 
@@ -144,8 +195,42 @@ def fraction_test(
         n_units=n,
         n_excluded=int((~valid).sum()),
         data=payload,
-        power=f"fails at P(pass) <= {threshold - fraction_power(passed.size, threshold):.3g}",
+        power=power_text(n, threshold, ALPHA),
+        pass_threshold=threshold,
     )
+
+
+def power_text(n: int, threshold: float, alpha: float) -> str:
+    """The power of a fraction test of n units at level alpha, in words.
+
+    Args:
+        n: units. threshold: the pass rate compared with. alpha: the level it faces.
+
+    Returns:
+        "fails at P(pass) <= x (80% power at alpha a)".
+    """
+    rate = threshold - fraction_power(n, threshold, alpha)
+    return f"fails at P(pass) <= {rate:.3g} (80% power at alpha {alpha:.2g})"
+
+
+def with_power_after_holm(test: TestResult, alpha: float) -> TestResult:
+    """``test`` with its power restated at ``alpha``, the level it faces after Holm.
+
+    A fraction test's p_fail reaches its row's verdict multiplied by the row's number of
+    sub-tests k (:func:`combine`) and then by at most m, the size of the Holm family (the first
+    Holm step), so in the worst case it fails its row only when p_fail <= ALPHA / (k m). Its
+    power must be stated at that alpha, not at ALPHA. Tests of other kinds are returned as is.
+
+    Args:
+        test: a sub-test of a row.
+        alpha: the worst-case adjusted level, ALPHA / (k m).
+
+    Returns:
+        The test with ``power`` recomputed for fraction tests.
+    """
+    if test.kind != "fraction" or test.pass_threshold is None:
+        return test
+    return replace(test, power=power_text(test.n_units, test.pass_threshold, alpha))
 
 
 def fraction_power(n: int, threshold: float, alpha: float = ALPHA, power: float = 0.8) -> float:
@@ -191,7 +276,8 @@ def deterministic_test(
     err = np.asarray(errors, float).ravel()
     worst = float(np.max(np.where(np.isfinite(err), err, np.inf))) if err.size else math.inf
     ok = worst <= tolerance
-    payload = {"errors": _clean(err)}
+    failures = int(np.sum(~(np.isfinite(err) & (err <= tolerance))))
+    payload = {"errors": _clean(err), "failing_units": np.flatnonzero(err > tolerance).tolist()}
     payload.update({key: _clean(v) for key, v in (data or {}).items()})
     return TestResult(
         name=name,
@@ -207,6 +293,70 @@ def deterministic_test(
         n_excluded=0,
         data=payload,
         power=f"any error > {tolerance:.3g}",
+        failures=failures,
+    )
+
+
+def exact_test(
+    name: str,
+    passed: np.ndarray,
+    *,
+    statistic: str,
+    rule: str,
+    valid: np.ndarray | None = None,
+    scope: np.ndarray | None = None,
+    data: dict[str, Any] | None = None,
+) -> TestResult:
+    """A statement exact on its event, checked on every instance: holds iff NO instance fails.
+
+    passed, valid, scope: (units,) bool, as in :func:`fraction_test` (units outside ``scope``
+    are dropped; invalid units in scope - diverged, non-finite - count as failures). No p-value
+    is involved: p_hold is 0 with zero failures and 1 otherwise (p_fail the reverse), and an
+    empty test (no unit in scope) does not hold. The estimate is the failure count, reported
+    with the failing units' indices in ``data["failing_units"]``.
+
+    Args:
+        name: the sub-test's name. passed: per-unit pass flags. statistic, rule: in words.
+        valid: per-unit validity (invalid units fail). scope: units the test is about.
+        data: per-unit arrays to report (restricted to ``scope``).
+
+    Returns:
+        A TestResult of kind "exact" with ``failures`` set.
+    """
+    passed = np.asarray(passed, bool).ravel()
+    valid = np.ones_like(passed) if valid is None else np.asarray(valid, bool).ravel()
+    if scope is not None:
+        scope = np.asarray(scope, bool).ravel()
+        if scope.shape != passed.shape:
+            raise ValueError(f"passed {passed.shape} and scope {scope.shape} must match")
+        data = {k: np.asarray(v, float).ravel()[scope] for k, v in (data or {}).items()}
+        passed, valid = passed[scope], valid[scope]
+    if passed.shape != valid.shape:
+        raise ValueError(f"passed {passed.shape} and valid {valid.shape} must match")
+    ok = passed & valid
+    failures = int((~ok).sum())
+    holds = passed.size > 0 and failures == 0
+    payload: dict[str, Any] = {
+        "passed": passed.astype(int).tolist(),
+        "valid": valid.astype(int).tolist(),
+        "failing_units": np.flatnonzero(~ok).tolist(),
+    }
+    payload.update({key: _clean(v) for key, v in (data or {}).items()})
+    return TestResult(
+        name=name,
+        statistic=statistic,
+        rule=rule,
+        kind="exact",
+        estimate=float(failures),
+        ci=(float(failures), float(failures)),
+        threshold="0 failures",
+        p_hold=0.0 if holds else 1.0,
+        p_fail=1.0 if holds else 0.0,
+        n_units=int(passed.size),
+        n_excluded=int((~valid).sum()),
+        data=payload,
+        power="fails on any failing instance",
+        failures=failures,
     )
 
 
@@ -421,10 +571,22 @@ def verdict(
     alpha: float = ALPHA,
     max_excluded: float = MAX_DIVERGED_FRACTION,
 ) -> Verdict:
-    """holds / fails / inconclusive from Holm-adjusted p-values (see module docs)."""
-    # Diverged and never-crossing units count as failures inside the tests, so exclusions no
-    # longer make a row inconclusive; ``excluded_fraction`` is kept for callers' reports.
-    del excluded_fraction, max_excluded
+    """holds / fails / inconclusive from Holm-adjusted p-values (see module docs).
+
+    Args:
+        p_hold_adj, p_fail_adj: Holm-adjusted p-values of "false" and "true".
+        excluded_fraction: the largest fraction of units a sub-test excluded (diverged,
+            non-finite); above ``max_excluded`` the verdict is inconclusive whatever the
+            p-values say: too many units are missing for the remaining ones to speak for the
+            design (fraction tests count them as failures too, but a row that fails only
+            because its simulations diverge is a run problem, not a verdict on the claim).
+        alpha: the family-wise level. max_excluded: the cap (MAX_DIVERGED_FRACTION).
+
+    Returns:
+        "holds", "fails" or "inconclusive".
+    """
+    if excluded_fraction > max_excluded:
+        return "inconclusive"
     if p_hold_adj <= alpha and p_fail_adj > alpha:
         return "holds"
     if p_fail_adj <= alpha and p_hold_adj > alpha:
