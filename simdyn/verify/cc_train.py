@@ -4,8 +4,9 @@ Pre-registered statistic: the within-class spread of the training embeddings,
 
     r = max_i ||f(x_i) - fbar_{y_i}|| / ||fbar_+ - fbar_-||      (fbar_c: class mean embedding),
 
-zero for an exactly collapsed minimizer. Two routes to SCL minimizers, each a FRACTION test
-(holds if the exact one-sided binomial test gives pass probability > PASS_FRACTION):
+zero for an exactly collapsed minimizer. Two routes to SCL minimizers, each EXACT: checked on
+every instance, holding only with zero failing instances (the proposition is exact, and each
+tolerance below is a derived bound, not a typical size):
 
 * ``gd-endpoints``: full-batch GD, float64, balanced good-event data (mu = 1) and i.i.d. labels
   (mu = 0); a unit passes if r <= r_tol with r_tol = TOL_FACTOR x (frozen init part
@@ -15,9 +16,11 @@ zero for an exactly collapsed minimizer. Two routes to SCL minimizers, each a FR
 * ``random-minimizers`` (DETERMINISTIC, largest error against a derived tolerance, no p-value):
   random members of the minimizer set (Lemma B.2): Theta = R [W*; c g^T] with W* the min-norm
   factor, g a random unit vector of ker M, c ~ U(0, 10), R a random rotation; every instance
-  must have Theta a global minimizer (residual <= 1e-6) and r <= 1e-8 (float64 round-off of
-  the eigendecomposition, ~D * eps * cond(M) ~ 1e-11, with margin). True by construction up to
-  round-off (the added row lies in ker M), so it checks the closed forms, not the theorem.
+  must have Theta a global minimizer (residual <= sqrt(tol)) and r <= tol, tol = the derived
+  float64 round-off :func:`roundoff_tol` (common.good_event_roundoff: 100 r eps cond(M) with
+  r = mn + K + 1 and cond(M) <= tr M / s, ~6e-10 at the quick design; a residual
+  max(stationarity, sqrt|loss gap|) carries sqrt of it). True by construction up to round-off
+  (the added row lies in ker M), so it checks the closed forms, not the theorem.
 
 Negative control: the same pipeline on GD endpoints of UCL (the proposition's premise, the SCL
 loss, violated): UCL keeps instance information, so r is O(1) and the test must fail.
@@ -25,6 +28,7 @@ loss, violated): UCL keeps instance information, so r is O(1) and the test must 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -37,7 +41,7 @@ from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import compressed_moments, embed_points, instance, sample_instances
 from simdyn.verify.runs import run as run_gd
-from simdyn.verify.stats import TestResult, deterministic_test, fraction_test
+from simdyn.verify.stats import TestResult, deterministic_test, exact_test
 
 INFO = ClaimInfo(
     id="CC-train",
@@ -46,10 +50,7 @@ INFO = ClaimInfo(
     control="same statistic on UCL endpoints (SCL premise violated): must fail",
 )
 
-PASS_FRACTION = 0.9  # holds if the pass probability is significantly above this
 TOL_FACTOR = 10.0  # safety factor on the derived GD residual
-EXACT_TOL = 1e-8  # r of an exact minimizer (float64 round-off ~1e-11)
-MINIMIZER_ATOL = 1e-6  # theory.is_global_minimizer tolerance
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,15 @@ def config(design: Design, mu: float, sampling: str, loss: str = "scl") -> Confi
             dtype="float64",
             save_theta=True,
         ),
+    )
+
+
+def roundoff_tol(design: Design) -> float:
+    """The derived round-off tolerance of the closed forms (module docs), worst design point."""
+    phi = (1.0,) * design.K
+    return max(
+        common.good_event_roundoff(phi, design.sigma_xi, design.m, design.n, mu)
+        for mu, _ in design.points
     )
 
 
@@ -177,13 +187,12 @@ def _endpoints(
 
 
 def _gd_test(name: str, res: dict[str, np.ndarray]) -> TestResult:
-    return fraction_test(
+    return exact_test(
         name,
         res["r"] <= res["tol"],
-        PASS_FRACTION,
         valid=~res["diverged"] & np.isfinite(res["r"]),
         statistic="within-class spread r of GD-endpoint training embeddings",
-        rule=f"pass if r <= r_tol (derived, x{TOL_FACTOR:g}); holds if P(pass) > {PASS_FRACTION}",
+        rule=f"pass if r <= r_tol (derived, x{TOL_FACTOR:g}); holds iff every unit passes",
         data={"r": res["r"], "r_tol": res["tol"]},
     )
 
@@ -217,14 +226,15 @@ def measure(design: Design, key: int) -> Units:
 
 def _random_minimizers(design: Design, u: Units) -> TestResult:
     # Deterministic: no randomness to test, only round-off; the worst instance decides.
+    tol = roundoff_tol(design)
     return deterministic_test(
         "random-minimizers",
-        np.maximum(u.r_exact / EXACT_TOL, u.residual / MINIMIZER_ATOL),
+        np.maximum(u.r_exact / tol, u.residual / math.sqrt(tol)),
         1.0,
-        statistic="max(r / EXACT_TOL, minimizer residual / MINIMIZER_ATOL) of random global SCL "
+        statistic="max(r / tol, minimizer residual / sqrt(tol)) of random global SCL "
         "minimizers (min-norm + random ker M row, rotated), worst instance",
-        rule=f"holds iff every instance has residual <= {MINIMIZER_ATOL:g} and r <= "
-        f"{EXACT_TOL:g} (float64 round-off)",
+        rule=f"holds iff every instance has residual <= {math.sqrt(tol):.2g} and r <= "
+        f"{tol:.2g} (derived float64 round-off)",
         data={"r": u.r_exact, "minimizer_residual": u.residual},
     )
 
@@ -257,13 +267,13 @@ CLAIM = Claim(
                 Rule(
                     "gd-endpoints",
                     f"GD endpoint's within-class spread r <= r_tol (derived, x{TOL_FACTOR:g}) on "
-                    f"a fraction > {PASS_FRACTION} (diverged units fail)",
+                    "every unit (diverged units fail)",
                     lambda design, u: _gd_test("gd-endpoints", u.scl),
                 ),
                 Rule(
                     "random-minimizers",
-                    f"every random exact minimizer: residual <= {MINIMIZER_ATOL:g} and r <= "
-                    f"{EXACT_TOL:g} (deterministic)",
+                    "every random exact minimizer: residual <= sqrt(tol) and r <= tol (tol: "
+                    "derived float64 round-off, roundoff_tol; deterministic)",
                     _random_minimizers,
                 ),
             ),

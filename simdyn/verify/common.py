@@ -36,7 +36,7 @@ from simdyn.config import Config, DataConfig
 from simdyn.data import TrainingSet
 from simdyn.verify.instances import Compressed, compressed_moments, instance, sample_instances
 from simdyn.verify.runs import Runs
-from simdyn.verify.stats import TestResult
+from simdyn.verify.stats import TestResult, roundoff_tolerance
 
 Scale = Literal["small", "quick", "full"]
 SCALES: tuple[Scale, ...] = ("small", "quick", "full")
@@ -210,6 +210,50 @@ def good_event_data(
         noise_placement="good_event",
         n_test=n_test,
     )
+
+
+def good_event_cond(
+    phi: tuple[float, ...], sigma_xi: float, m: int, n: int, mu: float = 0.0
+) -> float:
+    """Upper bound on cond(M) = lambda_max / lambda_min (non-zero eigenvalues) of a good-event
+    instance (distinct basis-noise coordinates off the feature block), from the config alone.
+
+    lambda_max <= tr M = E||x~||^2 = 1 + mu^2 + phi_1^2 + phi_2^2 + mean_k phi_k^2 + sigma_xi^2
+    (the mean over the irrelevant features k >= 3: each example carries one of them).
+    lambda_min >= s = sigma_xi^2 / (m n): with X = [U | sigma_xi I_N] the N = m n augmented points
+    on the used coordinates (features U, one distinct noise coordinate each), X X^T = U U^T +
+    sigma_xi^2 I >= sigma_xi^2 I, and the non-zero eigenvalues of M = X^T X / N are those of
+    X X^T / N. M+ and M~ are averages of the same points, so the whitened closed forms see no
+    larger ratio.
+
+    Args:
+        phi: feature strengths (phi_1, phi_2, phi_3..phi_K). sigma_xi: noise scale.
+        m, n: augmentations and originals. mu: the subclass mean.
+
+    Returns:
+        The bound (>= 1).
+    """
+    sq = [float(f) ** 2 for f in phi]
+    irrelevant = sum(sq[2:]) / len(sq[2:]) if len(sq) > 2 else 0.0
+    trace = 1.0 + mu**2 + sum(sq[:2]) + irrelevant + sigma_xi**2
+    return max(1.0, trace / (sigma_xi**2 / (m * n)))
+
+
+def good_event_roundoff(
+    phi: tuple[float, ...], sigma_xi: float, m: int, n: int, mu: float = 0.0
+) -> float:
+    """The derived float64 round-off tolerance (relative) of the closed forms of one good-event
+    design: :func:`simdyn.verify.stats.roundoff_tolerance` with r = m n + K + 1 used coordinates
+    (bias, K features, one noise coordinate per augmented point) and :func:`good_event_cond`.
+
+    Args:
+        phi, sigma_xi, m, n, mu: the design (K = len(phi)).
+
+    Returns:
+        The relative tolerance; scale it by the compared quantity.
+    """
+    dim = m * n + len(phi) + 1
+    return roundoff_tolerance(dim, good_event_cond(phi, sigma_xi, m, n, mu))
 
 
 def unit_instances(data: DataConfig, seeds: list[int], key: int) -> Iterator[TrainingSet]:

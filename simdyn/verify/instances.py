@@ -76,7 +76,7 @@ def sample_instances(data: DataConfig, seeds: Sequence[int], key: int) -> Traini
     def one(k):
         return sim.sample(streams(k).data, data, jnp.float64)
 
-    return _chunked(jax.vmap(one), seeds, key)
+    return simulators.corrupt_instances(_chunked(jax.vmap(one), seeds, key), sim.corrupted(seeds))
 
 
 def instance(batch: TrainingSet, i: int) -> TrainingSet:

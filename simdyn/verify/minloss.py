@@ -6,16 +6,21 @@ points, including the sigma_0 sweep) and joint (JOINT: three betas); for each un
 theory.min_loss(P, M, p) of its own training set (float64, exact restricted moments).
 
 Pre-registered statistic: the relative gap g = (L_T - L*) / |L*|; a unit passes if
--FLOAT_FLOOR <= g <= tol with
+-floor <= g <= tol with
 
-    tol = TOL_FACTOR (e^{-16 eta a (T - t_esc)} + s^2 e^{-8 eta s (T - t_esc)}) + FLOAT_FLOOR,
+    tol = TOL_FACTOR (e^{-16 eta a (T - t_esc)} + s^2 e^{-8 eta s (T - t_esc)}) + floor,
 
 a the P-eigenvalue of the slowest selected feature mode, t_esc = ln(1/x)/ln(1 + 4 eta a) its
 escape time from the init scale x = sigma_0 sqrt(p/d) (common.escape_steps), the first term its
 squared logistic relaxation (the loss is quadratic around the minimum) and the second the noise
 directions (P-eigenvalue ~ s = sigma_xi^2/(mn), weight s^2 in the loss), which relax slowest
-(measured: the gap's tail decays at 8 eta s per step). FLOAT_FLOOR covers float64 round-off.
-Holds if P(pass) > PASS_FRACTION (exact binomial).
+(measured: the gap's tail decays at 8 eta s per step). floor is the derived float64 round-off
+of the relative loss values of the owning design (:func:`floor`: its ``roundoff_tol``, i.e.
+100 r eps cond(M) with cond(M) <= tr M / s; 1e-10 to 1e-9 here).
+
+EXACT: Lemma B.2 and the relaxation bound leave no randomness to the statement, so each
+per-design test is checked on every unit and holds only with zero failing units (diverged units
+fail); it reports the failure count.
 
 Negative control: the prediction with one selected direction too few,
 -sum_{i < min(p, rank P)} lambda_i^2 (what GD would reach if it learnt one direction less),
@@ -34,7 +39,7 @@ from simdyn.verify import cc_train, common, fs_dim, joint
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, GDGroup, Scale
 from simdyn.verify.instances import compressed_moments, instance, sample_instances
-from simdyn.verify.stats import TestResult, fraction_test
+from simdyn.verify.stats import TestResult, exact_test
 
 INFO = ClaimInfo(
     id="MINLOSS",
@@ -43,9 +48,7 @@ INFO = ClaimInfo(
     control="minimum with one selected direction too few predicted: must fail",
 )
 
-PASS_FRACTION = 0.9
 TOL_FACTOR = 10.0
-FLOAT_FLOOR = 1e-9
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,30 @@ DESIGNS: dict[Scale, Design] = {
 }
 
 
-def loss_tolerance(eta: float, a: float, s: float, x: float, steps: int) -> float:
+def floor(design: Design, kind: str) -> float:
+    """The derived float64 round-off floor of g for one design kind (module docs).
+
+    Args:
+        design: the MINLOSS design. kind: "scl", "ucl" or "joint".
+
+    Returns:
+        The owning claim's roundoff_tol.
+    """
+    if kind == "scl":
+        return cc_train.roundoff_tol(design.cc_train)
+    if kind == "ucl":
+        return fs_dim.roundoff_tol(design.fs_dim)
+    return joint.roundoff_tol(design.joint)
+
+
+def loss_tolerance(
+    eta: float, a: float, s: float, x: float, steps: int, float_floor: float
+) -> float:
     """tol of one unit (see module docs)."""
     t_esc = common.escape_steps(eta, a, x)
     feature = common.relaxation(eta, a, steps - t_esc) ** 2
     noise = s**2 * common.relaxation(eta, s, steps - t_esc)
-    return TOL_FACTOR * (feature + noise) + FLOAT_FLOOR
+    return TOL_FACTOR * (feature + noise) + float_floor
 
 
 def _groups(design: Design, key: int) -> list[tuple[str, int, GDGroup]]:
@@ -81,19 +102,20 @@ def _groups(design: Design, key: int) -> list[tuple[str, int, GDGroup]]:
 
 
 KINDS = ("scl", "ucl", "joint")
-RULE = f"pass if -{FLOAT_FLOOR:g} <= g <= tol (derived); holds if P(pass) > {PASS_FRACTION}"
+RULE = "pass if -floor <= g <= tol (both derived); holds iff every unit passes"
 
 
 def measure(design: Design, key: int) -> dict[str, np.ndarray]:
     """Per unit: final loss, relative gap g to the minimum and to the one-too-few minimum, its
     tolerance, whether it diverged, and its design kind (scl / ucl / joint)."""
-    rows: dict[str, list] = {k: [] for k in ("loss", "gap", "wrong_gap", "tol", "div")}
+    rows: dict[str, list] = {k: [] for k in ("loss", "gap", "wrong_gap", "tol", "floor", "div")}
     labels: list[str] = []
     for name, owner_key, (cfg, seeds, runs, beta, a_slow) in _groups(design, key):
         d, t, p = cfg.data, cfg.train, cfg.model.p
         sets = sample_instances(d, seeds, owner_key)
         s = d.sigma_xi**2 / (d.m * d.n)
         sig = runs.hparams.sigma_0
+        low = floor(design, name)
         for u in range(len(seeds)):
             c = compressed_moments(instance(sets, u), d.K)
             P = beta[u] * c.m_plus + (1.0 - beta[u]) * c.m_tilde
@@ -105,7 +127,8 @@ def measure(design: Design, key: int) -> dict[str, np.ndarray]:
             rows["loss"].append(final)
             rows["gap"].append((final - best) / abs(best))
             rows["wrong_gap"].append((final - wrong) / abs(wrong) if wrong else math.inf)
-            rows["tol"].append(loss_tolerance(t.lr, float(a_slow[u]), s, x, t.steps))
+            rows["tol"].append(loss_tolerance(t.lr, float(a_slow[u]), s, x, t.steps, low))
+            rows["floor"].append(low)
             rows["div"].append(bool(runs.diverged[u]))
             labels.append(name)
     r = {k: np.asarray(v, float) for k, v in rows.items()}
@@ -114,20 +137,19 @@ def measure(design: Design, key: int) -> dict[str, np.ndarray]:
 
 
 def _per_kind(name: str, gap: str, statistic: str, with_data: bool):
-    """One fraction test per design kind (not pooled: the three losses relax at different
-    rates) of -FLOAT_FLOOR <= ``gap`` <= tol."""
+    """One exact test per design kind (not pooled: the three losses relax at different
+    rates) of -floor <= ``gap`` <= tol on every unit."""
 
     def evaluate(design: Design, r: dict[str, np.ndarray]) -> list[TestResult]:
         valid = (r["div"] == 0) & np.isfinite(r["loss"])
-        passed = (r[gap] >= -FLOAT_FLOOR) & (r[gap] <= r["tol"])
+        passed = (r[gap] >= -r["floor"]) & (r[gap] <= r["tol"])
         out = []
         for kind in KINDS:
             sel = r["kind"] == kind
             out.append(
-                fraction_test(
+                exact_test(
                     f"{name}[{kind}]",
                     passed[sel],
-                    PASS_FRACTION,
                     valid=valid[sel],
                     statistic=statistic,
                     rule=RULE,
@@ -165,8 +187,8 @@ CLAIM = Claim(
             rules=(
                 Rule(
                     "gd-final-loss[{kind}]",
-                    f"per design (scl, ucl, joint): -{FLOAT_FLOOR:g} <= (L_T - L*)/|L*| <= tol "
-                    f"(derived) on a fraction > {PASS_FRACTION} (diverged units fail)",
+                    "per design (scl, ucl, joint): -floor <= (L_T - L*)/|L*| <= tol (both "
+                    "derived) on every unit (diverged units fail)",
                     _per_kind(
                         "gd-final-loss",
                         "gap",

@@ -122,12 +122,15 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
         traj = jax.tree.map(np.asarray, oracle_trajectories(config, keys, hp))
     else:
         traj = _chunked(config, sim, as_key(key), seeds, hp)
+    alignment, loss, theta = simulators.corrupt_endpoints(
+        traj.alignment, traj.loss, traj.theta, sim.corrupted(seeds)
+    )
     return Runs(
-        traj.alignment,
-        traj.loss,
+        alignment,
+        loss,
         traj.probe_subclass,
-        traj.diverged.astype(bool) | ~np.all(np.isfinite(traj.alignment), axis=(1, 2)),
-        traj.theta,
+        traj.diverged.astype(bool) | ~np.all(np.isfinite(alignment), axis=(1, 2)),
+        theta,
         np.asarray(config.train.record_steps),
         seeds,
         jax.tree.map(np.asarray, hp._replace(lr=hp.lr / sim.lr_factor)),

@@ -19,6 +19,11 @@ The faults are near misses, each of a kind a real implementation could ship:
   and of the per-original means, so P (M+ or M~) misses its sigma_xi^2/(mn)-sized noise block.
 * ``oracle-minimizer``: a "simulator" that jumps to the instance's closed-form min-norm
   minimizer after step 0 (right endpoints, no dynamics).
+* ``corrupt-2%``: right on 49 of every 50 seeds, wrong on the rest (seed index = 25 mod 50, so
+  every run of 50 consecutive seeds holds one): those seeds' sampled instances carry noise
+  values scaled by CORRUPT_NOISE (a sigma_xi slip), and their GD/SGD endpoints (last recorded
+  alignment, final loss, final Theta) are those of CORRUPT_THETA x Theta_T. A rule that judges
+  an exact statement by a pass fraction (> 0.9) lets this through; a zero-failure rule must not.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from simdyn.config import Config, DataConfig
 from simdyn.data import TrainingSet, sample_training_set
@@ -52,7 +58,8 @@ class Simulator:
     lr_factor / init_factor(config): hidden multipliers of eta and sigma_0; objective: the
     full-batch objective factory handed to :func:`simdyn.make_train`; sampler: ``(data_key,
     data_config, dtype) -> TrainingSet`` for training and instances; oracle: replace training by
-    the instance's min-norm minimizer from step 1 on.
+    the instance's min-norm minimizer from step 1 on; corrupt: ``seed index -> bool``, the seeds
+    whose instances and endpoints :func:`corrupt_instances` and :func:`corrupt_endpoints` alter.
     """
 
     name: str
@@ -62,6 +69,14 @@ class Simulator:
     objective: ObjectiveFactory | None = None
     sampler: Sampler | None = None
     oracle: bool = False
+    corrupt: Callable[[int], bool] | None = None
+
+    def corrupted(self, seeds) -> np.ndarray:
+        """(len(seeds),) bool: which seed indices this simulator corrupts (none by default)."""
+        seeds = [int(s) for s in seeds]
+        if self.corrupt is None:
+            return np.zeros(len(seeds), bool)
+        return np.array([self.corrupt(s) for s in seeds], bool)
 
     def sample(self, data_key: Array, data: DataConfig, dtype) -> TrainingSet:
         """The training set for the key already folded to the seed's data stream."""
@@ -188,6 +203,63 @@ def _shared_noise_sampler(data_key: Array, data: DataConfig, dtype) -> TrainingS
     )
 
 
+CORRUPT_PERIOD = 50  # one corrupted seed in every 50 consecutive ones: 2% of instances
+CORRUPT_NOISE = 1.0 / 3.0  # noise values of a corrupted instance (sigma_xi / 3)
+CORRUPT_THETA = 1.1  # a corrupted endpoint is that of 1.1 Theta_T
+
+
+def corrupt_seed(seed: int) -> bool:
+    """The ``corrupt-2%`` fault's seeds: index 25 mod CORRUPT_PERIOD."""
+    return seed % CORRUPT_PERIOD == CORRUPT_PERIOD // 2
+
+
+def corrupt_instances(batch: TrainingSet, mask: np.ndarray) -> TrainingSet:
+    """Sampled instances (numpy, leading seed axis) with the noise values of the ``mask`` ed ones
+    (training points and originals) scaled by CORRUPT_NOISE.
+
+    Args:
+        batch: instances from :func:`simdyn.verify.instances.sample_instances`.
+        mask: (seeds,) bool, the corrupted ones.
+
+    Returns:
+        The batch with those instances altered (the others untouched).
+    """
+    if not mask.any():
+        return batch
+
+    def scaled(points):
+        val = np.array(points.noise_val, copy=True)
+        val[mask] *= CORRUPT_NOISE
+        return points._replace(noise_val=val)
+
+    return batch._replace(points=scaled(batch.points), originals=scaled(batch.originals))
+
+
+def corrupt_endpoints(alignment, loss, theta, mask: np.ndarray):
+    """Trajectories whose ``mask`` ed units end at c Theta_T, c = CORRUPT_THETA, instead of
+    Theta_T: last recorded alignment and saved Theta times c, final loss times 2 c^2 - c^4.
+
+    The loss factor is exact at a stationary point: L(c Theta) = c^2 A + c^4 B with A = -2
+    tr(Theta^T Theta P) and B the quartic term, and stationarity along Theta gives 2 A + 4 B = 0,
+    so L(c Theta) = L(Theta) (2 c^2 - c^4) (4.4% of |L| above the minimum at c = 1.1).
+
+    Args:
+        alignment: (U, R, K+1). loss: (U, R). theta: (U, p, D) or (U, 0). mask: (U,) bool.
+
+    Returns:
+        (alignment, loss, theta), copies with the masked units altered.
+    """
+    if not mask.any():
+        return alignment, loss, theta
+    alignment, loss, theta = (np.array(a, copy=True) for a in (alignment, loss, theta))
+    c = CORRUPT_THETA
+    alignment[mask, -1] *= c
+    loss[mask, -1] *= 2 * c**2 - c**4
+    if theta.ndim == 3 and theta.shape[-1]:
+        theta[mask] *= c
+    return alignment, loss, theta
+
+
 BROKEN: tuple[Simulator, ...] = (
     Simulator("step-x1.5", "GD/SGD step size 1.5 eta", lr_factor=1.5),
     Simulator(
@@ -211,6 +283,11 @@ BROKEN: tuple[Simulator, ...] = (
         objective=_no_noise_p_objective,
     ),
     Simulator("oracle-minimizer", "jumps to the closed-form min-norm minimizer", oracle=True),
+    Simulator(
+        "corrupt-2%",
+        "2% of seeds (index 25 mod 50): instance noise x1/3, endpoint 1.1 Theta_T",
+        corrupt=corrupt_seed,
+    ),
 )
 
 
