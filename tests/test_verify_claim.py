@@ -85,6 +85,28 @@ def test_a_design_check_runs_before_anything_is_measured():
         evaluate(spec, None, 0)
 
 
+def test_sgd_rows_are_labelled_as_simdyn_extensions_not_as_the_papers_theorems():
+    # The paper states no SGD theorem (THEORY.md section 4): a row of simdyn's SGD must say so.
+    sources = {}
+    for claim_id in CLAIM_IDS:
+        spec = declaration(claim_id)
+        for row in spec.rows:
+            outcome = spec.info.outcome(
+                variant=row.variant, claim=row.claim, source=row.source, design="", tests=(),
+                controls=(),
+            )  # fmt: skip
+            sources[outcome.claim] = outcome.source
+    sgd_rows = [c for c in sources if "SGD" in c]
+    assert {"CC-early [SGD]", "FS-dim [SGD]", "JOINT [SGD]", "SGD-OBJ"} <= set(sgd_rows)
+    for claim in sgd_rows:
+        if claim == "CC-unlearn [SGD]":
+            continue  # section 4.3's experiment itself states "same for SGD"
+        assert sources[claim].startswith("simdyn extension (SGD)"), (claim, sources[claim])
+    assert sources["JOINT [SGD]"] == "simdyn extension (SGD) of Thm 6.1"
+    assert sources["JOINT [GD]"] == "Thm 6.1 (GD)"  # GD is the paper's own training
+    assert not any("(SGD)" in src and not src.startswith("simdyn") for src in sources.values())
+
+
 @pytest.mark.parametrize("claim_id", CLAIM_IDS)
 def test_every_claim_is_declared_with_all_scales_rules_and_controls(claim_id):
     spec = declaration(claim_id)

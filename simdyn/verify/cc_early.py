@@ -7,7 +7,9 @@ balanced good-event data, float64, recorded every step, sigma_0 swept over sever
 x = sigma_0 sqrt(p/d) -> 0 (each unit its own seed; sigma_0 is a traced hyper-parameter).
 
 Pre-registered sub-tests, with peak = max_t ||W_t v_2|| and t* = first step with
-||W_t v_2|| >= OMEGA_LEVEL:
+||W_t v_2|| >= OMEGA_LEVEL. The per-unit rules are FRACTION tests because Thm 4.5 is itself
+probabilistic: it holds with probability 1 - O(m^2 n^2 / d + 1/poly(p)) over the random init
+(Lemmas G.6-G.8), and the time and peak rules compare with approximate (escape-path) models:
 
 * ``Omega(1)-level`` (FRACTION): pass if peak >= OMEGA_LEVEL; holds if P(pass) > PASS_FRACTION.
 * ``Omega(1)-scaling`` (SLOPE): the peak must not decay as x -> 0: slope of log peak on log x

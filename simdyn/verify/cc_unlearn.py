@@ -4,7 +4,9 @@ Claim: ||W_t v_2|| rises, peaks, then decays to the min-norm value; the same for
 the CC-early runs (SCL, mu = 1, sigma_0 sweep, every unit its own seed; memoised, so no extra
 training) plus the min-norm SCL minimizer of each unit's own training set.
 
-Pre-registered per-unit statistic (FRACTION, holds if P(pass) > PASS_FRACTION, exact binomial):
+Pre-registered per-unit statistic (FRACTION, holds if P(pass) > PASS_FRACTION, exact binomial;
+a fraction because the statement is an experimental observation over random inits, not a
+theorem exact on an event):
 
 * GD ``rise-peak``: pass if peak = max_t ||W_t v_2|| >= OMEGA_LEVEL (it rose) and the peak is
   at 0 < t_peak <= T/2 (it peaked inside the run). Every unit.

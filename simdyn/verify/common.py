@@ -42,6 +42,30 @@ Scale = Literal["small", "quick", "full"]
 SCALES: tuple[Scale, ...] = ("small", "quick", "full")
 
 
+# Variants that test simdyn's own extensions, not the paper: the paper states no SGD theorem
+# (THEORY.md section 4: simdyn defines its SGD), so an SGD row of a theorem is labelled as an
+# extension of that theorem, never as the theorem itself.
+EXTENSION_VARIANTS = ("SGD",)
+
+
+def variant_source(source: str, variant: str) -> str:
+    """The source column of a claim's variant row.
+
+    Args:
+        source: the paper's source of the claim ("Thm 6.1"). variant: "" (the claim itself),
+            "GD" (the paper's own training) or an extension in EXTENSION_VARIANTS.
+
+    Returns:
+        ``source`` for the claim, ``"source (GD)"`` for the paper's GD, and
+        ``"simdyn extension (SGD) of source"`` for an extension.
+    """
+    if not variant:
+        return source
+    if variant in EXTENSION_VARIANTS:
+        return f"simdyn extension ({variant}) of {source}"
+    return f"{source} ({variant})"
+
+
 @dataclass(frozen=True)
 class ClaimInfo:
     """id, paper source, the claim in words, and the negative control in words."""
@@ -71,7 +95,7 @@ class ClaimInfo:
         ``fields``: the rest of :class:`ClaimOutcome`."""
         if start is not None:
             fields["seconds"] = time.perf_counter() - start
-        default_source = f"{self.source} ({variant})" if variant else self.source
+        default_source = variant_source(self.source, variant)
         return ClaimOutcome(
             claim=self.row_id(variant) if claim is None else claim,
             source=default_source if source is None else source,
