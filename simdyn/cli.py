@@ -442,6 +442,13 @@ _VERIFY_FLAGS = (
         help="print the pre-registered rules and controls of each table row (of --claims) "
         "and exit (default: off)",
     ),
+    _flag(
+        "--expect",
+        default=None,
+        metavar="FILE",
+        help="expected verdicts (JSON, e.g. simdyn/verify/expected/quick.json, or a report.json): "
+        "exit 1 and print the rows that deviate (default: none)",
+    ),
 )
 
 

@@ -26,11 +26,14 @@ DEV_KEYS = (0, 2, 3, 11)
 
 def run_verify(args: argparse.Namespace) -> int:
     """Entry point called by ``simdyn.cli`` (args: claims, seeds, quick, out, key, self_test,
-    list, rules).
+    list, rules, expect).
 
-    Returns 0 when every negative control failed as it must (whatever the claims' verdicts),
-    1 when some control did not fail (the pipeline cannot be trusted); with ``--self-test``, 0
-    when every broken simulator was caught and 1 otherwise.
+    Returns EXIT_OK (0) when every negative control failed as it must (whatever the claims'
+    verdicts), EXIT_FAILED (1) when some control did not fail (the pipeline cannot be trusted);
+    with ``--expect FILE``, EXIT_FAILED also when any row's verdict or controls' verdict deviates
+    from FILE's (:mod:`simdyn.verify.expect`; each deviation is printed); with ``--self-test``,
+    EXIT_OK when every broken simulator was caught and EXIT_FAILED otherwise. Bad input raises
+    ConfigError (``simdyn.cli`` exits 2).
     """
     from simdyn.verify.registry import CLAIM_IDS, module, resolve_claims
 
@@ -58,6 +61,7 @@ def run_verify(args: argparse.Namespace) -> int:
         raise ConfigError(f"invalid --key {key}: must be a non-negative integer")
     seeds = getattr(args, "seeds", None)
     out = getattr(args, "out", "verify-report")
+    expected = _load_expected(args)  # before the run: a bad file fails in well under a second
 
     reused: list[str] = []
     start = time.perf_counter()
@@ -74,7 +78,45 @@ def run_verify(args: argparse.Namespace) -> int:
     meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     rows = _write_and_print(outcomes, meta, out, len(claims), key)
     clear_memo()
-    return 0 if all(r.control_ok for r in rows) else 1
+    code = EXIT_OK if all(r.control_ok for r in rows) else EXIT_FAILED
+    if expected is not None:
+        partial = bool(getattr(args, "claims", None))
+        code = max(code, _check_expected(expected, rows, meta, partial))
+    return code
+
+
+EXIT_OK = 0  # every control failed (and, with --expect, every verdict as expected)
+EXIT_FAILED = 1  # a control did not fail, or (--expect) a verdict deviated
+
+
+def _load_expected(args: argparse.Namespace) -> dict | None:
+    """The ``--expect`` file's verdicts (None without it); ConfigError if unreadable or given
+    with --self-test."""
+    path = getattr(args, "expect", None)
+    if path is None:
+        return None
+    if getattr(args, "self_test", False):
+        raise ConfigError("invalid --expect with --self-test: it checks a verify run's verdicts")
+    from simdyn.verify.expect import load
+
+    return load(path)
+
+
+def _check_expected(expected: dict, rows: list, meta: dict, partial: bool) -> int:
+    """Print every deviation of ``rows`` from ``expected``; EXIT_FAILED if there is any."""
+    from simdyn.verify.expect import deviations
+
+    actual = [
+        {"claim": r.outcome.claim, "verdict": r.verdict, "control_verdict": r.control_verdict}
+        for r in rows
+    ]
+    found = deviations(expected, actual, meta, partial)
+    if not found:
+        print(f"--expect: all {len(actual)} rows as expected (verdicts and controls)")
+        return EXIT_OK
+    print(f"--expect: {len(found)} deviation(s) from the expected verdicts:")
+    print("\n".join(f"  {line}" for line in found))
+    return EXIT_FAILED
 
 
 def _run_claims(
