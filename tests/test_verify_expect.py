@@ -113,6 +113,11 @@ def test_deviations_in_scale_key_and_rows_not_run():
     assert expect.deviations(want, [HOLDS, HOLDS_X], {"scale": "full", "key": 1}) == [
         "scale: expected 'quick', ran 'full'"
     ]
+    seeded = dict(want, seeds_override=None)
+    assert expect.deviations(seeded, [HOLDS, HOLDS_X], {"scale": "quick", "key": 1}) == []
+    assert expect.deviations(
+        seeded, [HOLDS, HOLDS_X], {"scale": "quick", "key": 1, "seeds_override": 8}
+    ) == ["seeds_override: expected None, ran 8"]
 
 
 def test_from_report_round_trips_through_the_module_entry_point(tmp_path, capsys):
@@ -126,6 +131,7 @@ def test_from_report_round_trips_through_the_module_entry_point(tmp_path, capsys
     assert json.loads(dst.read_text()) == {
         "scale": "quick",
         "key": 1,
+        "seeds_override": None,
         "rules_commit": "abc",
         "rows": [HOLDS],
     }

@@ -1,12 +1,12 @@
 """``simdyn verify --expect FILE``: compare a run's verdicts with the expected ones.
 
-The expected file is JSON: ``{"scale", "key", "rules_commit", "rows": [{"claim", "verdict",
-"control_verdict"}, ...]}``, one entry per table row (:func:`from_report` extracts it from a
-``report.json``; ``python -m simdyn.verify.expect REPORT.json OUT.json`` writes it). A DEVIATION
-is any difference: a row whose verdict or whose controls' verdict differs, a row the run has and
-the file does not, a row the file has and a full run lacks, or a scale or key that differs (the
-same rules give other verdicts at another size or key). ``simdyn verify --expect`` exits 1 on
-any deviation and prints each one.
+The expected file is JSON: ``{"scale", "key", "seeds_override", "rules_commit", "rows":
+[{"claim", "verdict", "control_verdict"}, ...]}``, one entry per table row (:func:`from_report`
+extracts it from a ``report.json``; ``python -m simdyn.verify.expect REPORT.json OUT.json``
+writes it). A DEVIATION is any difference: a row whose verdict or whose controls' verdict
+differs, a row the run has and the file does not, a row the file has and a full run lacks, or a
+scale, key or ``--seeds`` that differs (the same rules give other verdicts at another size or
+key). ``simdyn verify --expect`` exits 1 on any deviation and prints each one.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from simdyn.config import ConfigError
 
 FIELDS = ("verdict", "control_verdict")  # what is compared per row
+RUN_FIELDS = ("scale", "key", "seeds_override")  # what is compared per run, where the file has it
 
 
 def from_report(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,12 +30,14 @@ def from_report(report: Mapping[str, Any]) -> dict[str, Any]:
         report: a parsed ``report.json`` (:func:`simdyn.verify.report.to_json`).
 
     Returns:
-        ``{"scale", "key", "rules_commit", "rows": [{"claim", "verdict", "control_verdict"}]}``.
+        ``{"scale", "key", "seeds_override", "rules_commit", "rows": [{"claim", "verdict",
+        "control_verdict"}]}``.
     """
     meta = report.get("meta", {})
     return {
         "scale": meta.get("scale"),
         "key": meta.get("key"),
+        "seeds_override": meta.get("seeds_override"),
         "rules_commit": meta.get("rules_commit"),
         "rows": [{k: row[k] for k in ("claim", *FIELDS)} for row in report["rows"]],
     }
@@ -89,8 +92,8 @@ def deviations(
         The deviations (empty when the run matches).
     """
     out = []
-    for field in ("scale", "key"):
-        if expected.get(field) is not None and expected.get(field) != meta.get(field):
+    for field in RUN_FIELDS:
+        if field in expected and expected[field] != meta.get(field):
             out.append(f"{field}: expected {expected[field]!r}, ran {meta.get(field)!r}")
     want = {r["claim"]: r for r in expected["rows"]}
     got = {r["claim"]: r for r in actual}
