@@ -123,12 +123,12 @@ def test_each_claim_runs_and_is_well_formed(outcomes, claim):
 
 
 def test_minloss_every_small_unit_reaches_the_minimum_and_no_control_unit_does(outcomes):
-    # GD reaches min_loss to ~1e-10 relative vs a control off by >= 1/p relative. Per design the
-    # small size has too few units for a verdict (6 joint units), so count units directly.
+    # GD reaches min_loss to ~1e-10 relative vs a control off by >= 1/p relative. The tests are
+    # exact (every unit): count the failing units directly.
     (row,) = outcomes["MINLOSS"]
     assert [t.name for t in row.tests] == [f"gd-final-loss[{k}]" for k in ("scl", "ucl", "joint")]
-    assert all(t.estimate == 1.0 and t.n_units > 0 for t in row.tests)
-    assert all(c.estimate == 0.0 for c in row.controls)
+    assert all(t.kind == "exact" and t.failures == 0 and t.n_units > 0 for t in row.tests)
+    assert all(c.failures == c.n_units > 0 for c in row.controls)
 
 
 @pytest.mark.parametrize("claim", ["CC-train", "CC-minnorm", "FS-dim"])
