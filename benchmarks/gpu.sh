@@ -15,7 +15,8 @@
 #   3. step   (cap 150 s): benchmarks/gpu_step.py, fig2a structured GD step at 10^3, 10^4, 10^5
 #      seeds x 500 steps: seed-steps/s and device memory per seed (memory_stats peak, XLA
 #      buffers, cost model) into gpu_step.json + gpu_step.md. Smoke: 8, 16, 32 seeds x 20 steps.
-#   4. verify (whatever is left, cap 150 s): `simdyn verify --full --out RESULTS/verify-full`
+#   4. fig2b  (cap 150 s): `simdyn simulate fig2b --seeds 1024` with probes on (issue 29).
+#   5. verify (whatever is left, cap 150 s): `simdyn verify --full --out RESULTS/verify-full`
 #      (its progress lines are in verify.log even if the timeout stops it). Smoke:
 #      `simdyn verify --quick --claims CC-minnorm --seeds 4`.
 # Time bounds: every stage's timeout is also cut to what is left of SIMDYN_GPU_TOTAL_S (default
@@ -72,7 +73,7 @@ budget() {
     ((left < $1)) && echo "$left" || echo "$1"
 }
 
-OUT_FILES=(summary.md setup.log pytest.log gpu_step.log gpu_step.json gpu_step.md verify.log
+OUT_FILES=(summary.md setup.log pytest.log gpu_step.log gpu_step.json gpu_step.md fig2b.log verify.log
     verify_report.md)
 
 write_summary() {
@@ -293,7 +294,18 @@ step_tmo=$(budget $step_cap)
 stage step "$step_cap" gpu_step.log "$PY" benchmarks/gpu_step.py "${step_args[@]}" \
     --budget-s $((step_tmo > 30 ? step_tmo - 20 : 10)) --out "$RES"
 
-# ------------------------------------------------------------------ 4. verify
+# ------------------------------------------------------------------ 4. fig2b
+# The paper's Fig. 2b preset (p = 500) end to end with probes on, at 1024 seeds (issue 29): a
+# CPU run costs about 10-20 s per seed (the p x p x D products), so its 1024-seed time is
+# measured here. Smoke: 2 seeds x 20 steps.
+if [[ $SMOKE == 1 ]]; then
+    stage fig2b 90 fig2b.log simdyn simulate fig2b --seeds 2 --steps 20 --out "$RES/fig2b.nc"
+else
+    stage fig2b 150 fig2b.log simdyn simulate fig2b --seeds 1024 --out "$RES/fig2b.nc"
+fi
+rm -f "$RES/fig2b.nc"
+
+# ------------------------------------------------------------------ 5. verify
 if [[ $SMOKE == 1 ]]; then
     vout=$RES/verify-smoke
     stage verify 90 verify.log simdyn verify --quick --claims CC-minnorm --seeds 4 --out "$vout"

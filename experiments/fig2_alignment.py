@@ -13,6 +13,15 @@ seed bands (median + 5-95%) with two closed-form overlays:
   + s with c = mu/sqrt(a_1), v_1 on a_2 = phi_1^2 + s with c = phi_1/sqrt(a_2) (s =
   sigma_xi^2/(mn)). Drawn while it is below 0.3 (the cubic term is negligible there).
 
+Probes are on (the paper's setting, as ``simdyn simulate fig2a/fig2b`` runs it): the bottom row
+shows the linear-probe accuracies on fresh test data, class and subclass-within-class.
+
+The early phase also predicts how the embedding size moves the rise of ||W v_2||: the init
+amplitude sigma_0 sqrt(p/d) grows by sqrt(500/3) from p = 3 to p = 500, so a level x is crossed
+earlier by ln(sqrt(500/3)) / ln(1 + 4 eta a_1) steps. The script measures each panel's crossing
+step of the median ||W v_2|| at CROSS_LEVEL (inside the linear regime) and records the measured
+and predicted shifts in its JSON.
+
 Run: ``python -m experiments.fig2_alignment [--quick|--tiny] [--out DIR]``.
 """
 
@@ -32,23 +41,37 @@ from simdyn import preset, simulate, theory
 
 NAME = "fig2_alignment"
 
-# Per size: (preset, overrides, seeds, chunk_size) for each panel. p = 500 costs ~0.1-0.3 s per
-# step per seed on 2 CPU cores, so its seeds run one at a time (chunk_size=1).
+# Per size: (preset, overrides, seeds, chunk_size) for each panel. The p = 500 step is dominated
+# by p x p x D products (Theta M Theta^T), about 1e9 flops per step per seed, so its panel has
+# fewer seeds on a CPU. The tiny size keeps p >= 70 in panel b: the size whose batched probe
+# solves deadlocked jaxlib's CPU pool (docs/reliability.md).
 SIZES = {
     "tiny": [
-        ("fig2a", {"n": 200, "d": 400, "steps": 150}, 2, None),
-        ("fig2b", {"n": 200, "d": 400, "steps": 150, "p": 20}, 2, None),
+        ("fig2a", {"n": 200, "d": 400, "steps": 150, "probe_every": 50}, 2, None),
+        ("fig2b", {"n": 200, "d": 400, "steps": 150, "p": 80, "probe_every": 50}, 2, None),
     ],
     "quick": [
-        ("fig2a", {}, 8, None),
-        ("fig2b", {"steps": 200, "log_every": 2}, 1, 1),
+        ("fig2a", {"probe_every": 10}, 8, None),
+        ("fig2b", {"steps": 200, "log_every": 2, "probe_every": 10}, 2, None),
     ],
     "full": [
-        ("fig2a", {}, 64, None),
-        ("fig2b", {}, 6, 1),
+        ("fig2a", {"probe_every": 5}, 64, None),
+        ("fig2b", {"probe_every": 5}, 16, None),
     ],
 }
-NO_PROBES = {"probe_every": -1}  # no linear probes: they are not plotted and cost compile time
+CROSS_LEVEL = 0.05  # ||W v_2|| level for the crossing-step comparison (early growth < 0.3 there)
+
+
+def crossing_step(steps: np.ndarray, values: np.ndarray, level: float) -> float:
+    """First step where ``values`` (R,) reach ``level``, linearly interpolated in log(value)
+    between log steps; NaN if never reached."""
+    above = np.nonzero(values >= level)[0]
+    if not len(above) or above[0] == 0:
+        return float("nan")
+    i = int(above[0])
+    lo, hi = np.log(values[i - 1]), np.log(values[i])
+    frac = (np.log(level) - lo) / (hi - lo) if hi > lo else 1.0
+    return float(steps[i - 1] + frac * (steps[i] - steps[i - 1]))
 
 
 def early_growth(config: simdyn.Config, steps: np.ndarray) -> dict[str, np.ndarray]:
@@ -64,13 +87,16 @@ def early_growth(config: simdyn.Config, steps: np.ndarray) -> dict[str, np.ndarr
 
 
 def run_panel(name: str, overrides: dict, seeds: int, chunk: int | None, key: int) -> dict:
-    config = preset(name).replace(**NO_PROBES, **overrides)
+    config = preset(name).replace(**overrides)
     dc, mc = config.data, config.model
     ds = simulate(config, seeds=seeds, key=key, chunk_size=chunk)
+
     steps = ds["step"].values
     align = ds["alignment"].values  # (S, R, K+1)
     div = ds["diverged"].values
     bands = {j: common.seed_band(align[:, :, j], div) for j in (1, 2)}
+    probe_steps = ds["probe_step"].values
+    probes = {k: common.seed_band(ds[f"probe_{k}"].values, div) for k in ("class", "subclass")}
     formula = np.asarray(
         jax.jit(theory.predicted_alignment_scl)(dc.phi, dc.mu, dc.sigma_xi, dc.m, dc.n, mc.p)
     )
@@ -84,7 +110,31 @@ def run_panel(name: str, overrides: dict, seeds: int, chunk: int | None, key: in
         "formula": formula,
         "instance": instance,
         "growth": early_growth(config, steps),
+        "probe_steps": probe_steps,
+        "probes": probes,
+        "cross_v2": crossing_step(steps, bands[2].median, CROSS_LEVEL),
     }
+
+
+def predicted_shift(config_a: simdyn.Config, config_b: simdyn.Config) -> float:
+    """Steps by which panel b's ||W v_2|| crosses a level earlier than panel a's in the linear
+    regime: ln(sqrt(p_b/p_a)) / ln(1 + 4 eta a_1) (same data, lr and d)."""
+    dc = config_a.data
+    a1, _ = jax.jit(theory.scl_plus_eigenvalues)(dc.mu, dc.phi[0], dc.sigma_xi, dc.m, dc.n)
+    growth = float(jax.jit(theory.early_growth_factor)(config_a.train.lr, a1, 1.0))
+    return float(np.log(np.sqrt(config_b.model.p / config_a.model.p)) / np.log(growth))
+
+
+def draw_probes(ax, panel: dict) -> None:
+    x = np.maximum(panel["probe_steps"], 1)  # step 0 drawn at 1 on the log axis
+    for kind, color in (("class", common.C_V1), ("subclass", common.C_V2)):
+        b = panel["probes"][kind]
+        common.plot_band(ax, x, b, color, kind)
+    ax.axhline(0.5, color="gray", lw=0.6, ls=":")
+    ax.set_ylim(0.4, 1.02)
+    ax.set_xscale("log")
+    ax.set_xlim(1, panel["steps"][-1])
+    ax.set_xlabel("epoch (full-batch GD step)")
 
 
 def draw(ax, panel: dict, log_y: bool) -> None:
@@ -121,12 +171,23 @@ def main(argv: list[str] | None = None) -> dict:
         run_panel(name, over, common.seed_count(args, seeds), chunk, args.key)
         for name, over, seeds, chunk in SIZES[size]
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), sharex="col")
+    fig, axes = plt.subplots(3, 2, figsize=(10, 9.6), sharex="col")
     for col, panel in enumerate(panels):
         draw(axes[0, col], panel, log_y=False)
         draw(axes[1, col], panel, log_y=True)
+        draw_probes(axes[2, col], panel)
+        axes[1, col].axhline(CROSS_LEVEL, color="gray", lw=0.6)
+        for row in (0, 1):
+            axes[row, col].set_xlabel("")
     axes[0, 0].set_ylabel("||W_t v_j|| (linear)")
     axes[1, 0].set_ylabel("||W_t v_j|| (log)")
+    axes[2, 0].set_ylabel("probe accuracy (test)")
+    axes[2, 0].legend(
+        [plt.Line2D([], [], color=common.C_V1), plt.Line2D([], [], color=common.C_V2)],
+        ["class", "subclass | class"],
+        fontsize=7.5,
+        loc="lower right",
+    )
     # One shared legend; the seed counts differ per panel, so they are in each panel's title
     # (the legend used to carry the p = 3 panel's count for both).
     handles, _ = axes[1, 0].get_legend_handles_labels()
@@ -143,9 +204,16 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
     fig.suptitle(f"Fig. 2: feature alignment during SCL training ({size} run)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
 
     arrays, meta = {}, {"size": size, "key": args.key, "panels": []}
+    measured = panels[0]["cross_v2"] - panels[1]["cross_v2"]
+    meta["v2_crossing"] = {
+        "level": CROSS_LEVEL,
+        "median_crossing_step": [panel["cross_v2"] for panel in panels],
+        "measured_shift": measured,
+        "predicted_shift": predicted_shift(panels[0]["config"], panels[1]["config"]),
+    }
     for tag, panel in zip("ab", panels, strict=True):
         arrays[f"{tag}_steps"] = panel["steps"]
         for j in (1, 2):
@@ -153,6 +221,10 @@ def main(argv: list[str] | None = None) -> dict:
             arrays[f"{tag}_v{j}_band"] = np.stack([b.lo, b.median, b.hi])  # (3, R)
         arrays[f"{tag}_per_seed"] = panel["per_seed"]  # (S, R, 2): v1, v2
         arrays[f"{tag}_growth"] = np.stack([panel["growth"]["v1"], panel["growth"]["v2"]])
+        arrays[f"{tag}_probe_steps"] = panel["probe_steps"]
+        for kind in ("class", "subclass"):
+            b = panel["probes"][kind]
+            arrays[f"{tag}_probe_{kind}_band"] = np.stack([b.lo, b.median, b.hi])
         med2 = panel["bands"][2].median
         meta["panels"].append(
             {

@@ -92,7 +92,7 @@ def test_script_writes_png_and_finite_data(outputs, name):
 
 def test_fig2_shapes_and_subclass_rises_then_falls(outputs):
     _, arrays, meta = outputs["fig2_alignment"]
-    for tag, p in (("a", 3), ("b", 20)):
+    for tag, p in (("a", 3), ("b", 80)):  # panel b keeps p >= 70 (the issue-29 deadlock size)
         steps = arrays[f"{tag}_steps"]
         assert steps[0] == 0 and steps[-1] == 150
         assert arrays[f"{tag}_v2_band"].shape == (3, len(steps))
@@ -106,6 +106,13 @@ def test_fig2_shapes_and_subclass_rises_then_falls(outputs):
         assert med[peak] > 10 * med[0]
         assert med[-1] < 0.5 * med[peak]
         assert meta["panels"]["ab".index(tag)]["config"]["model"]["p"] == p
+        # probes on (steps 0, 50, 100, 150), accuracies in [0, 1]
+        assert arrays[f"{tag}_probe_steps"].tolist() == [0, 50, 100, 150]
+        for kind in ("class", "subclass"):
+            band = arrays[f"{tag}_probe_{kind}_band"]
+            assert band.shape == (3, 4) and np.all((band >= 0) & (band <= 1))
+    crossing = meta["v2_crossing"]
+    assert np.isfinite(crossing["measured_shift"]) and crossing["predicted_shift"] > 0
 
 
 def test_fig6_ratio_starts_huge_and_ends_at_stationarity(outputs):
