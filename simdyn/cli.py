@@ -409,7 +409,7 @@ _VERIFY_FLAGS = (
         dest="quick",
         action="store_false",
         help="the thousands-of-seeds scale: quick sizes, >= 1000 independent seeds per design "
-        "point, key 20261205 (default: off)",
+        "point, the confirmatory key derived from the declared rules (default: off)",
     ),
     _flag(
         "--key",
@@ -448,6 +448,13 @@ _VERIFY_FLAGS = (
         metavar="FILE",
         help="expected verdicts (JSON, e.g. simdyn/verify/expected/quick.json, or a report.json): "
         "exit 1 and print the rows that deviate (default: none)",
+    ),
+    _flag(
+        "--ledger",
+        default=None,
+        metavar="FILE",
+        help="append this confirmatory run (--full, every claim, the derived key) to the ledger "
+        "FILE, e.g. experiments/verify-full/ledger.json (default: none)",
     ),
 )
 

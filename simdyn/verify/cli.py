@@ -14,14 +14,23 @@ from pathlib import Path
 
 from simdyn.config import ConfigError
 
-# Registered base keys, fixed before any confirmatory run. The full scale's key is used by the
-# confirmatory run only: no test and no development run uses it (tests use DEV_KEYS).
-SCALE_KEYS = {
-    "small": 11,
-    "quick": 1,
-    "full": 20261205,
-}  # the current confirmatory run (experiments/verify-full)
+# Registered base keys. The full scale has none: its confirmatory key is derived from the
+# declared rules (simdyn.verify.ledger.confirmatory_key), so a rule change gets a fresh key by
+# itself; no test and no development run uses it (tests use DEV_KEYS, all below 1024, which
+# the derived key never is).
+SCALE_KEYS: dict[str, int | None] = {"small": 11, "quick": 1, "full": None}
 DEV_KEYS = (0, 2, 3, 11)
+LEDGER = "experiments/verify-full/ledger.json"  # the committed ledger of confirmatory runs
+
+
+def scale_key(scale: str) -> int:
+    """The registered base key of a scale; for ``full``, the key derived from the rules."""
+    key = SCALE_KEYS[scale]
+    if key is None:
+        from simdyn.verify.ledger import confirmatory_key
+
+        return confirmatory_key()
+    return key
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -56,9 +65,10 @@ def run_verify(args: argparse.Namespace) -> int:
     claims = resolve_claims(getattr(args, "claims", None))
     scale = "quick" if getattr(args, "quick", True) else "full"
     key = getattr(args, "key", None)
-    key = SCALE_KEYS[scale] if key is None else int(key)
+    key = scale_key(scale) if key is None else int(key)
     if key < 0:
         raise ConfigError(f"invalid --key {key}: must be a non-negative integer")
+    ledger_path = _check_ledger(args, scale, key)  # before the run: refused in milliseconds
     seeds = getattr(args, "seeds", None)
     out = getattr(args, "out", "verify-report")
     expected = _load_expected(args)  # before the run: a bad file fails in well under a second
@@ -78,6 +88,8 @@ def run_verify(args: argparse.Namespace) -> int:
     meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     rows = _write_and_print(outcomes, meta, out, len(claims), key)
     clear_memo()
+    if ledger_path is not None:
+        _append_ledger(ledger_path, out, meta)
     code = EXIT_OK if all(r.control_ok for r in rows) else EXIT_FAILED
     if expected is not None:
         partial = bool(getattr(args, "claims", None))
@@ -87,6 +99,40 @@ def run_verify(args: argparse.Namespace) -> int:
 
 EXIT_OK = 0  # every control failed (and, with --expect, every verdict as expected)
 EXIT_FAILED = 1  # a control did not fail, or (--expect) a verdict deviated
+
+
+def _check_ledger(args: argparse.Namespace, scale: str, key: int) -> Path | None:
+    """The ``--ledger`` file (None without it); ConfigError unless this is a confirmatory run:
+    the full scale, all claims, no ``--seeds`` override and the key derived from the rules."""
+    path = getattr(args, "ledger", None)
+    if path is None:
+        return None
+    if getattr(args, "self_test", False):
+        raise ConfigError("invalid --ledger with --self-test: the ledger holds confirmatory runs")
+    if scale != "full" or getattr(args, "claims", None) or getattr(args, "seeds", None):
+        raise ConfigError(
+            "invalid --ledger: only a confirmatory run is kept there (--full, every claim, no "
+            "--seeds override)"
+        )
+    if key != scale_key("full"):
+        raise ConfigError(
+            f"invalid --ledger with --key {key}: a confirmatory run uses the key derived from "
+            f"the rules, {scale_key('full')} (drop --key)"
+        )
+    from simdyn.verify import ledger
+
+    ledger.load(path)  # readable before hours of work
+    return Path(path)
+
+
+def _append_ledger(path: Path, out: str, meta: dict) -> None:
+    import json
+
+    from simdyn.verify import ledger
+
+    report = json.loads((Path(out) / "report.json").read_text())
+    ledger.append(path, ledger.entry(report, meta["rules_fingerprint"]))
+    print(f"ledger: appended the run with key {meta['key']} to {path}")
 
 
 def _load_expected(args: argparse.Namespace) -> dict | None:
@@ -173,11 +219,18 @@ def _meta(scale: str, claims: list[str], key: int, seeds: int | None) -> dict:
         "key": key,
         "seeds_override": seeds,
         "rules_commit": _rules_commit(),
+        "rules_fingerprint": _fingerprint(claims),
         "simdyn_version": simdyn.__version__,
         "jax_version": jax.__version__,
         "platform": jax.default_backend(),
         "python": platform.python_version(),
     }
+
+
+def _fingerprint(claims: list[str]) -> str:
+    from simdyn.verify.ledger import rules_fingerprint
+
+    return rules_fingerprint(claims)
 
 
 def _write_and_print(outcomes: list, meta: dict, out, num_claims: int, key: int) -> list:
