@@ -10,6 +10,8 @@ The theory, a user guide and this reference are in docs/ (theory.md, guide.md, c
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -55,11 +57,6 @@ def _prepare_run(args: argparse.Namespace) -> None:
         raise ConfigError(f"invalid --chunk-size {args.chunk_size}: must be >= 1")
     if args.key < 0:
         raise ConfigError(f"invalid --key {args.key}: must be >= 0")
-    out = Path(args.out)
-    if out.is_dir():
-        raise ConfigError(f"invalid --out {out}: it is a folder, expected a file name like r.nc")
-    if out.parent and not out.parent.exists():
-        raise ConfigError(f"invalid --out {out}: folder {out.parent} does not exist")
     if args.resume is not None and Path(args.resume).exists() and not Path(args.resume).is_dir():
         raise ConfigError(f"invalid --resume {args.resume}: it is a file, expected a folder")
     multi = (args.coordinator, args.num_processes, args.process_id)
@@ -93,36 +90,194 @@ def _is_writer() -> bool:
     return jax.process_index() == 0
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from simdyn.simulation import save, simulate
-    from simdyn.summary import format_summary
+# Exit statuses (docs/cli.md): 0 ok, 2 bad input or a run that cannot finish here, 3 every run
+# diverged (the file is written; it holds no usable run), 130 Ctrl-C, 143 SIGTERM.
+EXIT_BAD_INPUT = 2
+EXIT_ALL_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
-    config = _config_from_args(args)
-    _prepare_run(args)
-    out = Path(args.out)
-    start = time.perf_counter()
-    ds = simulate(
+
+class _Interrupted(Exception):
+    """A run stopped by Ctrl-C or SIGTERM: one line for the user, and the exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python is running so the run unwinds like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _quiet_teardown() -> None:
+    """After an interruption, silence errors from destructors of objects the signal left half
+    built (h5netcdf's File.__del__ then prints "Exception ignored ... Traceback"): the process
+    is ending, and the one line that matters is ours."""
+    sys.unraisablehook = lambda unraisable: None
+
+
+def auto_checkpoint_dir(out: Path) -> Path:
+    """The checkpoint folder a run uses when --resume is not given: hidden, beside --out.
+
+    Args:
+      out: the result file.
+
+    Returns:
+      ``<folder of out>/.<name of out>.partial``; removed once the result is saved.
+    """
+    return out.with_name(f".{out.name}.partial")
+
+
+def _checkpoint_dir(args: argparse.Namespace, out: Path) -> tuple[Path | None, bool]:
+    """(folder, automatic): --resume, else the automatic folder for a single process."""
+    if args.resume is not None:
+        return Path(args.resume), False
+    import jax
+
+    if jax.process_count() > 1:  # processes may not share a file system: only with --resume
+        return None, False
+    return auto_checkpoint_dir(out), True
+
+
+def _check_resources(args, config, out: Path, runs_per_seed: int, checkpoint: bool) -> None:
+    """Refuse, before compiling, a run whose result cannot fit in memory or on disk, or whose
+    explicit --chunk-size cannot fit the device (simdyn.preflight)."""
+    import jax
+
+    from simdyn import objectives, preflight
+    from simdyn.simulation import auto_chunk_size, available_memory
+
+    per_run = objectives.get(objectives.resolve(config)).memory_per_seed(config)
+    chunk = args.chunk_size or auto_chunk_size(config, args.seeds * runs_per_seed)
+    preflight.check_resources(
         config,
+        args.seeds,
+        free_memory=preflight.host_available_bytes(),
+        runs_per_seed=runs_per_seed,
+        chunk_bytes=chunk * per_run if jax.default_backend() == "cpu" else 0,
+        free_disk=preflight.free_disk_bytes(out.parent) if _is_writer() else None,
+        checkpoint=checkpoint,
+        chunk_size=args.chunk_size,
+        per_chunk_bytes=per_run,
+        free_device_memory=available_memory(),
+    )
+
+
+def _resume_line(args: argparse.Namespace, ckpt: Path | None, automatic: bool) -> str:
+    """What an interrupted run says: what is kept and the command that continues it."""
+    import shlex
+
+    if ckpt is None:
+        return "nothing kept (a multi-process run keeps chunks only with --resume DIR)"
+    kept = len(list(ckpt.glob("chunk_*.nc.sha256"))) if ckpt.is_dir() else 0
+    command = shlex.join(["simdyn", *args.argv])
+    where = f"{kept} finished chunk{'s' if kept != 1 else ''} kept in {ckpt}"
+    if automatic:
+        return f"{where}; the same command resumes: {command}"
+    return f"{where}; resume with: {command}"
+
+
+def _run(args: argparse.Namespace, kind: str) -> int:
+    """simulate or sweep: check everything, compute (interruptibly), save, summarise."""
+    from simdyn.preflight import check_output_path
+
+    out = check_output_path(args.out, overwrite=args.overwrite)  # before JAX: milliseconds
+    config = _config_from_args(args)
+    grid = None
+    if kind == "sweep":
+        from simdyn.sweep import validate_grid
+
+        grid = validate_grid(config, _parse_grid(args.grid or []))
+    _prepare_run(args)
+    ckpt, automatic = _checkpoint_dir(args, out)
+    points = 1
+    for values in (grid or {}).values():
+        points *= len(values)
+    _check_resources(args, config, out, points, checkpoint=ckpt is not None)
+    common = dict(
         seeds=args.seeds,
         key=args.key,
         chunk_size=args.chunk_size,
         devices=args.devices,
-        checkpoint_dir=args.resume,
-        progress=_progress(args, "simulate", "seeds"),
+        checkpoint_dir=ckpt,
+        progress=_progress(args, kind, "seeds" if kind == "simulate" else "runs"),
     )
-    wall = time.perf_counter() - start
-    if not _is_writer():
-        return 0
-    save(ds, out)
-    seed_steps = args.seeds * config.train.steps
-    print(
-        f"{args.preset}: {args.seeds} seeds x {config.train.steps} steps "
-        f"(backend {ds.attrs['backend']}, {ds.attrs['devices']} device(s) x "
-        f"{ds.attrs['process_count']} process(es)) in {wall:.1f} s = "
-        f"{seed_steps / wall:,.0f} seed-steps/s (compile included); wrote {out}"
-    )
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    start = time.perf_counter()
+    try:
+        if kind == "sweep":
+            from simdyn.sweep import sweep
+
+            ds = sweep(config, grid, **common)
+        else:
+            from simdyn.simulation import simulate
+
+            ds = simulate(config, **common)
+        wall = time.perf_counter() - start
+        if not _is_writer():
+            return 0
+        _save(args, ds, out, ckpt if automatic else None)
+    except KeyboardInterrupt as err:
+        _quiet_teardown()
+        code = EXIT_TERMINATED if isinstance(err, _Terminated) else EXIT_INTERRUPTED
+        what = "terminated (SIGTERM)" if code == EXIT_TERMINATED else "interrupted"
+        raise _Interrupted(f"{what}: {_resume_line(args, ckpt, automatic)}", code) from None
+    except ConfigError as err:
+        if automatic and "holds a different run" in str(err):
+            raise ConfigError(
+                f"{err}. That folder was left by an interrupted run writing {out}: rerun that "
+                f"command to finish it, or delete {ckpt} to start over"
+            ) from None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return _report(args, kind, config, ds, out, wall)
+
+
+def _save(args: argparse.Namespace, ds, out: Path, auto_ckpt: Path | None) -> None:
+    """Write the result (atomic; never over an existing file without --overwrite), then drop
+    the automatic checkpoints it no longer needs."""
+    import shutil
+
+    from simdyn.simulation import save
+
+    ds.attrs["preset"] = args.preset
+    ds.attrs["overrides"] = json.dumps(list(args.set or []))
+    save(ds, out, overwrite=args.overwrite)
+    if auto_ckpt is not None:
+        shutil.rmtree(auto_ckpt, ignore_errors=True)
+
+
+def _report(args, kind: str, config, ds, out: Path, wall: float) -> int:
+    """Print the run line, the summary and the verdict on divergence; the exit status."""
+    from simdyn.summary import divergence_verdict, format_summary
+
+    runs = int(ds["diverged"].size)
+    if kind == "simulate":
+        print(
+            f"{args.preset}: {args.seeds} seeds x {config.train.steps} steps "
+            f"(backend {ds.attrs['backend']}, {ds.attrs['devices']} device(s) x "
+            f"{ds.attrs['process_count']} process(es)) in {wall:.1f} s = "
+            f"{runs * config.train.steps / wall:,.0f} seed-steps/s (compile included); wrote {out}"
+        )
+    else:
+        print(
+            f"{args.preset}: {runs} runs x {config.train.steps} steps in {wall:.1f} s; wrote {out}"
+        )
     print(format_summary(ds))
-    return 0
+    level, message = divergence_verdict(ds)
+    if message:
+        print(f"simdyn: {level}: {message}", file=sys.stderr)
+    return EXIT_ALL_DIVERGED if level == "error" else 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    return _run(args, "simulate")
 
 
 def _parse_grid(items: list[str]) -> dict[str, list[float]]:
@@ -136,42 +291,23 @@ def _parse_grid(items: list[str]) -> dict[str, list[float]]:
             )
         if name in grid:
             raise ConfigError(f"invalid --grid {item!r}: {name} given twice")
+        parts = [v.strip() for v in values.split(",")]
+        if parts and parts[-1] == "":  # one trailing comma is harmless: lr=0.1,0.2,
+            parts.pop()
+        if any(v == "" for v in parts):
+            raise ConfigError(
+                f"invalid --grid {item!r}: an empty value between commas; expected "
+                "field=v1,v2,..., e.g. lr=0.01,0.05"
+            )
         try:
-            grid[name] = [float(v) for v in values.split(",") if v.strip()]
+            grid[name] = [float(v) for v in parts]
         except ValueError:
             raise ConfigError(f"invalid --grid {item!r}: values must be numbers") from None
     return grid
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from simdyn.simulation import save
-    from simdyn.summary import format_sweep_summary
-    from simdyn.sweep import sweep, validate_grid
-
-    config = _config_from_args(args)
-    grid = validate_grid(config, _parse_grid(args.grid or []))
-    _prepare_run(args)
-    start = time.perf_counter()
-    ds = sweep(
-        config,
-        grid,
-        seeds=args.seeds,
-        key=args.key,
-        chunk_size=args.chunk_size,
-        devices=args.devices,
-        checkpoint_dir=args.resume,
-        progress=_progress(args, "sweep", "runs"),
-    )
-    wall = time.perf_counter() - start
-    if not _is_writer():
-        return 0
-    save(ds, Path(args.out))
-    runs = int(ds["diverged"].size)
-    print(
-        f"{args.preset}: {runs} runs x {config.train.steps} steps in {wall:.1f} s; wrote {args.out}"
-    )
-    print(format_sweep_summary(ds))
-    return 0
+    return _run(args, "sweep")
 
 
 def _check_input_file(path: str) -> Path:
@@ -184,29 +320,29 @@ def _check_input_file(path: str) -> Path:
     return p
 
 
-def _check_output_file(path: str, what: str, example: str) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(
-            f"invalid {what} {p}: it is a folder, expected a file name like {example}"
-        )
-    if p.parent and not p.parent.exists():
-        raise ConfigError(f"invalid {what} {p}: folder {p.parent} does not exist")
-    return p
-
-
 def _cmd_show(args: argparse.Namespace) -> int:
+    from simdyn.preflight import check_output_path
+
     path = _check_input_file(args.file)
-    plot = _check_output_file(args.plot, "--plot", "a.png") if args.plot else None
+    # A figure is cheap to redraw from the data: --plot replaces an existing one.
+    plot = (
+        check_output_path(args.plot, overwrite=True, what="--plot", example="a.png")
+        if (args.plot)
+        else None
+    )
     from simdyn.simulation import load
-    from simdyn.summary import format_summary
+    from simdyn.summary import describe_origin, divergence_verdict, format_summary
 
     ds = load(path)
+    print(f"{path.name}: {describe_origin(ds)}")
     print(format_summary(ds))
+    level, message = divergence_verdict(ds)
+    if message:
+        print(f"simdyn: {level}: {message}", file=sys.stderr)
     if plot is not None:
-        from simdyn.plots import closed_form_levels, plot_alignment
+        from simdyn.plots import plot_result
 
-        plot_alignment(ds, plot, title=path.name, levels=closed_form_levels(ds))
+        plot_result(ds, plot, title=path.name)
         print(f"wrote {plot}")
     return 0
 
@@ -217,10 +353,17 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _brief_phi(phi: tuple[float, ...]) -> str:
+    """phi as a tuple, or its first two and last values and its length when long."""
+    if len(phi) <= 4:
+        return "(" + ", ".join(f"{x:g}" for x in phi) + ")"
+    return f"({phi[0]:g}, {phi[1]:g}, ..., {phi[-1]:g}) ({len(phi)} values)"
+
+
 def _brief(cfg) -> str:
     d, m, t = cfg.data, cfg.model, cfg.train
     return (
-        f"{t.loss} p={m.p} n={d.n} m={d.m} d={d.d} K={d.K} phi={d.phi} mu={d.mu} "
+        f"{t.loss} p={m.p} n={d.n} m={d.m} d={d.d} K={d.K} phi={_brief_phi(d.phi)} mu={d.mu} "
         f"sigma_xi={d.sigma_xi} lr={t.lr} steps={t.steps}"
     )
 
@@ -303,7 +446,13 @@ _RUN_FLAGS = (
         "--out",
         required=True,
         metavar="FILE.nc",
-        help="result file to write (required; its folder must exist)",
+        help="result file to write (required; its folder must exist and be writable; an "
+        "existing file is refused unless --overwrite)",
+    ),
+    _flag(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (default: refuse, so a result is never lost)",
     ),
     _flag(
         "--quiet",
@@ -541,19 +690,34 @@ _PRESETS_FLAGS = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``simdyn ARGS`` (``argv``: the arguments, default sys.argv[1:]).
+
+    Returns the exit status: 0 ok, 2 bad input, 3 every run diverged, 130 interrupted (Ctrl-C),
+    143 terminated (SIGTERM); verify has its own rule (docs/cli.md).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     if getattr(args, "seeds", None) is not None and args.seeds < 1:
         parser.error(f"invalid --seeds {args.seeds}: must be >= 1")
     try:
         return args.func(args)
     except ConfigError as err:
         print(f"simdyn: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except OSError as err:  # unreadable/unwritable paths: one line, not a traceback
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
         print(f"simdyn: error: {err.strerror or err}{where}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except _Interrupted as err:
+        print(f"simdyn: {err}", file=sys.stderr)
+        return err.code
+    except KeyboardInterrupt as err:
+        _quiet_teardown()
+        terminated = isinstance(err, _Terminated)
+        print(f"simdyn: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ def _fail(name: str, value: Any, allowed: str) -> None:
 
 
 def _check_int(name: str, value: Any, lo: int, hi: float = math.inf) -> None:
+    allowed = f"an integer in [{lo}, {hi}]" if math.isfinite(hi) else f"an integer >= {lo}"
     if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, f"an integer in [{lo}, {hi}]")
+        _fail(name, value, allowed)
     if not lo <= value <= hi:
-        _fail(name, value, f"an integer in [{lo}, {hi}]")
+        _fail(name, value, allowed)
 
 
 def _check_real(
@@ -56,8 +57,8 @@ def _check_real(
     lo_ok = v > lo if open_lo else v >= lo
     hi_ok = v < hi if open_hi else v <= hi
     if not (lo_ok and hi_ok):
-        lb = "(" if open_lo else "["
-        rb = ")" if open_hi else "]"
+        lb = "(" if open_lo or math.isinf(lo) else "["
+        rb = ")" if open_hi or math.isinf(hi) else "]"
         _fail(name, value, f"in {lb}{lo}, {hi}{rb}")
 
 
@@ -386,6 +387,16 @@ def _coerce(section: str, name: str, value: Any, current: Any) -> Any:
     return text
 
 
+def _suggest(name: str, known) -> str:
+    """'did you mean ...?' with the closest known names, else the whole list."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return f"known: {sorted(known)}"
+
+
 def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     """Apply ``{"p": 5, "train.lr": "0.1", ...}``; names must be unique across sections or dotted.
 
@@ -397,11 +408,12 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
         if "." in key:
             section, _, name = key.partition(".")
             if section not in per_section or section not in owners.get(name, []):
-                raise ConfigError(f"unknown config field {key!r}")
+                dotted = [f"{s}.{n}" for n, ss in owners.items() for s in ss]
+                raise ConfigError(f"unknown config field {key!r}; {_suggest(key, dotted)}")
         else:
             name = key
             if name not in owners:
-                raise ConfigError(f"unknown config field {key!r}; known: {sorted(owners)}")
+                raise ConfigError(f"unknown config field {key!r}; {_suggest(name, owners)}")
             if len(owners[name]) > 1:
                 raise ConfigError(
                     f"ambiguous field {key!r}: use one of {[f'{s}.{name}' for s in owners[name]]}"

@@ -63,6 +63,34 @@ def closed_form_levels(ds) -> np.ndarray | None:
     return levels if np.all(np.isfinite(levels)) else None
 
 
+def feature_label(feature: int) -> str:
+    """The name of feature ``feature``'s alignment, as the summary tables print it: ``||b||``
+    for feature 0 (the bias column), ``||W v_j||`` for j >= 1.
+
+    Args:
+      feature: j.
+
+    Returns:
+      The label.
+    """
+    return "||b||" if feature == 0 else f"||W v{feature}||"
+
+
+def plot_result(ds, out: str | os.PathLike, title: str | None = None) -> Path:
+    """The figure ``simdyn show FILE --plot OUT.png`` writes: :func:`plot_alignment` with the
+    closed-form levels for a simulate result.
+
+    Args:
+      ds: a result dataset.
+      out: the PNG to write.
+      title: a title prefix (e.g. the file name).
+
+    Returns:
+      The PNG's path.
+    """
+    return plot_alignment(ds, out, title=title, levels=closed_form_levels(ds))
+
+
 def plot_alignment(
     ds, out: str | os.PathLike, title: str | None = None, levels: np.ndarray | None = None
 ) -> Path:
@@ -80,7 +108,7 @@ def plot_alignment(
     cmap = plt.get_cmap("tab10")
     for i, f in enumerate(features):
         color = cmap(i % 10)
-        ax.plot(x, bands[1, :, i], color=color, label=f"||W v{f}||")
+        ax.plot(x, bands[1, :, i], color=color, label=feature_label(f))
         ax.fill_between(x, bands[0, :, i], bands[2, :, i], color=color, alpha=0.25, lw=0)
         if levels is not None and f < len(levels):
             ax.axhline(levels[f], color=color, ls="--", lw=1, alpha=0.8)

@@ -9,10 +9,14 @@ broadcasting, and the dataset's labels, save and load. No maths lives here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import hashlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from simdyn.engine import (
     write_atomic,
 )
 from simdyn.losses import STATIC_BETA
+from simdyn.preflight import check_resources, host_available_bytes
 from simdyn.seeds import as_key, key_data, seed_key
 from simdyn.train import (
     HyperParams,
@@ -203,14 +208,145 @@ def trajectories_to_dataset(
     return ds
 
 
-def save(ds: xr.Dataset, path: str | os.PathLike) -> None:
-    """Write a result dataset atomically (.nc, h5netcdf)."""
+CHECKSUM_ATTR = "data_sha256"
+
+
+def data_checksum(ds: xr.Dataset) -> str:
+    """SHA-256 of a result's content: every data variable and coordinate (name, dtype, shape,
+    bytes, in name order) and every global attribute but the checksum itself (the config, the
+    key, the grid names...).
+
+    Byte order is normalised to little-endian and attributes to JSON, so the digest is a
+    property of the values, not of the file layout; :func:`save` records it and :func:`load`
+    recomputes it.
+
+    Args:
+      ds: a result dataset.
+
+    Returns:
+      The hex digest.
+    """
+    h = hashlib.sha256()
+    attrs = {str(k): _plain(v) for k, v in ds.attrs.items() if k != CHECKSUM_ATTR}
+    h.update(json.dumps(attrs, sort_keys=True).encode())
+    for kind, table in (("var", ds.data_vars), ("coord", ds.coords)):
+        for name in sorted(map(str, table)):
+            a = np.asarray(table[name].values)
+            if a.dtype.kind == "O":
+                a = np.asarray([str(v) for v in a.ravel()]).reshape(a.shape)
+            a = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
+            h.update(f"{kind}:{name}:{a.dtype.str}:{a.shape};".encode())
+            h.update(memoryview(a.reshape(-1).view(np.uint8)))
+    return h.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """An attribute as plain JSON-able Python (numpy scalars and arrays as numbers and lists)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+# A result file ends with the SHA-256 of all its bytes before this trailer; HDF5 ignores bytes
+# past its end-of-file address, so any netCDF reader still opens the file.
+TRAILER_MAGIC = b"\nsimdyn-sha256:"
+TRAILER_SIZE = len(TRAILER_MAGIC) + 64 + 1
+
+
+def save(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Write a result dataset atomically (.nc, h5netcdf), with two checksums.
+
+    The file is written under a temporary name in the same folder and then renamed, so ``path``
+    is complete or absent, never partial. Without ``overwrite`` an existing ``path`` is refused,
+    also one that appears while writing (the final step is a hard link, which never replaces).
+    The ``data_sha256`` attribute is the checksum of the dataset's content
+    (:func:`data_checksum`), and the file ends with the SHA-256 of its own bytes, so that
+    :func:`load` refuses a damaged file before parsing it.
+
+    Args:
+      ds: the dataset (``simulate``/``sweep`` output).
+      path: the .nc file to write; its folder must exist.
+      overwrite: replace an existing file (default: refuse).
+
+    Raises:
+      ConfigError: a folder, a missing folder, or an existing file without ``overwrite``.
+    """
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"invalid output path {p}: it is a folder, expected a .nc file name")
     if not p.parent.exists():
         raise ConfigError(f"invalid output path {p}: folder {p.parent} does not exist")
-    write_atomic(ds, p)
+    if not overwrite and (p.exists() or p.is_symlink()):
+        raise ConfigError(f"invalid output path {p}: the file exists (pass overwrite=True)")
+    ds = ds.assign_attrs({CHECKSUM_ATTR: data_checksum(ds)})
+    part = p.with_name(f".{p.name}.part-{os.getpid()}")
+    try:
+        write_atomic(ds, part)
+        _append_trailer(part)
+        if overwrite:
+            os.replace(part, p)
+            return
+        try:
+            os.link(part, p)  # atomic and never replaces an existing file
+        except FileExistsError:
+            raise ConfigError(
+                f"invalid output path {p}: the file appeared while writing; not replaced (the "
+                "result is not saved)"
+            ) from None
+        except OSError:  # a file system without hard links: check, then rename
+            if p.exists():
+                raise ConfigError(f"invalid output path {p}: the file exists") from None
+            os.replace(part, p)
+    finally:
+        if part.exists():
+            part.unlink()
+
+
+def _file_sha256(f, size: int) -> str:
+    h = hashlib.sha256()
+    f.seek(0)
+    left = size
+    while left > 0:
+        block = f.read(min(left, 1 << 20))
+        if not block:
+            break
+        h.update(block)
+        left -= len(block)
+    return h.hexdigest()
+
+
+def _append_trailer(path: Path) -> None:
+    """Append TRAILER_MAGIC, the SHA-256 of the file's bytes and a newline; fsync."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        digest = _file_sha256(f, size)
+        f.seek(size)
+        f.write(TRAILER_MAGIC + digest.encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _check_trailer(path: Path) -> bool:
+    """True if the file ends with a valid trailer, False if it has none (an older file);
+    ConfigError if its bytes do not match the trailer's SHA-256."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size < TRAILER_SIZE:
+            return False
+        f.seek(size - TRAILER_SIZE)
+        tail = f.read(TRAILER_SIZE)
+        if not tail.startswith(TRAILER_MAGIC):
+            return False
+        recorded = tail[len(TRAILER_MAGIC) : -1].decode("ascii", "replace")
+        if _file_sha256(f, size - TRAILER_SIZE) != recorded:
+            raise ConfigError(
+                f"{path} is corrupted: its bytes do not match the SHA-256 recorded at its end "
+                "when it was written; do not use it: restore a copy or rerun the command that "
+                "wrote it"
+            )
+    return True
 
 
 _RESULT_VARS = ("alignment", "loss", "probe_class", "probe_subclass", "diverged", "diverged_step")
@@ -221,12 +357,14 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no result file at {p}")
-    try:
-        ds = xr.load_dataset(p, engine="h5netcdf")
-    except Exception as err:  # noqa: BLE001 - h5py/netCDF raise many types for bad files
-        raise ConfigError(
-            f"{p} is not a readable result file ({type(err).__name__}: {err})"
-        ) from None
+    _check_trailer(p)  # before parsing: damaged HDF5 metadata can hang the parser
+    with _quiet_destructors():
+        try:
+            ds = xr.load_dataset(p, engine="h5netcdf")
+        except Exception as err:  # noqa: BLE001 - h5py/netCDF raise many types for bad files
+            raise ConfigError(
+                f"{p} is not a readable result file ({type(err).__name__}: {err})"
+            ) from None
     if "config" not in ds.attrs or "alignment" not in ds:
         raise ConfigError(f"{p} is not a simdyn result file (no config attribute/alignment)")
     try:
@@ -248,7 +386,39 @@ def load(path: str | os.PathLike) -> xr.Dataset:
             )
     if ds["diverged"].dtype != bool:
         raise ConfigError(f"{p}: variable diverged has dtype {ds['diverged'].dtype}, not bool")
+    _check_checksum(ds, p)
     return ds
+
+
+@contextlib.contextmanager
+def _quiet_destructors():
+    """Silence "Exception ignored in ... __del__" tracebacks while reading: h5netcdf objects
+    half-built from an unreadable file fail again when collected; the ConfigError says it."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        yield
+    finally:
+        gc.collect()
+        sys.unraisablehook = previous
+
+
+def _check_checksum(ds: xr.Dataset, p: Path) -> None:
+    """Refuse a file whose numbers differ from those it was written with."""
+    recorded = ds.attrs.get(CHECKSUM_ATTR)
+    if recorded is None:
+        warnings.warn(
+            f"{p} has no {CHECKSUM_ATTR} attribute (written before simdyn recorded one): its "
+            "numbers cannot be checked for corruption",
+            stacklevel=3,
+        )
+        return
+    if str(recorded) != data_checksum(ds):
+        raise ConfigError(
+            f"{p} is corrupted: its numbers do not match the checksum recorded when it was "
+            f"written ({CHECKSUM_ATTR}); do not use it: restore a copy or rerun the command "
+            "that wrote it"
+        )
 
 
 def result_config(ds: xr.Dataset) -> Config:
@@ -347,13 +517,27 @@ def resolve_progress(
     return progress or None
 
 
-def seed_list_from(seeds: int | Sequence[int]) -> list[int]:
-    """Seed indices from a count (0..seeds-1) or an explicit list (distinct, >= 0)."""
+def seed_list_from(
+    seeds: int | Sequence[int], config: Config | None = None, runs_per_seed: int = 1
+) -> list[int]:
+    """Seed indices from a count (0..seeds-1) or an explicit list (distinct, >= 0).
+
+    With ``config``, a count whose result cannot fit in the host's memory is refused before
+    anything is allocated (:func:`simdyn.preflight.check_resources`).
+    """
     if isinstance(seeds, bool):
         raise ConfigError(f"invalid seeds={seeds!r}: must be a count >= 1 or a list of indices")
     if isinstance(seeds, int | np.integer):
         if seeds < 1:
             raise ConfigError(f"invalid seeds={seeds}: must be >= 1")
+        if config is not None:
+            check_resources(
+                config,
+                int(seeds),
+                free_memory=host_available_bytes(),
+                runs_per_seed=runs_per_seed,
+                option="seeds",
+            )
         return list(range(int(seeds)))
     try:
         seed_list = [int(s) for s in seeds]
@@ -397,7 +581,7 @@ def simulate(
     """
     if not isinstance(config, Config):
         raise ConfigError(f"invalid config of type {type(config).__name__}: must be a Config")
-    seed_list = seed_list_from(seeds)
+    seed_list = seed_list_from(seeds, config)
     base = as_key(key)
     hp, per_run = broadcast_hparams(config, hparams, len(seed_list))
     kd = key_data(base)

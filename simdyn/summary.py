@@ -144,3 +144,116 @@ def format_sweep_summary(ds: xr.Dataset) -> str:
             ]
         lines.append(" ".join(cells))
     return "\n".join(lines)
+
+
+def _lr_hint(lr: float | None, swept: bool) -> str:
+    if swept:
+        return "a smaller step size should help: try smaller lr values in --grid"
+    if lr is None:
+        return "a smaller step size should help (--set lr=...)"
+    return f"a smaller step size should help: try --set lr={lr / 10:g} (this run: lr={lr:g})"
+
+
+def _config_lr(ds: xr.Dataset) -> float | None:
+    try:
+        return float(json.loads(ds.attrs["config"])["train"]["lr"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def divergence_verdict(ds: xr.Dataset) -> tuple[str, str]:
+    """How a result's divergence should be reported: ("", "") when at most half of the runs at
+    every grid point diverged, ("warning", message) when most did somewhere, ("error", message)
+    when every run diverged.
+
+    Args:
+      ds: a simulate or sweep result (``diverged`` with dims (*grid, seed)).
+
+    Returns:
+      (level, message): level is "", "warning" or "error"; the message names the counts, the
+      grid points, and suggests a smaller step size.
+    """
+    flags = np.asarray(ds["diverged"].values, bool)
+    names = json.loads(ds.attrs.get("sweep", "[]")) if flags.ndim > 1 else []
+    total, bad = flags.size, int(flags.sum())
+    swept = "lr" in names
+    lr = _config_lr(ds)
+    if bad == total:
+        steps = np.asarray(ds["diverged_step"].values)[flags] if "diverged_step" in ds else []
+        first = f", the first at step {int(np.min(steps))}" if len(steps) else ""
+        what = "runs" if names else "seeds"
+        return "error", (
+            f"all {total} {what} diverged (loss or Theta non-finite or above "
+            f"train.divergence_threshold{first}); nothing is summarised; " + _lr_hint(lr, swept)
+        )
+    if not names:
+        if 2 * bad > total:
+            return "warning", (
+                f"{bad} of {total} seeds diverged; the statistics describe only the "
+                f"{total - bad} that did not, which may be a biased subset; " + _lr_hint(lr, False)
+            )
+        return "", ""
+    per_seed = flags.reshape(-1, flags.shape[-1])
+    seeds = per_seed.shape[1]
+    most = []
+    for index, row in zip(np.ndindex(*flags.shape[:-1]), per_seed, strict=True):
+        if 2 * int(row.sum()) > seeds:
+            point = ", ".join(
+                f"{n}={float(ds[n].values[i]):g}" for n, i in zip(names, index, strict=True)
+            )
+            most.append(f"{point} ({int(row.sum())} of {seeds})")
+    if not most:
+        return "", ""
+    shown = "; ".join(most[:6]) + (f"; and {len(most) - 6} more" if len(most) > 6 else "")
+    return "warning", (
+        f"most seeds diverged at {len(most)} grid point{'s' if len(most) > 1 else ''}: {shown}; "
+        "their medians describe only the survivors; " + _lr_hint(lr, swept)
+    )
+
+
+def describe_origin(ds: xr.Dataset) -> str:
+    """Where a result came from, in words: the preset and --set overrides recorded by the
+    command line, else the nearest named preset and the fields that differ from it.
+
+    Args:
+      ds: a result dataset with a ``config`` attribute.
+
+    Returns:
+      e.g. ``"preset fig2a, --set lr=0.1"`` or ``"preset fig1 with steps=4, n=16"``.
+    """
+    from simdyn.config import Config
+    from simdyn.presets import PRESETS
+
+    preset = ds.attrs.get("preset")
+    if preset:
+        try:
+            sets = [str(s) for s in json.loads(ds.attrs.get("overrides", "[]"))]
+        except (TypeError, ValueError):
+            sets = []
+        return f"preset {preset}" + (", --set " + " --set ".join(sets) if sets else "")
+    try:
+        config = Config.from_json(ds.attrs["config"]).to_dict()
+    except (KeyError, ConfigError, TypeError, ValueError):
+        return "unknown config"
+    best, best_diff = None, None
+    for name, cfg in PRESETS.items():
+        ref = cfg.to_dict()
+        diff = [
+            (f, config[s][f])
+            for s in ("data", "model", "train")
+            for f in config[s]
+            if config[s][f] != ref[s].get(f)
+        ]
+        if best_diff is None or len(diff) < len(best_diff):
+            best, best_diff = name, diff
+    if not best_diff:
+        return f"preset {best}"
+    changed = ", ".join(f"{f}={_brief_value(v)}" for f, v in best_diff[:6])
+    more = f" and {len(best_diff) - 6} more" if len(best_diff) > 6 else ""
+    return f"preset {best} with {changed}{more} (nearest preset)"
+
+
+def _brief_value(value) -> str:
+    if isinstance(value, list | tuple) and len(value) > 4:
+        return f"[{value[0]:g}, {value[1]:g}, ..., {value[-1]:g}] ({len(value)} values)"
+    return json.dumps(value) if isinstance(value, list | tuple) else f"{value}"

@@ -109,7 +109,7 @@ def sweep(
     if not isinstance(config, Config):
         raise ConfigError(f"invalid config of type {type(config).__name__}: must be a Config")
     values = validate_grid(config, grid)
-    seed_list = seed_list_from(seeds)
+    seed_list = seed_list_from(seeds, config, math.prod(len(v) for v in values.values()))
     base = as_key(key)
     names = list(values)
     points = list(itertools.product(*(values[n] for n in names)))

@@ -138,6 +138,7 @@ def test_save_load_round_trip(run5, tmp_path):
     path = tmp_path / "r.nc"
     save(run5, path)
     back = load(path)
+    assert len(back.attrs.pop("data_sha256")) == 64  # the checksum load verified
     xr.testing.assert_identical(run5, back)
     assert back["alignment"].dtype == np.float64 and back["diverged"].dtype == bool
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
