@@ -155,6 +155,7 @@ STREAMS: dict[str, int] = {
     "JOINT": 6,
     "GOOD-EVENT": 7,
     "SGD-OBJ": 8,
+    "REPR": 9,
 }
 STREAM_COUNT = 16
 

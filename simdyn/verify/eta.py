@@ -29,6 +29,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "SGD-OBJ": 33.0,
         "MINLOSS": 6.8,
         "GOOD-EVENT": 24.8,  # its quick design since f393ad7 (both sizes, 14 points), alone
+        "REPR": 58.5,  # its own run under load ~6 (compile-dominated: 10 simulate programs)
     },
     "full": {
         "CC-train": 76.3,
@@ -42,6 +43,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "SGD-OBJ": 534.0,
         "MINLOSS": 92.1,
         "GOOD-EVENT": 140.0,
+        "REPR": 80.0,  # not measured at full size: the quick figure plus 64 seeds x 300 steps
     },
 }
 

@@ -25,6 +25,7 @@ _MODULES = {
     "SGD-OBJ": "sgd_objective",
     "MINLOSS": "minloss",
     "GOOD-EVENT": "good_event",
+    "REPR": "representations",
 }
 CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
 
