@@ -3,7 +3,8 @@ check the results against the paper's closed forms (Xue et al., ICML 2023).
 
 Commands: simulate (one preset, many seeds -> .nc), sweep (a grid of lr/beta/sigma_0), show
 (summarise or plot a .nc), presets (the named settings), verify (statistical checks of the
-paper's claims). Add --help after any command for its options. Exit status: 0 ok, 2 bad input.
+paper's claims). Add --help after any command for its options. Exit status: 0 ok, 2 bad input
+or a run that cannot finish here, 3 every run diverged, 130 Ctrl-C, 143 SIGTERM.
 The theory, a user guide and this reference are in docs/ (theory.md, guide.md, cli.md).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -91,9 +93,11 @@ def _is_writer() -> bool:
 
 
 # Exit statuses (docs/cli.md): 0 ok, 2 bad input or a run that cannot finish here, 3 every run
-# diverged (the file is written; it holds no usable run), 130 Ctrl-C, 143 SIGTERM.
+# diverged (the file is written; it holds no usable run), 4 a chunk stalled (the watchdog ended
+# the run), 130 Ctrl-C, 143 SIGTERM.
 EXIT_BAD_INPUT = 2
 EXIT_ALL_DIVERGED = 3
+EXIT_STALLED = 4  # a chunk stalled (simdyn.engine.Watchdog); finished chunks are kept
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -182,6 +186,16 @@ def _resume_line(args: argparse.Namespace, ckpt: Path | None, automatic: bool) -
     return f"{where}; resume with: {command}"
 
 
+def _exit_stalled(err: Exception, resume: str) -> None:
+    """End the process at once after a stalled chunk: its thread waits inside compiled code and
+    cannot be stopped, and a normal interpreter exit could wait on it forever."""
+    print(f"simdyn: error: {err}", file=sys.stderr)
+    print(f"simdyn: {resume}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_STALLED)
+
+
 def _run(args: argparse.Namespace, kind: str) -> int:
     """simulate or sweep: check everything, compute (interruptibly), save, summarise."""
     from simdyn.preflight import check_output_path
@@ -227,6 +241,12 @@ def _run(args: argparse.Namespace, kind: str) -> int:
         code = EXIT_TERMINATED if isinstance(err, _Terminated) else EXIT_INTERRUPTED
         what = "terminated (SIGTERM)" if code == EXIT_TERMINATED else "interrupted"
         raise _Interrupted(f"{what}: {_resume_line(args, ckpt, automatic)}", code) from None
+    except RuntimeError as err:
+        from simdyn.engine import StalledChunkError
+
+        if not isinstance(err, StalledChunkError):
+            raise
+        _exit_stalled(err, _resume_line(args, ckpt, automatic))
     except ConfigError as err:
         if automatic and "holds a different run" in str(err):
             raise ConfigError(
@@ -520,8 +540,9 @@ _SWEEP_DOC = """Run every seed at every point of a grid of lr, beta (loss=joint)
 one compiled program, and write one .nc file. Example:
   simdyn sweep joint --grid beta=0.25,0.5,0.75 --seeds 64 --out sweep.nc"""
 
-_SHOW_DOC = """Print the summary of a result file written by simulate or sweep; with --plot also
-draw the median and 5-95% band of every feature's alignment over the steps. Example:
+_SHOW_DOC = """Print the summary of a result file written by simulate or sweep (a corrupted file
+is refused); with --plot also draw the median and 5-95% band of every feature's alignment over
+the steps, or for a sweep each feature's peak and its step against the swept value. Example:
   simdyn show f.nc --plot f.png"""
 
 _VERIFY_DOC = """Check the paper's claims statistically: each claim runs its seeds, compares them
@@ -676,8 +697,9 @@ _SHOW_FLAGS = (
         "--plot",
         metavar="OUT.png",
         default=None,
-        help="also write a figure: median and 5-95%% band of each feature's alignment over "
-        "steps, log step axis (simulate results; default: no figure)",
+        help="also write a figure (replaced if it exists): a simulate result's median and "
+        "5-95%% band of each feature's alignment over steps; a sweep's peak of each feature and "
+        "its step against the swept value (default: no figure)",
     ),
 )
 _PRESETS_FLAGS = (
@@ -692,8 +714,9 @@ _PRESETS_FLAGS = (
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``simdyn ARGS`` (``argv``: the arguments, default sys.argv[1:]).
 
-    Returns the exit status: 0 ok, 2 bad input, 3 every run diverged, 130 interrupted (Ctrl-C),
-    143 terminated (SIGTERM); verify has its own rule (docs/cli.md).
+    Returns the exit status: 0 ok, 2 bad input, 3 every run diverged, 4 a chunk stalled (the
+    process exits at once), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); verify has its
+    own rule (docs/cli.md).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

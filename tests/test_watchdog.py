@@ -107,3 +107,31 @@ def test_deadline_and_validation():
     for bad in ({"floor_s": 0.0}, {"factor": -1.0}, {"first_estimate_s": float("nan")}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             Watchdog(**bad)
+
+
+def test_the_command_line_exits_at_once_with_code_4_and_the_resume_line(
+    tmp_path, monkeypatch, capsys
+):
+    """simdyn simulate: a StalledChunkError prints the message and the resume command, and the
+    process ends through os._exit (a normal exit could wait on the stuck thread)."""
+    from simdyn import cli, simulation
+    from simdyn.engine import StalledChunkError
+
+    def stalled(*args, **kwargs):
+        raise StalledChunkError("chunk 2 of 3 (runs 2..3 of 6) made no progress: idle")
+
+    exits = []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(simulation, "simulate", stalled)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    out = tmp_path / "r.nc"
+    with pytest.raises(SystemExit):
+        cli.main(["simulate", "fig2a", "--seeds", "2", "--steps", "4", "--out", str(out)])
+    assert exits == [cli.EXIT_STALLED] and cli.EXIT_STALLED == 4
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "made no progress" in err and "simdyn simulate fig2a" in err, err
