@@ -9,6 +9,7 @@ level where the run's config gives one (:func:`closed_form_levels`).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,7 @@ def feature_label(feature: int) -> str:
 
 def plot_result(ds, out: str | os.PathLike, title: str | None = None) -> Path:
     """The figure ``simdyn show FILE --plot OUT.png`` writes: :func:`plot_alignment` with the
-    closed-form levels for a simulate result.
+    closed-form levels for a simulate result, :func:`plot_sweep` for a sweep.
 
     Args:
       ds: a result dataset.
@@ -88,7 +89,101 @@ def plot_result(ds, out: str | os.PathLike, title: str | None = None) -> Path:
     Returns:
       The PNG's path.
     """
+    if _sweep_names(ds):
+        return plot_sweep(ds, out, title=title)
     return plot_alignment(ds, out, title=title, levels=closed_form_levels(ds))
+
+
+def _sweep_names(ds) -> list[str]:
+    import json
+
+    return list(json.loads(ds.attrs.get("sweep", "[]") or "[]")) if hasattr(ds, "attrs") else []
+
+
+def sweep_bands(ds) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
+    """What :func:`plot_sweep` draws, as numbers: the swept field on the x axis, its values,
+    and for ``peak`` and ``peak_step`` (:func:`simdyn.summary.peak_stats`) the 5% / median /
+    95% across kept seeds, shape (3, *other grid fields, x, feature); NaN where every seed of a
+    point diverged.
+
+    Args:
+      ds: a sweep result.
+
+    Returns:
+      (field, x values, {"peak": bands, "peak_step": bands}).
+    """
+    from simdyn.summary import peak_stats
+
+    names = _sweep_names(ds)
+    if not names:
+        raise ConfigError("not a sweep result: it has no 'sweep' attribute naming grid fields")
+    field, others = names[0], names[1:]
+    stats = peak_stats(ds).transpose(*others, field, "seed", "feature")
+    out = {}
+    for name in ("peak", "peak_step"):
+        values = np.asarray(stats[name].values, np.float64)
+        axis = values.ndim - 2  # seed
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points stay NaN
+            out[name] = np.nanquantile(values, [0.05, 0.5, 0.95], axis=axis)
+    return field, np.asarray(ds[field].values, np.float64), out
+
+
+def plot_sweep(ds, out: str | os.PathLike, title: str | None = None) -> Path:
+    """Write a PNG of a sweep: against the first grid field, each feature's peak of ||W_t v_j||
+    over the steps (left) and the step of that peak (right), median and 5-95% band across kept
+    seeds; one line style per value of any further grid field. A log x axis when the values
+    are positive and span more than a factor 10.
+
+    Args:
+      ds: a sweep result.
+      out: the PNG to write.
+      title: a title prefix (e.g. the file name).
+
+    Returns:
+      The PNG's path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    field, x, bands = sweep_bands(ds)
+    names = _sweep_names(ds)
+    others = names[1:]
+    combos = list(np.ndindex(*(ds.sizes[n] for n in others))) or [()]
+    styles = ["-", "--", ":", "-."]
+    features = [int(f) for f in ds["feature"].values if int(f) > 0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    cmap = plt.get_cmap("tab10")
+    for ci, combo in enumerate(combos[: len(styles)]):
+        suffix = ", ".join(
+            f"{n}={float(ds[n].values[i]):g}" for n, i in zip(others, combo, strict=True)
+        )
+        for ai, key in enumerate(("peak", "peak_step")):
+            b = bands[key][(slice(None), *combo)]  # (3, x, feature)
+            for fi, f in enumerate(features):
+                color = cmap(fi % 10)
+                label = feature_label(f) + (f" ({suffix})" if suffix else "")
+                axes[ai].plot(x, b[1, :, f], styles[ci], color=color, marker="o", ms=3, label=label)
+                axes[ai].fill_between(x, b[0, :, f], b[2, :, f], color=color, alpha=0.2, lw=0)
+    spans = np.all(x > 0) and x.max() / x.min() > 10
+    whats = ("peak of ||W_t v_j|| over the steps", "step of the peak")
+    for ax, what in zip(axes, whats, strict=True):
+        if spans:
+            ax.set_xscale("log")
+        ax.set_xlabel(field)
+        ax.set_ylabel(f"{what} (median, 5-95% band)")
+    diverged = int(np.asarray(ds["diverged"].values).sum())
+    runs = int(np.asarray(ds["diverged"].values).size)
+    excl = f", {diverged} of {runs} runs diverged and excl." if diverged else f", {runs} runs"
+    fig.suptitle(f"{title + ': ' if title else ''}sweep over {field}{excl}", fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
 
 
 def plot_alignment(

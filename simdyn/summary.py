@@ -110,6 +110,27 @@ def format_summary(ds: xr.Dataset, count: int = 8) -> str:
     return "\n".join(lines)
 
 
+def peak_stats(ds: xr.Dataset) -> xr.Dataset:
+    """Each run's peak of ||W_t v_j|| over the recorded steps and the step where it is reached.
+
+    Args:
+      ds: a simulate or sweep result (``alignment`` with dims (*grid, seed, step, feature)).
+
+    Returns:
+      A Dataset with ``peak`` and ``peak_step`` of dims (*grid, seed, feature): NaN for runs
+      that diverged (flagged, or any non-finite alignment); the first step of the maximum on
+      ties.
+    """
+    align = ds["alignment"]
+    bad = ds["diverged"].astype(bool) | ~np.isfinite(align).all(("step", "feature"))
+    finite = align.where(~bad, -np.inf)
+    where = finite.argmax("step")
+    steps = ds["step"].values[where.values]
+    peak = finite.max("step").where(~bad)
+    peak_step = xr.DataArray(steps.astype(np.float64), dims=where.dims, coords=where.coords)
+    return xr.Dataset({"peak": peak, "peak_step": peak_step.where(~bad)})
+
+
 def format_sweep_summary(ds: xr.Dataset) -> str:
     """One line per grid point: diverged runs excluded, final median loss and ||W v_j||."""
     names = json.loads(ds.attrs.get("sweep", "[]"))
@@ -143,7 +164,31 @@ def format_sweep_summary(ds: xr.Dataset) -> str:
                 for f in feats
             ]
         lines.append(" ".join(cells))
+    lines += _format_sweep_peaks(ds, names, feats)
     return "\n".join(lines)
+
+
+def _format_sweep_peaks(ds: xr.Dataset, names: list[str], feats: list[int]) -> list[str]:
+    """The sweep's peak block: per grid point and feature, the median over kept seeds of each
+    run's peak of ||W_t v_j|| and of the step where it peaks."""
+    peaks = peak_stats(ds)
+    lines = [
+        "peak of ||W v_j|| over the steps and its step: medians across kept seeds (peak @ step)",
+        " ".join(f"{n:>10}" for n in names) + " " + " ".join(f"{f'||W v{f}||':>17}" for f in feats),
+    ]
+    for index in np.ndindex(*(ds.sizes[n] for n in names)):
+        point = peaks.isel(dict(zip(names, index, strict=True)))
+        cells = [f"{float(ds[n].values[i]):>10.4g}" for n, i in zip(names, index, strict=True)]
+        for f in feats:
+            value = point["peak"].sel(feature=f).values
+            step = point["peak_step"].sel(feature=f).values
+            if np.all(np.isnan(value)):
+                cells.append(f"{'-':>17}")
+            else:
+                text = f"{np.nanmedian(value):.3g} @ {np.nanmedian(step):.0f}"
+                cells.append(f"{text:>17}")
+        lines.append(" ".join(cells))
+    return lines
 
 
 def _lr_hint(lr: float | None, swept: bool) -> str:

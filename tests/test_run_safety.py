@@ -420,3 +420,70 @@ def test_plot_legend_names_the_bias_as_the_table_does():
     from simdyn.plots import feature_label
 
     assert feature_label(0) == "||b||" and feature_label(2) == "||W v2||"
+
+
+# --- 7. sweeps answer questions ---------------------------------------------------------------
+def _synthetic_sweep() -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
+    """A sweep over lr (3 points) x 4 seeds, 6 steps, features 0..2, whose run (g, s) has its
+    feature-j peak (g + 1) * (s + 1) * (j + 1) placed at step index (g + s + j) % 6; run (2, 3)
+    diverged."""
+    steps = np.array([0, 2, 4, 6, 8, 10])
+    g_n, s_n, f_n = 3, 4, 3
+    align = np.full((g_n, s_n, len(steps), f_n), 0.01)
+    peak = np.zeros((g_n, s_n, f_n))
+    at = np.zeros((g_n, s_n, f_n))
+    for g, s, j in np.ndindex(g_n, s_n, f_n):
+        peak[g, s, j] = (g + 1) * (s + 1) * (j + 1)
+        at[g, s, j] = steps[(g + s + j) % len(steps)]
+        align[g, s, (g + s + j) % len(steps), j] = peak[g, s, j]
+    diverged = np.zeros((g_n, s_n), bool)
+    diverged[2, 3] = True
+    align[2, 3, 3:] = np.nan
+    ds = xr.Dataset(
+        {
+            "alignment": (("lr", "seed", "step", "feature"), align),
+            "diverged": (("lr", "seed"), diverged),
+            "loss": (("lr", "seed", "step"), np.zeros((g_n, s_n, len(steps)))),
+        },
+        coords={"lr": [0.01, 0.1, 1.0], "seed": np.arange(s_n), "step": steps,
+                "feature": np.arange(f_n)},
+    )  # fmt: skip
+    ds.attrs["sweep"] = '["lr"]'
+    peak[2, 3], at[2, 3] = np.nan, np.nan
+    return ds, peak, at
+
+
+def test_peak_and_time_to_peak_per_run():
+    from simdyn.summary import peak_stats
+
+    ds, peak, at = _synthetic_sweep()
+    stats = peak_stats(ds)
+    assert stats["peak"].dims == ("lr", "seed", "feature")
+    np.testing.assert_array_equal(stats["peak"].values, peak)
+    np.testing.assert_array_equal(stats["peak_step"].values, at)
+
+
+def test_sweep_table_shows_median_peaks_and_steps():
+    from simdyn.summary import format_sweep_summary
+
+    ds, peak, at = _synthetic_sweep()
+    text = format_sweep_summary(ds)
+    assert "peak @ step" in text
+    rows = [ln.split() for ln in text.splitlines()[-3:]]
+    for g, row in enumerate(rows):
+        for j in (1, 2):  # the table shows features j >= 1
+            cell = row[1 + 3 * (j - 1) : 1 + 3 * j]
+            assert float(cell[0]) == pytest.approx(np.nanmedian(peak[g, :, j]), rel=1e-3)
+            assert float(cell[2]) == pytest.approx(np.nanmedian(at[g, :, j]), abs=0.5)
+
+
+def test_show_plot_draws_a_sweep(tmp_path):
+    from simdyn.plots import plot_result, sweep_bands
+
+    ds, peak, at = _synthetic_sweep()
+    field, x, bands = sweep_bands(ds)
+    assert field == "lr" and x.tolist() == [0.01, 0.1, 1.0]
+    np.testing.assert_allclose(bands["peak"][1], np.nanmedian(peak, axis=1))
+    np.testing.assert_allclose(bands["peak_step"][0], np.nanquantile(at, 0.05, axis=1))
+    png = plot_result(ds, tmp_path / "s.png", title="synthetic")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000
