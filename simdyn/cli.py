@@ -4,7 +4,8 @@ check the results against the paper's closed forms (Xue et al., ICML 2023).
 Commands: simulate (one preset, many seeds -> .nc), sweep (a grid of lr/beta/sigma_0), show
 (summarise or plot a .nc), presets (the named settings), verify (statistical checks of the
 paper's claims). Add --help after any command for its options. Exit status: 0 ok, 2 bad input
-or a run that cannot finish here, 3 every run diverged, 130 Ctrl-C, 143 SIGTERM.
+or a run that cannot finish here, 3 every run diverged, 4 a chunk stalled, 130 Ctrl-C, 143
+SIGTERM.
 The theory, a user guide and this reference are in docs/ (theory.md, guide.md, cli.md).
 """
 
@@ -459,8 +460,9 @@ _RUN_FLAGS = (
         "--resume",
         metavar="DIR",
         default=None,
-        help="checkpoint folder: finished chunks are kept and skipped on rerun "
-        "(default: no checkpoints)",
+        help="checkpoint folder: finished chunks are kept and skipped on rerun (default: a "
+        "hidden .NAME.partial folder beside --out, removed once the result is saved; none in "
+        "multi-process runs)",
     ),
     _flag(
         "--out",
