@@ -49,6 +49,7 @@ from scipy import stats
 
 from simdyn import theory
 from simdyn.config import DataConfig
+from simdyn.verify import data_model
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
@@ -529,5 +530,6 @@ CLAIM = Claim(
         _Conclusion("joint", "joint min-norm = Thm 6.1's value").row(
             "JOINT rate", "Thm 6.1 (probability)"
         ),
+        data_model.ROW,
     ),
 )
