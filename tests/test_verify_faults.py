@@ -83,3 +83,59 @@ def test_a_cheap_fault_is_caught_by_its_row_and_the_tree_stays_unchanged():
     assert ref_v == {"MINLOSS": "holds"}
     assert caught_by(ref_v, bad_v)[0] == ["MINLOSS"]
     assert _tree_digest(faults.PACKAGE) == before
+
+
+# --- the DATA row: the sampled instances against the config -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def data_units():
+    import simdyn
+    from simdyn.verify import data_model
+    from simdyn.verify.good_event import Design
+
+    simdyn.enable_x64()
+    return data_model.measure(Design(seeds=12), 5)
+
+
+def _scaled(batch, setting_points: str, factor: float):
+    pts = getattr(batch, setting_points)
+    return batch._replace(**{setting_points: pts._replace(noise_val=pts.noise_val * factor)})
+
+
+def test_data_row_exact_checks_hold_on_the_reference_and_fail_on_a_corrupted_sample(data_units):
+    from simdyn.verify import data_model
+
+    rules = {r.name: r for r in data_model.ROW.rules}
+    for name in ("features", "basis-noise", "balanced-labels", "distinct-instances", "minibatches"):
+        (t,) = rules[name].apply(None, data_units)
+        assert t.failures == 0, name
+    # sigma_xi 1.1x on every instance of one setting: every instance fails basis-noise.
+    bad = dict(data_units)
+    bad["batches"] = dict(data_units["batches"])
+    bad["batches"]["iid"] = _scaled(data_units["batches"]["iid"], "points", 1.1)
+    (t,) = rules["basis-noise"].apply(None, bad)
+    assert t.failures == data_units["instances"]
+    # Two seeds sharing one instance: both fail distinct-instances.
+    ge = data_units["batches"]["good-event"]
+    dup = ge._replace(points=ge.points._replace(noise_idx=ge.points.noise_idx.copy()))
+    dup.points.noise_idx[1] = dup.points.noise_idx[0]
+    bad["batches"] = {**data_units["batches"], "good-event": dup}
+    (t,) = rules["distinct-instances"].apply(None, bad)
+    assert t.failures == 2
+
+
+def test_data_row_variance_ratio_is_near_one_and_a_1_1_scale_is_far(data_units):
+    from simdyn.verify import data_model
+
+    tests = data_model._variances(None, data_units)
+    gauss = next(t for t in tests if t.name == "gaussian-noise")
+    assert abs(gauss.estimate - 1) < 0.05
+    bad = dict(data_units)
+    bad["batches"] = {
+        **data_units["batches"],
+        "gaussian": _scaled(data_units["batches"]["gaussian"], "points", 1.1),
+    }
+    gauss_bad = next(t for t in data_model._variances(None, bad) if t.name == "gaussian-noise")
+    assert gauss_bad.estimate == pytest.approx(1.21 * gauss.estimate)
+    assert gauss_bad.p_fail < 1e-6
