@@ -234,20 +234,19 @@ def _fingerprint(claims: list[str]) -> str:
 
 
 def _write_and_print(outcomes: list, meta: dict, out, num_claims: int, key: int) -> list:
-    """Evaluate the rules, write report.json, report.md and the figures, print details and the
-    table (last, so it does not scroll away). Returns the rows."""
-    from simdyn.verify import report
+    """Evaluate the rules, write report.json, report.md and the figures, and print the compact
+    terminal table with its legend (simdyn.verify.terminal; the full table and every sub-test
+    are in report.md). Returns the rows."""
+    from simdyn.verify import report, terminal
     from simdyn.verify.figures import write_figures
 
     rows = report.evaluate(outcomes)
     jpath, mpath = report.write(rows, meta, out)
     figures = write_figures(rows, out)
-    print(report.format_details(rows))
-    print()
-    print(report.format_table(rows))
+    print(terminal.format_compact(rows))  # the full table and details: report.md
     print(
         f"\n{num_claims} claims, {len(rows)} rows in {meta['wall_seconds']:.1f} s (key {key}); "
-        f"wrote {jpath}, {mpath} and {len(figures)} figures"
+        f"wrote {jpath}, {mpath} (full table and details) and {len(figures)} figures"
     )
     return rows
 
