@@ -139,3 +139,15 @@ def test_data_row_variance_ratio_is_near_one_and_a_1_1_scale_is_far(data_units):
     gauss_bad = next(t for t in data_model._variances(None, bad) if t.name == "gaussian-noise")
     assert gauss_bad.estimate == pytest.approx(1.21 * gauss.estimate)
     assert gauss_bad.p_fail < 1e-6
+
+
+@pytest.mark.slow
+def test_loop_row_matches_the_written_out_run_and_its_near_miss_fails():
+    import simdyn
+    from simdyn.verify import loop_check
+
+    simdyn.enable_x64()
+    units = loop_check.measure(None, 3)
+    (t,) = loop_check.ROW.rules[0].apply(None, units)
+    (c,) = loop_check.ROW.controls[0].apply(None, units)
+    assert t.failures == 0 and c.failures == t.n_units == 9

@@ -49,7 +49,7 @@ from scipy import stats
 
 from simdyn import theory
 from simdyn.config import DataConfig
-from simdyn.verify import data_model
+from simdyn.verify import data_model, loop_check
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
@@ -531,5 +531,6 @@ CLAIM = Claim(
             "JOINT rate", "Thm 6.1 (probability)"
         ),
         data_model.ROW,
+        loop_check.ROW,
     ),
 )
