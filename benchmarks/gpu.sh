@@ -24,8 +24,8 @@
 #
 # Results: benchmarks/results/gpu_<UTC date>/ (smoke mode: gpu_<date>_smoke/; SIMDYN_GPU_RESULTS
 # overrides): summary.md (stage table, env, step table, tails of failed stages) and one log per
-# stage. When $OUT is set (the device tool's return folder) the 8 small files summary.md,
-# setup.log, pytest.log, gpu_step.log, gpu_step.json, gpu_step.md, verify.log and
+# stage. When $OUT is set (the device tool's return folder) the 9 small files summary.md,
+# setup.log, pytest.log, gpu_step.log, gpu_step.json, gpu_step.md, fig2b.log, verify.log and
 # verify_report.md are copied flat into $OUT after every stage: on the device machine the
 # results folder itself does not come back.
 # Exit status: 0 all stages ok; 1 no accelerator (or setup failed); 2 some stage failed/timed out.
@@ -39,8 +39,8 @@
 # On a CPU (smoke): SIMDYN_GPU_SMOKE=1 bash benchmarks/gpu.sh   (about a minute; delete the
 # gpu_<date>_smoke folder afterwards: CPU smoke results are not committed).
 #
-# Status: checked on the CPU in smoke mode on 2026-12-02 and again on 2026-12-03 (after the
-# declarative verify refactor: every stage ok, 35 s); not yet run on an accelerator.
+# Status: checked on the CPU in smoke mode on 2026-12-02, 2026-12-03 and 2026-12-07 (with the
+# fig2b stage: every stage ok, 76 s under load ~6); not yet run on an accelerator.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
