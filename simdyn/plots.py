@@ -129,11 +129,41 @@ def sweep_bands(ds) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
     return field, np.asarray(ds[field].values, np.float64), out
 
 
+def sweep_theory(ds) -> dict[str, np.ndarray] | None:
+    """:func:`simdyn.theory.predicted_peak` at every value of a one-field sweep over lr or
+    sigma_0: ``{"peak": (x, feature), "step": (x, feature)}``, or None where it does not apply
+    (another loss or optimizer, several grid fields, no config).
+
+    Args:
+      ds: a sweep result.
+
+    Returns:
+      The predicted peaks and steps, or None.
+    """
+    from simdyn import theory
+    from simdyn.config import Config
+
+    names = _sweep_names(ds)
+    if len(names) != 1 or names[0] not in ("lr", "sigma_0") or not ds.attrs.get("config"):
+        return None
+    base = Config.from_json(ds.attrs["config"])
+    peaks, steps = [], []
+    for value in np.asarray(ds[names[0]].values, np.float64):
+        try:
+            pred = theory.predicted_peak(base.replace(**{names[0]: float(value)}))
+        except ConfigError:
+            return None
+        peaks.append(pred.peak)
+        steps.append(pred.step)
+    return {"peak": np.asarray(peaks), "step": np.asarray(steps)}
+
+
 def plot_sweep(ds, out: str | os.PathLike, title: str | None = None) -> Path:
     """Write a PNG of a sweep: against the first grid field, each feature's peak of ||W_t v_j||
     over the steps (left) and the step of that peak (right), median and 5-95% band across kept
-    seeds; one line style per value of any further grid field. A log x axis when the values
-    are positive and span more than a factor 10.
+    seeds; one line style per value of any further grid field; where it applies, the theory's
+    peak and its step (:func:`sweep_theory`) as dashed lines with crosses. A log x axis when the
+    values are positive and span more than a factor 10.
 
     Args:
       ds: a sweep result.
@@ -167,6 +197,15 @@ def plot_sweep(ds, out: str | os.PathLike, title: str | None = None) -> Path:
                 label = feature_label(f) + (f" ({suffix})" if suffix else "")
                 axes[ai].plot(x, b[1, :, f], styles[ci], color=color, marker="o", ms=3, label=label)
                 axes[ai].fill_between(x, b[0, :, f], b[2, :, f], color=color, alpha=0.2, lw=0)
+    theory_lines = sweep_theory(ds)
+    if theory_lines is not None:
+        for ai, key in enumerate(("peak", "step")):
+            for fi, f in enumerate(features):
+                values = theory_lines[key][:, f]
+                if np.all(np.isnan(values)):
+                    continue
+                axes[ai].plot(x, values, "x--", color=cmap(fi % 10), lw=1, ms=6)
+        axes[0].plot([], [], "kx--", lw=1, label="theory: escape path (predicted_peak)")
     spans = np.all(x > 0) and x.max() / x.min() > 10
     whats = ("peak of ||W_t v_j|| over the steps", "step of the peak")
     for ax, what in zip(axes, whats, strict=True):

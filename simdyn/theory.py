@@ -800,6 +800,91 @@ def rank_one_escape(
     return np.stack(out)
 
 
+def population_scl_moments(data) -> tuple[np.ndarray, np.ndarray]:
+    """(M+, M) of the population in the feature basis [bias, v_1, ..., v_K], float64 numpy.
+
+    M+ = (1/2) sum_{c = +-1} xbar_c xbar_c^T with xbar_c = [1, c phi_1, mu, 0, ...] (its
+    non-zero eigenvalues are :func:`scl_plus_eigenvalues` without the class noise s), and
+    M = F + s I (:func:`feature_second_moment`, s = :func:`noise_level`). Computed in numpy, so
+    float64 whatever jax_enable_x64 says: near the stability limit a discrete GD path is
+    sensitive to float32 rounding.
+
+    Args:
+      data: a :class:`simdyn.DataConfig`.
+
+    Returns:
+      (P, Q), each (K+1, K+1).
+    """
+    K = data.K
+    phi = np.asarray(data.phi, np.float64)
+    s = data.sigma_xi**2 / (data.m * data.n)
+    L = np.concatenate([[1.0], phi[:2] ** 2, phi[2:] ** 2 / (K - 2)])
+    Q = np.diag(L) + s * np.eye(K + 1)
+    Q[0, 2] = Q[2, 0] = data.mu
+    Q[2, 2] += data.mu**2
+    x_plus = np.zeros(K + 1)
+    x_plus[[0, 1, 2]] = 1.0, phi[0], data.mu
+    x_minus = x_plus * np.where(np.arange(K + 1) == 1, -1.0, 1.0)
+    P = 0.5 * (np.outer(x_plus, x_plus) + np.outer(x_minus, x_minus))
+    return P, Q
+
+
+class PeakPrediction(NamedTuple):
+    """The population escape path's peak of ||W_t v_j|| per feature j = 0..K (j = 0 the bias):
+    ``peak`` and ``step`` (K+1,), NaN for features the path does not reach (they grow through
+    other modes); ``path``: the path's |theta_t| per step and feature, (steps + 1, K+1)."""
+
+    peak: np.ndarray
+    step: np.ndarray
+    path: np.ndarray
+
+
+def predicted_peak(config) -> PeakPrediction:
+    """One call: where and when full-batch SCL GD from a small init peaks, per feature.
+
+    From a small init GD first grows the top mode of M+ (eigenvalue 1 + mu^2, direction bias +
+    mu v_2), and Theta_t stays close to rank one along :func:`rank_one_escape`'s path: the row
+    rises along u_1 until the quartic term turns it, through M, toward the bias; v_2 (with
+    mu > 0) rises and falls with it (docs/theory.md, CC-early). This evaluates that path on the
+    population moments of ``config``'s data in the feature basis [bias, v_1, ..., v_K]:
+    M+ = (1/2) sum_c xbar_c xbar_c^T with xbar_c = [1, c phi_1, mu, 0, ...] and
+    M = F + s I (:func:`population_scl_moments`), started at the typical
+    ||Theta_0 u_1|| = sigma_0 sqrt(p / d), for ``train.steps`` steps of size ``train.lr``.
+    Sampling noise of one training set, the init's phase and the noise modes are left out, so a
+    seed deviates from it by a little (fig2a, 32 seeds: median peak of ||W v_2|| 0.343 at step
+    31 for lr = 0.05, predicted 0.343 at step 30).
+
+    Args:
+      config: a :class:`simdyn.Config` with train.loss = "scl", full-batch plain GD
+        (optimizer "sgd", no batch_size) and a learnt bias.
+
+    Returns:
+      A :class:`PeakPrediction`.
+
+    Raises:
+      ConfigError: naming the field when the config is outside that setting.
+    """
+    from simdyn.config import ConfigError
+
+    t, d = config.train, config.data
+    if t.loss != "scl":
+        raise ConfigError(f"predicted_peak: train.loss={t.loss!r}: only 'scl' is derived")
+    if t.optimizer != "sgd" or t.batch_size is not None:
+        raise ConfigError(
+            "predicted_peak: needs full-batch plain GD (train.optimizer='sgd', "
+            f"train.batch_size=None), got optimizer={t.optimizer!r}, batch_size={t.batch_size}"
+        )
+    if not config.model.bias:
+        raise ConfigError("predicted_peak: model.bias=False: the path is derived with a bias")
+    P, Q = population_scl_moments(d)
+    amp = config.model.sigma_0 * math.sqrt(config.model.p / d.d)
+    path = np.abs(rank_one_escape(P, Q, amp, t.lr, t.steps))
+    reached = path.max(axis=0) > 0
+    peak = np.where(reached, path.max(axis=0), np.nan)
+    step = np.where(reached, path.argmax(axis=0).astype(np.float64), np.nan)
+    return PeakPrediction(peak, step, path)
+
+
 # --------------------------------------------------------------------------------------------
 # Exact GD references (numpy, float64)
 # --------------------------------------------------------------------------------------------
