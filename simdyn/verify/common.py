@@ -156,6 +156,7 @@ STREAMS: dict[str, int] = {
     "GOOD-EVENT": 7,
     "SGD-OBJ": 8,
     "REPR": 9,
+    "FIG6": 10,
 }
 STREAM_COUNT = 16
 

@@ -26,6 +26,7 @@ _MODULES = {
     "MINLOSS": "minloss",
     "GOOD-EVENT": "good_event",
     "REPR": "representations",
+    "FIG6": "fig6",
 }
 CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
 
