@@ -12,16 +12,22 @@ compiled run to end at the same Theta to round-off, on EVERY unit (an exact stat
   fold_in(k_s, 0) data, 1 init, 2 batch; the minibatch of step t uses fold_in(batch key, t);
 * Theta_0 = sigma_0 / sqrt(d) N(0, I) drawn from the init key (float64, shape (p, d + 1));
 * plain (S)GD, Theta_{t+1} = Theta_t - eta g_t with eta = train.lr and the joint loss's SCL
-  weight beta = train.beta, g_t the exact full-batch gradient
-  (:func:`simdyn.train.full_objective`) or the in-batch gradient of step t's minibatch
-  (:func:`simdyn.objectives.sample.minibatch_gradient`, fixed or fresh views).
+  weight beta = train.beta, g_t the full-batch gradient of the DENSE matrix form (the reference
+  form, -4 Theta P + 4 (Theta M Theta^T)(Theta M) with D x D moments) or the in-batch gradient
+  of step t's minibatch (:func:`simdyn.objectives.sample.minibatch_gradient`, fixed or fresh
+  views).
 
-The gradients themselves are the library's (other rows and REPR test them); what this row pins
-down is everything around them. Tolerance TOL (relative, max |Theta - Theta_ref| / max
-|Theta_ref|): the compiled and the eager loop differ only in the order of floating-point
-operations, at most ~N eps_64 per step relatively (N = m n points, eps_64 = 2.2e-16) and
-T N eps_64 ~ 2e-13 after T = 6 steps at N = 32; TOL = 1e-9 keeps a wide margin while a step
-size off by 1e-6 moves Theta_T by ~1e-7 relatively (the near-miss control).
+The library's side is the verifier's own run (:func:`simdyn.verify.runs.run`, the path of every
+GD/SGD row, through the active simulator) of full-batch GD with ``backend`` auto, structured and
+projected (the joint loss, so M+ and M~ both enter), and of SGD. So beyond the wiring the GD
+points also pin each representation to the dense form (as REPR does for its own designs).
+
+Tolerance TOL (relative, max |Theta - Theta_ref| / max |Theta_ref|): the compiled run and the
+eager written-out loop (and two exact representations) differ only in the order of
+floating-point operations, at most ~N eps_64 per step relatively (N = m n points, eps_64 =
+2.2e-16), so T N eps_64 ~ 4e-14 after T = 6 steps at N = 32 (measured: 4e-16); TOL = 1e-9 keeps
+a wide margin while a step size off by 1e-6 moves Theta_T by ~7e-7 relatively (the near-miss
+control, measured 6e-7 to 9e-7).
 """
 
 from __future__ import annotations
@@ -42,10 +48,12 @@ CONTROL_LR = 1.0 + 1e-6  # the near miss: the written-out run with eta (1 + 1e-6
 SEEDS = 3
 STEPS = 6
 DATA, INIT, BATCH = 0, 1, 2  # simdyn.seeds' purposes, written out (the key protocol)
+REFERENCE = "dense"  # the written-out GD gradient: the dense matrix form (the reference form)
 
 
 def configs() -> dict[str, Config]:
-    """Full-batch GD, SGD with fixed views and SGD with fresh views (joint loss, float64)."""
+    """Full-batch GD (``auto``, and the structured and projected forms by name), SGD with
+    fixed views and SGD with fresh views (joint loss, float64)."""
     data = DataConfig(
         n=16, m=2, d=60, K=4, phi=(1.0, 0.8, 0.6, 0.7), mu=0.5, sigma_xi=0.9, n_test=4
     )
@@ -54,8 +62,11 @@ def configs() -> dict[str, Config]:
         loss="joint", beta=0.3, lr=0.05, steps=STEPS, log_every=STEPS, probe_every=-1,
         dtype="float64", save_theta=True,
     )  # fmt: skip
+    gd = Config(data, model, train)
     return {
-        "gd": Config(data, model, train),
+        "gd": gd,
+        "gd-structured": gd.replace(backend="structured"),
+        "gd-projected": gd.replace(backend="projected"),
         "sgd-fixed": Config(data, model, dataclasses.replace(train, batch_size=8)),
         "sgd-fresh": Config(
             data, model, dataclasses.replace(train, batch_size=8, fresh_augmentations=True)
@@ -65,9 +76,9 @@ def configs() -> dict[str, Config]:
 
 def written_out(config: Config, seed_key: jax.Array, lr_factor: float = 1.0) -> np.ndarray:
     """Theta_T of one seed, from the definitions in the module docs (eager, float64)."""
+    from simdyn import objectives
     from simdyn.data import sample_training_set
     from simdyn.objectives.sample import minibatch_gradient
-    from simdyn.train import full_objective
 
     t, dcfg, p = config.train, config.data, config.model.p
     keys = [jax.random.fold_in(seed_key, purpose) for purpose in (DATA, INIT, BATCH)]
@@ -76,7 +87,7 @@ def written_out(config: Config, seed_key: jax.Array, lr_factor: float = 1.0) -> 
     theta = jax.random.normal(keys[1], (p, dcfg.d + 1), jnp.float64)
     theta = theta * (config.model.sigma_0 / np.sqrt(dcfg.d))
     if t.full_batch:
-        objective = full_objective(config, ts, beta)
+        objective = objectives.get(REFERENCE).build(config, ts, beta)
         grad = jax.jit(lambda th, _: objective.loss_and_grad(th)[1])
     else:
         grad = jax.jit(minibatch_gradient(config, ts, beta))
@@ -87,17 +98,19 @@ def written_out(config: Config, seed_key: jax.Array, lr_factor: float = 1.0) -> 
 
 
 def measure(design: Any, key: int) -> dict[str, Any]:
-    """Per config and seed: the library's Theta_T, the written-out one, and the near miss."""
-    from simdyn.train import default_hparams, make_train
+    """Per config and seed: the verifier's run of it (:func:`simdyn.verify.runs.run`, the path
+    every GD/SGD row takes, through the active simulator), the written-out Theta_T, and the
+    near miss."""
+    from simdyn.verify.runs import run
 
     out: dict[str, Any] = {}
     base = jax.random.key(key)
     for name, config in configs().items():
-        train = jax.jit(make_train(config))
+        thetas = run(config, list(range(SEEDS)), key).theta
         rows = []
         for s in range(SEEDS):
             seed_key = jax.random.fold_in(base, s)
-            lib = np.asarray(train(seed_key, default_hparams(config)).theta)
+            lib = np.asarray(thetas[s])
             rows.append(
                 (lib, written_out(config, seed_key), written_out(config, seed_key, CONTROL_LR))
             )
