@@ -732,6 +732,9 @@ def main(
     ap.add_argument(
         "--bisect-claims", default="", help="claims whose rows are bisected (default: all)"
     )
+    ap.add_argument(
+        "--delta-lo", type=float, default=1e-3, help="smallest delta of the bisection (1e-3)"
+    )
     args = ap.parse_args(argv)
     if args.child:
         return _child(args)
@@ -807,11 +810,11 @@ def _matrix_on(args, progress, argv, claims, chosen, out, cache, start, snapshot
     return 0
 
 
-def _bisect(matrix: Matrix, claim: str, steps: int, run, progress) -> None:
+def _bisect(matrix: Matrix, claim: str, steps: int, run, progress, delta_lo: float = 1e-3) -> None:
     """For each row of ``claim`` that holds on the reference: geometric bisection of the
-    smallest step-factor delta (x = 1 + delta) it catches, between DELTA_LO (assumed missed)
-    and DELTA_HI (checked first), running that claim only (judged in the matrix's Holm family,
-    :func:`merged`)."""
+    smallest step-factor delta (x = 1 + delta) it catches, between ``delta_lo`` and DELTA_HI
+    (both checked first: a row that catches ``delta_lo`` is reported as <= it), running that
+    claim only (judged in the matrix's Holm family, :func:`merged`)."""
     ref = matrix.reference_verdicts()
     rows = [o.claim for o in matrix.reference.outcomes[claim] if ref[o.claim] == "holds"]
     memo: dict[float, dict[str, str]] = {}
@@ -828,12 +831,15 @@ def _bisect(matrix: Matrix, claim: str, steps: int, run, progress) -> None:
         if not hit(DELTA_HI):
             matrix.thresholds[row] = {"text": f"not caught at delta {DELTA_HI:g}"}
             continue
-        lo, hi = bisect_threshold(hit, DELTA_LO, DELTA_HI, steps)
+        if hit(delta_lo):
+            matrix.thresholds[row] = {"caught": delta_lo, "text": f"<= {delta_lo:.3g}"}
+            continue
+        lo, hi = bisect_threshold(hit, delta_lo, DELTA_HI, steps)
         matrix.thresholds[row] = {"missed": lo, "caught": hi, "text": f"{hi:.3g} (missed {lo:.3g})"}
         progress(f"  {row}: smallest caught delta {hi:.3g}")
 
 
-DELTA_LO, DELTA_HI = 1e-3, 1.0  # step factor 1 + delta bracket for the bisection
+DELTA_HI = 1.0  # the largest step-factor delta tried (x = 2)
 
 
 def _write(matrix: Matrix, out: Path, start: float) -> None:
