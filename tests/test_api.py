@@ -21,11 +21,35 @@ from simdyn import ConfigError, Record, run_loop
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["simdyn", "simdyn.loop", "simdyn.seeds", "simdyn.objectives"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "simdyn",
+        "simdyn.loop",
+        "simdyn.seeds",
+        "simdyn.objectives",
+        "simdyn.engine",
+        "simdyn.verify.ledger",
+        "simdyn.papers.projection_head.closed_forms",
+    ],
+)
 def test_doctests_pass(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_the_core_imports_no_paper():
+    """simdyn/papers/ plugs into the core; nothing outside it imports a paper package."""
+    offenders = []
+    for path in sorted((ROOT / "simdyn").rglob("*.py")):
+        if "papers" in path.relative_to(ROOT / "simdyn").parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith(("import ", "from ")) and "simdyn.papers" in stripped:
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {stripped}")
+    assert not offenders, offenders
 
 
 def test_simulate_is_the_function_and_simulation_the_module():
