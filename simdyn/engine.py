@@ -20,6 +20,7 @@ generic (encoder) path, ``sweep`` and ``verify`` all use it. No maths lives here
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -468,6 +469,66 @@ def run_seeds(
         )
     mine = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *parts)
     return distributed.gather_blocks(mine, local, block.size), layout
+
+
+@functools.lru_cache(maxsize=32)
+def _seed_program(per_seed: Callable[[Array, Any], Any], devices: int, per_run: bool) -> Program:
+    """``jit(vmap(per_seed))`` split over ``devices``; cached by the function's identity, so
+    repeated runs of one per-seed function (chunks, resumes, sweeps) reuse the compilation."""
+    return shard_seeds(jax.vmap(per_seed, in_axes=(0, 0 if per_run else None)), devices, per_run)
+
+
+def empty_result(per_seed: Callable[[Array, Any], Result], hparams: Any, per_run: bool) -> Result:
+    """The zero-run numpy result of ``per_seed(key, hparams)``: its shapes and dtypes with a
+    leading run axis of length 0 (no computation: ``jax.eval_shape``)."""
+    one = jax.tree.map(lambda a: a[0], hparams) if per_run else hparams
+    shapes = jax.eval_shape(per_seed, jax.random.key(0), one)
+    return jax.tree.map(lambda s: np.zeros((0, *s.shape), s.dtype), shapes)
+
+
+def run_per_seed(
+    per_seed: Callable[[Array, Any], Result],
+    key: Array,
+    seeds: np.ndarray,
+    hparams: Any = None,
+    per_run_hparams: bool = False,
+    **engine: Any,
+) -> tuple[Result, Layout]:
+    """:func:`run_seeds` for an un-batched per-seed function: the engine does the vmap, the
+    sharding, the program cache and the empty-result shapes.
+
+    Args:
+      per_seed: ``(seed_key, hparams) -> Result`` (a NamedTuple of arrays) for ONE seed; pure,
+        jit- and vmap-compatible. Keep one function object per configuration (the compiled
+        program is cached by its identity).
+      key, seeds, hparams, per_run_hparams: as :func:`run_seeds`.
+      **engine: the other keyword arguments of :func:`run_seeds` (chunk_size is required).
+
+    Returns:
+      As :func:`run_seeds`: the stacked numpy Result and the layout.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from simdyn.seeds import as_key
+      >>> from typing import NamedTuple
+      >>> class Out(NamedTuple):
+      ...     u: jax.Array
+      >>> def draw(k, hp):
+      ...     return Out(jax.random.uniform(k, dtype=jnp.float32) * hp)
+      >>> out, layout = run_per_seed(draw, as_key(0), np.arange(5), 2.0, chunk_size=2, devices=1)
+      >>> out.u.shape, layout.chunk_size
+      ((5,), 2)
+    """
+    empty = empty_result(per_seed, hparams, per_run_hparams)
+    return run_seeds(
+        lambda devices: _seed_program(per_seed, devices, per_run_hparams),
+        key,
+        seeds,
+        hparams,
+        per_run_hparams,
+        empty=empty,
+        **engine,
+    )
 
 
 def _open_checkpoint(ckpt: Path, identity: dict[str, Any] | None, layout: Layout) -> str:
