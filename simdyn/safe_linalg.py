@@ -79,3 +79,9 @@ def qr_r(a: Array) -> Array:
 def qr_q(a: Array) -> Array:
     """Q of the thin QR of a (m, n): ``jnp.linalg.qr(a, mode="reduced")[0]``, (m, min(m, n))."""
     return jnp.linalg.qr(a, mode="reduced")[0]
+
+
+@_loop_on_cpu
+def eigh(a: Array) -> tuple[Array, Array]:
+    """``jnp.linalg.eigh(a)`` of a symmetric a (n, n): eigenvalues (n,) ascending, vectors."""
+    return tuple(jnp.linalg.eigh(a))

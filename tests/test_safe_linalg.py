@@ -38,6 +38,8 @@ def test_vmapped_calls_are_bit_identical_to_jnp_linalg(dtype):
         (jax.vmap(safe_linalg.inv)(a), jnp.linalg.inv(a)),
         (jax.vmap(safe_linalg.qr_r)(tall), jnp.linalg.qr(tall, mode="r")),
         (jax.vmap(safe_linalg.qr_q)(tall), jnp.linalg.qr(tall, mode="reduced")[0]),
+        (jax.vmap(safe_linalg.eigh)(a)[0], jnp.linalg.eigh(a)[0]),
+        (jax.vmap(safe_linalg.eigh)(a)[1], jnp.linalg.eigh(a)[1]),
         # one operand batched, the other shared
         (jax.vmap(safe_linalg.solve, (0, None))(a, rhs[0]), jnp.linalg.solve(a, rhs[0])),
     ]
