@@ -27,6 +27,7 @@ from simdyn.verify.stats import (
     fraction_power,
     fraction_test,
     roundoff_tolerance,
+    slope_test,
     verdict,
 )
 
@@ -106,14 +107,34 @@ def test_verdict_is_inconclusive_above_the_exclusion_cap():
     assert verdict(1.0, 0.0, 0.5) == "inconclusive"
 
 
-def test_report_applies_the_exclusion_cap_to_rows():
-    passed = np.ones(100, bool)
-    valid = np.ones(100, bool)
-    valid[:20] = False  # 20% diverged: above the 10% cap
-    t = fraction_test("t", passed, 0.5, statistic="s", rule="r", valid=valid)
-    assert verdict(t.p_hold, t.p_fail) == "holds"  # 80 of 100 > 0.5 alone would hold
-    (r,) = report.evaluate([ClaimOutcome("X", "s", "d", (t,), (_exact(50),), "c")])
-    assert r.verdict == "inconclusive"
+def _slope(dropped: int, n: int = 40):
+    """A slope test of an exact law y = x (slope 1, inside [0.9, 1.1]) on n points, the first
+    ``dropped`` of them invalid (dropped from the fit)."""
+    x = np.geomspace(0.01, 1.0, n)
+    y = x * (1 + 0.01 * np.cos(np.arange(n)))
+    valid = np.arange(n) >= dropped
+    return slope_test("s", x, y, 0.9, 1.1, statistic="s", rule="r", valid=valid)
+
+
+def test_the_cap_limits_units_dropped_from_a_slope_not_failures_counted_by_a_fraction():
+    few, many = _slope(4), _slope(5)  # 4 of 40 = 10% (at the cap), 5 of 40 = 12.5% (over it)
+    assert verdict(few.p_hold, few.p_fail, few.dropped_fraction) == "holds"
+    assert verdict(many.p_hold, many.p_fail) == "holds"  # the fit alone would hold ...
+    assert verdict(many.p_hold, many.p_fail, many.dropped_fraction) == "inconclusive"  # ... capped
+    # A fraction test drops nothing: 20% diverged units are failures, and they can make it fail.
+    valid = np.arange(100) >= 20
+    t = fraction_test("t", np.ones(100, bool), 0.9, statistic="s", rule="r", valid=valid)
+    assert t.dropped_fraction == 0.0 and t.excluded_fraction == pytest.approx(0.2)
+    assert verdict(t.p_hold, t.p_fail, t.dropped_fraction) == "fails"
+
+
+def test_a_capped_sub_test_blocks_holds_but_another_sub_test_still_fails_the_row():
+    capped_only = ClaimOutcome("X", "s", "d", (_slope(5),), (_exact(50),), "c")
+    with_failure = ClaimOutcome("Y", "s", "d", (_slope(5), _exact(1)), (_exact(50),), "c")
+    clean = ClaimOutcome("Z", "s", "d", (_slope(4), _exact(0)), (_exact(50),), "c")
+    rows = report.evaluate([capped_only, with_failure, clean])
+    assert [r.verdict for r in rows] == ["inconclusive", "fails", "holds"]
+    assert rows[0].sub_verdicts == ("inconclusive",)
 
 
 def test_power_is_stated_at_the_worst_case_holm_level():

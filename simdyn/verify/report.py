@@ -21,6 +21,7 @@ from simdyn.verify.stats import (
     ALPHA,
     TestResult,
     Verdict,
+    capped,
     combine,
     holm,
     verdict,
@@ -94,7 +95,8 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
     fails on its own (one failing sub-control does not vouch for the others).
     """
     outcomes = [_power_after_holm(o, 2 * len(outcomes), alpha) for o in outcomes]
-    combined = [combine(o.tests) for o in outcomes]
+    # The exclusion cap: a sub-test that dropped too many units is undecided inside its row.
+    combined = [combine([capped(t) for t in o.tests]) for o in outcomes]
     adj_rows = holm([p for c in combined for p in c])
     adj_sub = holm([p for o in outcomes for t in o.tests for p in (t.p_hold, t.p_fail)])
     sub_pos = 0
@@ -107,12 +109,12 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
         for c in o.controls:
             ch, cf = float(adj[pos]), float(adj[pos + 1])
             pos += 2
-            ctrl_verdicts.append(verdict(ch, cf, c.excluded_fraction, alpha))
+            ctrl_verdicts.append(verdict(ch, cf, c.dropped_fraction, alpha))
             ctrl_fail.append(cf)
         subs = []
         for t in o.tests:
             sub_p = (float(adj_sub[sub_pos]), float(adj_sub[sub_pos + 1]))
-            subs.append(verdict(*sub_p, t.excluded_fraction, alpha))
+            subs.append(verdict(*sub_p, t.dropped_fraction, alpha))
             sub_pos += 2
         if not ctrl_verdicts:
             control_verdict: Verdict = "inconclusive"
@@ -128,19 +130,13 @@ def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[Row
                 p_hold_adj=hold_adj,
                 p_fail_adj=fail_adj,
                 excluded=sum(t.n_excluded for t in o.tests),
-                verdict=verdict(hold_adj, fail_adj, _excluded_fraction(o.tests), alpha),
+                verdict=verdict(hold_adj, fail_adj, 0.0, alpha),  # capped before combining
                 control_p_fail_adj=max(ctrl_fail, default=1.0),
                 control_verdict=control_verdict,
                 sub_verdicts=tuple(subs),
             )
         )
     return rows
-
-
-def _excluded_fraction(tests: Sequence[TestResult]) -> float:
-    """The largest excluded fraction among a row's sub-tests (0 for a row without tests):
-    :func:`simdyn.verify.stats.verdict` makes the row inconclusive above its cap."""
-    return max((t.excluded_fraction for t in tests), default=0.0)
 
 
 def _power_after_holm(o: ClaimOutcome, family: int, alpha: float) -> ClaimOutcome:
@@ -313,9 +309,9 @@ def to_markdown(rows: Sequence[RowResult], meta: dict[str, Any]) -> str:
         "failing instances and report the count; fraction tests are kept for probabilistic "
         "statements, their power stated at the worst-case Holm-adjusted alpha. One Holm family "
         "holds every row's p_hold and p_fail, a second one the controls'; diverged and "
-        "never-crossing units count as failures, and a row with more than 10% of a sub-test's "
-        "units excluded is inconclusive. Every negative control of a row must `fail` on its "
-        "own.",
+        "never-crossing units count as failures in fraction and exact tests, and a slope or "
+        "mean sub-test that dropped more than 10% of its units is undecided. Every negative "
+        "control of a row must `fail` on its own.",
         "",
         "## Details",
         "",

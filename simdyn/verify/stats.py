@@ -20,8 +20,11 @@ Every sub-test of a claim reduces to one of three pre-registered forms:
 
 Decisions use only p-values: a claim holds when its Holm-adjusted p_hold <= alpha, fails when its
 Holm-adjusted p_fail <= alpha, and is inconclusive otherwise (the interval straddles the
-threshold: underpowered) or when more than MAX_DIVERGED_FRACTION of a sub-test's units were
-excluded as diverged or non-finite (:func:`verdict` enforces it).
+threshold: underpowered). A sub-test that dropped more than MAX_DIVERGED_FRACTION of its units
+(diverged, non-finite, never crossing) from its estimate is inconclusive whatever its p-values
+(:func:`verdict` enforces it; :func:`capped` makes it undecided inside its row, whose other
+sub-tests still decide). Fraction and exact tests drop nothing: they count such units as
+failures (:attr:`TestResult.dropped_fraction`).
 """
 
 from __future__ import annotations
@@ -112,6 +115,19 @@ class TestResult:
         kept_in = self.kind in ("fraction", "exact")
         total = self.n_units if kept_in else self.n_units + self.n_excluded
         return self.n_excluded / total if total else 1.0
+
+    @property
+    def dropped_fraction(self) -> float:
+        """Fraction of the test's units DROPPED from its estimate (what the exclusion cap limits).
+
+        Slope and mean tests drop excluded units, so a large exclusion can bias what is left.
+        Fraction, exact and deterministic tests drop nothing: their invalid units count as
+        failures, which can never make a test hold, and a failure caused by them (a simulation
+        that diverges or never crosses where the theory says it does) is a real failure.
+        """
+        if self.kind in ("fraction", "exact", "deterministic"):
+            return 0.0
+        return self.excluded_fraction
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,6 +580,24 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
+def capped(test: TestResult, max_dropped: float = MAX_DIVERGED_FRACTION) -> TestResult:
+    """``test`` made undecided (p_hold = p_fail = 1) if it dropped more than ``max_dropped`` of
+    its units (:attr:`TestResult.dropped_fraction`), else ``test`` itself.
+
+    Inside a row (:func:`combine`: every sub-test must hold) such a sub-test then blocks "holds"
+    but cannot make the row fail; the row's other sub-tests still can.
+
+    Args:
+        test: a sub-test. max_dropped: the cap (MAX_DIVERGED_FRACTION).
+
+    Returns:
+        The test, with its p-values neutralised when over the cap.
+    """
+    if test.dropped_fraction <= max_dropped:
+        return test
+    return replace(test, p_hold=1.0, p_fail=1.0)
+
+
 def verdict(
     p_hold_adj: float,
     p_fail_adj: float,
@@ -575,11 +609,10 @@ def verdict(
 
     Args:
         p_hold_adj, p_fail_adj: Holm-adjusted p-values of "false" and "true".
-        excluded_fraction: the largest fraction of units a sub-test excluded (diverged,
-            non-finite); above ``max_excluded`` the verdict is inconclusive whatever the
-            p-values say: too many units are missing for the remaining ones to speak for the
-            design (fraction tests count them as failures too, but a row that fails only
-            because its simulations diverge is a run problem, not a verdict on the claim).
+        excluded_fraction: the fraction of the test's units dropped from its estimate
+            (:attr:`TestResult.dropped_fraction`); above ``max_excluded`` the verdict is
+            inconclusive whatever the p-values say: too many units are missing for the rest
+            to speak for the design.
         alpha: the family-wise level. max_excluded: the cap (MAX_DIVERGED_FRACTION).
 
     Returns:
