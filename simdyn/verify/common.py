@@ -157,6 +157,7 @@ STREAMS: dict[str, int] = {
     "SGD-OBJ": 8,
     "REPR": 9,
     "FIG6": 10,
+    "FS-tie": 11,
 }
 STREAM_COUNT = 16
 

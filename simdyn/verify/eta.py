@@ -31,6 +31,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "GOOD-EVENT": 24.8,  # its quick design since f393ad7 (both sizes, 14 points), alone
         "REPR": 58.5,  # its own run under load ~6 (compile-dominated: 10 simulate programs)
         "FIG6": 28.0,  # `simdyn verify --quick --claims FIG6`, 2026-12-07, load ~6.6 on 2 cores
+        "FS-tie": 9.8,  # `simdyn verify --quick --claims FS-tie`, 2026-12-07, load ~8.4
     },
     "full": {
         "CC-train": 76.3,
@@ -46,6 +47,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "GOOD-EVENT": 140.0,
         "REPR": 80.0,  # not measured at full size: the quick figure plus 64 seeds x 300 steps
         "FIG6": 70.0,  # not measured at full size: quick's 28 s (half compile) x 1000/320 seeds
+        "FS-tie": 150.0,  # not measured at full size: quick's 9.8 s x 1000/64 instances
     },
 }
 

@@ -27,6 +27,7 @@ _MODULES = {
     "GOOD-EVENT": "good_event",
     "REPR": "representations",
     "FIG6": "fig6",
+    "FS-tie": "fs_tie",
 }
 CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
 
