@@ -150,4 +150,4 @@ def test_loop_row_matches_the_written_out_run_and_its_near_miss_fails():
     units = loop_check.measure(None, 3)
     (t,) = loop_check.ROW.rules[0].apply(None, units)
     (c,) = loop_check.ROW.controls[0].apply(None, units)
-    assert t.failures == 0 and c.failures == t.n_units == 15
+    assert t.failures == 0 and t.n_units == 15 and c.failures == c.n_units == 5
