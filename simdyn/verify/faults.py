@@ -750,6 +750,16 @@ def _claims(arg: str) -> list[str]:
     return resolve_claims(arg.split(",") if arg else None)
 
 
+def code_state() -> str:
+    """HEAD's short commit, plus the package's paths with uncommitted changes (if any)."""
+    git = lambda *a: (
+        subprocess.run(["git", *a], cwd=PACKAGE, capture_output=True, text=True, check=False).stdout
+    )
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", ".").splitlines() if line]
+    return commit + (" + uncommitted: " + ", ".join(dirty) if dirty else "")
+
+
 def _matrix(args: argparse.Namespace, progress: Callable[[str], None], argv) -> int:
     claims = _claims(args.claims)
     chosen = [by_name(n) for n in args.faults.split(",")] if args.faults else list(FAULTS)
@@ -759,6 +769,7 @@ def _matrix(args: argparse.Namespace, progress: Callable[[str], None], argv) -> 
     out.mkdir(parents=True, exist_ok=True)
     cache = out / ".jax-cache"
     start = time.perf_counter()
+    args.code_state = code_state()  # taken with the snapshot, not after the reference run
     with tempfile.TemporaryDirectory(prefix="simdyn-snapshot-") as snap:
         snapshot = planted_copy(None, Path(snap)) / "simdyn"
         return _matrix_on(args, progress, argv, claims, chosen, out, cache, start, snapshot)
@@ -778,13 +789,6 @@ def _matrix_on(args, progress, argv, claims, chosen, out, cache, start, snapshot
     reference = run(None, claims)
     if not reference.ok:
         raise RuntimeError("the reference run produced no report:\n" + reference.tail)
-    git = lambda *a: subprocess.run(
-        ["git", *a], cwd=PACKAGE, capture_output=True, text=True
-    ).stdout.strip()
-    commit = git("rev-parse", "--short", "HEAD")
-    dirty = git("status", "--porcelain", "--", ".")
-    if dirty:
-        commit += " + uncommitted: " + ", ".join(line[3:] for line in dirty.splitlines())
     meta = {
         "command": "python -m simdyn.verify.faults " + " ".join(argv or sys.argv[1:]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -794,7 +798,7 @@ def _matrix_on(args, progress, argv, claims, chosen, out, cache, start, snapshot
         "key": args.key,
         "claims": claims,
         "targeted": args.targeted,
-        "commit": commit,
+        "commit": args.code_state,
     }
     matrix = Matrix(meta, claims, reference)
     for f in chosen:
