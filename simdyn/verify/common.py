@@ -158,6 +158,7 @@ STREAMS: dict[str, int] = {
     "REPR": 9,
     "FIG6": 10,
     "FS-tie": 11,
+    "CC-probe-GD": 12,
 }
 STREAM_COUNT = 16
 

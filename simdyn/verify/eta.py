@@ -32,6 +32,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "REPR": 58.5,  # its own run under load ~6 (compile-dominated: 10 simulate programs)
         "FIG6": 28.0,  # `simdyn verify --quick --claims FIG6`, 2026-12-07, load ~6.6 on 2 cores
         "FS-tie": 9.8,  # `simdyn verify --quick --claims FS-tie`, 2026-12-07, load ~8.4
+        "CC-probe-GD": 33.6,  # --quick --claims CC-probe-GD, 2026-12-07, load ~8.4 (2 compiles)
     },
     "full": {
         "CC-train": 76.3,
@@ -48,6 +49,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "REPR": 80.0,  # not measured at full size: the quick figure plus 64 seeds x 300 steps
         "FIG6": 70.0,  # not measured at full size: quick's 28 s (half compile) x 1000/320 seeds
         "FS-tie": 150.0,  # not measured at full size: quick's 9.8 s x 1000/64 instances
+        "CC-probe-GD": 120.0,  # not measured at full size: quick's 33.6 s, 1000/96 seeds
     },
 }
 

@@ -28,6 +28,7 @@ _MODULES = {
     "REPR": "representations",
     "FIG6": "fig6",
     "FS-tie": "fs_tie",
+    "CC-probe-GD": "cc_probe_gd",
 }
 CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
 
