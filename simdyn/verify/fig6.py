@@ -42,7 +42,8 @@ both. GD is the simulator's (:func:`simdyn.verify.simulators.active`: its traini
 lr and sigma_0, so planted faults apply) through :func:`simdyn.run_loop` as
 :func:`simdyn.make_train` runs it, with r and the alignments recorded at every step by a
 ``Record`` observable built from :func:`simdyn.moments.products` (the public pieces
-experiments/fig6_term_ratio.py uses).
+experiments/fig6_term_ratio.py uses). The ``oracle-minimizer`` simulator, which replaces training
+by the closed form, is not emulated: this row records the training path itself.
 
 Negative controls (near misses, each must fail): the stationarity rule on (1 + 1e-3) Theta*
 (r = 1 / (1 + 1e-3)^2, 2e-3 from 1: above ROUNDOFF); the init-scale rule against
