@@ -115,8 +115,27 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Python is running so the run unwinds like Ctrl-C."""
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise _Terminated()
+# Signals received during a run. Python runs a handler between any two bytecodes, also inside
+# a destructor or a gc callback, where the exception it raises is printed and swallowed; the
+# run then checks this list after every chunk and raises again.
+_PENDING_SIGNALS: list[int] = []
+
+
+def _on_signal(signum, frame) -> None:
+    _PENDING_SIGNALS.append(signum)
+    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _checked_progress(progress):
+    """The progress callback, preceded by the pending-signal check (after every chunk)."""
+
+    def callback(done: int, total: int, elapsed: float) -> None:
+        if _PENDING_SIGNALS:
+            raise _Terminated() if _PENDING_SIGNALS[-1] == signal.SIGTERM else KeyboardInterrupt()
+        if progress:
+            progress(done, total, elapsed)
+
+    return callback
 
 
 def _quiet_teardown() -> None:
@@ -187,6 +206,24 @@ def _resume_line(args: argparse.Namespace, ckpt: Path | None, automatic: bool) -
     return f"{where}; resume with: {command}"
 
 
+def _chunk_thread_alive() -> bool:
+    """Whether the engine's chunk thread (simdyn.engine runs each chunk in a daemon thread
+    under its watchdog) is still inside compiled code."""
+    import threading
+
+    return any(t.name.startswith("simdyn-") and t.is_alive() for t in threading.enumerate())
+
+
+def _exit_now(message: str, code: int) -> None:
+    """Print the interruption line and end the process at once: an interpreter exit with the
+    chunk thread still inside XLA aborts ('terminate called ...', status -6) instead of
+    returning ``code``. Finished chunks are already on disk."""
+    print(f"simdyn: {message}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _exit_stalled(err: Exception, resume: str) -> None:
     """End the process at once after a stalled chunk: its thread waits inside compiled code and
     cannot be stopped, and a normal interpreter exit could wait on it forever."""
@@ -220,9 +257,12 @@ def _run(args: argparse.Namespace, kind: str) -> int:
         chunk_size=args.chunk_size,
         devices=args.devices,
         checkpoint_dir=ckpt,
-        progress=_progress(args, kind, "seeds" if kind == "simulate" else "runs"),
+        progress=_checked_progress(
+            _progress(args, kind, "seeds" if kind == "simulate" else "runs")
+        ),
     )
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    _PENDING_SIGNALS.clear()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     start = time.perf_counter()
     try:
         if kind == "sweep":
@@ -241,7 +281,10 @@ def _run(args: argparse.Namespace, kind: str) -> int:
         _quiet_teardown()
         code = EXIT_TERMINATED if isinstance(err, _Terminated) else EXIT_INTERRUPTED
         what = "terminated (SIGTERM)" if code == EXIT_TERMINATED else "interrupted"
-        raise _Interrupted(f"{what}: {_resume_line(args, ckpt, automatic)}", code) from None
+        message = f"{what}: {_resume_line(args, ckpt, automatic)}"
+        if _chunk_thread_alive():
+            _exit_now(message, code)
+        raise _Interrupted(message, code) from None
     except RuntimeError as err:
         from simdyn.engine import StalledChunkError
 
@@ -256,7 +299,8 @@ def _run(args: argparse.Namespace, kind: str) -> int:
             ) from None
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return _report(args, kind, config, ds, out, wall)
 
 
@@ -479,8 +523,8 @@ _RUN_FLAGS = (
     _flag(
         "--quiet",
         action="store_true",
-        help="no progress output (default: a bar on a terminal, one line per chunk of {unit} "
-        "in a log)",
+        help="no progress output; a resumed run still says what it reused (default: a bar on "
+        "a terminal, one line per chunk of {unit} in a log)",
     ),
     _flag(
         "--deterministic",
