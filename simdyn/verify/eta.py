@@ -33,6 +33,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "FIG6": 28.0,  # `simdyn verify --quick --claims FIG6`, 2026-12-07, load ~6.6 on 2 cores
         "FS-tie": 9.8,  # `simdyn verify --quick --claims FS-tie`, 2026-12-07, load ~8.4
         "CC-probe-GD": 33.6,  # --quick --claims CC-probe-GD, 2026-12-07, load ~8.4 (2 compiles)
+        "SGD-MIN": 45.2,  # --quick --claims SGD-MIN alone, load ~9 (SGD memoised after SGD-OBJ)
     },
     "full": {
         "CC-train": 76.3,
@@ -50,6 +51,7 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "FIG6": 70.0,  # not measured at full size: quick's 28 s (half compile) x 1000/320 seeds
         "FS-tie": 150.0,  # not measured at full size: quick's 9.8 s x 1000/64 instances
         "CC-probe-GD": 120.0,  # not measured at full size: quick's 33.6 s, 1000/96 seeds
+        "SGD-MIN": 400.0,  # not measured at full size: quick's 45.2 s x 1000/64 seeds, halved
     },
 }
 

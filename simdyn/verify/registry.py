@@ -29,6 +29,7 @@ _MODULES = {
     "FIG6": "fig6",
     "FS-tie": "fs_tie",
     "CC-probe-GD": "cc_probe_gd",
+    "SGD-MIN": "sgd_min",
 }
 CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
 

@@ -52,6 +52,7 @@ import numpy as np
 import optax
 
 from simdyn import theory
+from simdyn.config import Config
 from simdyn.loop import Record, run_loop
 from simdyn.minibatch_objective import (
     ExpectedMinibatchObjective,
@@ -149,15 +150,28 @@ def relax_to_expected_minimum(
     return tuple(np.asarray(a) for a in out)
 
 
-def _units(design: Design, key: int, lr: float, seeds: list[int]):
-    """One step size's SGD units and their per-unit statistics (dict of (U,) arrays)."""
+def sgd_config(design: Design, lr: float) -> Config:
+    """The SGD config of one step size (T = time / lr steps, final Theta saved).
+
+    Args:
+        design: the SGD-OBJ design. lr: the step size.
+
+    Returns:
+        The config :func:`simdyn.verify.runs.run` trains (memoised: a claim that trains the
+        same config, seeds and key, such as SGD-MIN, reuses the runs).
+    """
     jd = dataclasses.replace(design.joint, lr=lr, steps=int(round(design.time / lr)))
     cfg = joint.config(jd, design.batch)
-    cfg = dataclasses.replace(
+    return dataclasses.replace(
         cfg,
         train=dataclasses.replace(cfg.train, save_theta=True, log_every=max(1, jd.steps // 20)),
     )
-    runs = run_sgd(cfg, seeds, key, beta=np.full(len(seeds), design.beta))
+
+
+def _units(design: Design, key: int, lr: float, seeds: list[int]):
+    """One step size's SGD units and their per-unit statistics (dict of (U,) arrays)."""
+    jd = dataclasses.replace(design.joint, lr=lr, steps=int(round(design.time / lr)))
+    runs = run_sgd(sgd_config(design, lr), seeds, key, beta=np.full(len(seeds), design.beta))
     K = len(design.joint.phi)
     comps: list[Compressed] = list(common.unit_moments(joint.data_config(jd), seeds, key, K))
     width = max(c.cols.size for c in comps)
