@@ -52,8 +52,9 @@ REFERENCE = "dense"  # the written-out GD gradient: the dense matrix form (the r
 
 
 def configs() -> dict[str, Config]:
-    """Full-batch GD (``auto``, and the structured and projected forms by name), SGD with
-    fixed views and SGD with fresh views (joint loss, float64)."""
+    """Full-batch GD (``auto``, and the structured and projected forms by name; the projected
+    one with distinct noise coordinates), SGD with fixed views and SGD with fresh views (joint
+    loss, float64)."""
     data = DataConfig(
         n=16, m=2, d=60, K=4, phi=(1.0, 0.8, 0.6, 0.7), mu=0.5, sigma_xi=0.9, n_test=4
     )
@@ -66,7 +67,13 @@ def configs() -> dict[str, Config]:
     return {
         "gd": gd,
         "gd-structured": gd.replace(backend="structured"),
-        "gd-projected": gd.replace(backend="projected"),
+        # Good-event placement: every noise coordinate distinct, so the projected basis is
+        # exactly full (r = K + 1 + m n), the edge case of its rank.
+        "gd-projected": Config(
+            dataclasses.replace(data, noise_placement="good_event"),
+            model,
+            dataclasses.replace(train, backend="projected"),
+        ),
         "sgd-fixed": Config(data, model, dataclasses.replace(train, batch_size=8)),
         "sgd-fresh": Config(
             data, model, dataclasses.replace(train, batch_size=8, fresh_augmentations=True)
