@@ -37,9 +37,13 @@ def _rows(claim_failing: int = 0, control_failing: int = 50) -> list[ClaimOutcom
 @pytest.fixture
 def fake_claims(monkeypatch):
     import simdyn.verify.registry as registry
+    from simdyn.verify import cli
 
     state = {"rows": _rows()}
     monkeypatch.setattr(registry, "run_claim", lambda *a, **k: state["rows"])
+    # The synthetic rows change between calls into one --out: no resume from checkpoints (a
+    # clean checkout would reuse the previous call's finished claim).
+    monkeypatch.setattr(cli, "_code_state", lambda: None)
     return state
 
 
