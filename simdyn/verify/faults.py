@@ -810,7 +810,12 @@ def _matrix_on(args, progress, argv, claims, chosen, out, cache, start, snapshot
         _write(matrix, out, start)
     for claim in _claims(args.bisect_claims) if args.bisect else []:
         _bisect(
-            matrix, claim, args.bisect, lambda size, c=claim: run(STEP_FACTOR, [c], size), progress
+            matrix,
+            claim,
+            args.bisect,
+            lambda size, c=claim: run(STEP_FACTOR, [c], size),
+            progress,
+            args.delta_lo,
         )
         _write(matrix, out, start)
     _write(matrix, out, start)
