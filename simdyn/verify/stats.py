@@ -162,6 +162,26 @@ def _clean(values: np.ndarray | Sequence[float]) -> list[float | None]:
     return out
 
 
+def _scoped_units(
+    passed: np.ndarray,
+    valid: np.ndarray | None,
+    scope: np.ndarray | None,
+    data: dict[str, Any] | None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """Per-unit pass and validity flags (and data) restricted to ``scope``, checked to match."""
+    passed = np.asarray(passed, bool).ravel()
+    valid = np.ones_like(passed) if valid is None else np.asarray(valid, bool).ravel()
+    if scope is not None:
+        scope = np.asarray(scope, bool).ravel()
+        if scope.shape != passed.shape:
+            raise ValueError(f"passed {passed.shape} and scope {scope.shape} must match")
+        data = {k: np.asarray(v, float).ravel()[scope] for k, v in (data or {}).items()}
+        passed, valid = passed[scope], valid[scope]
+    if passed.shape != valid.shape:
+        raise ValueError(f"passed {passed.shape} and valid {valid.shape} must match")
+    return passed, valid, data
+
+
 def fraction_test(
     name: str,
     passed: np.ndarray,
@@ -179,16 +199,7 @@ def fraction_test(
     scope but not ``valid`` (diverged, non-finite) count as FAILURES (and in ``n_excluded``,
     which reports how many there were): they are never silently dropped.
     """
-    passed = np.asarray(passed, bool).ravel()
-    valid = np.ones_like(passed) if valid is None else np.asarray(valid, bool).ravel()
-    if scope is not None:
-        scope = np.asarray(scope, bool).ravel()
-        if scope.shape != passed.shape:
-            raise ValueError(f"passed {passed.shape} and scope {scope.shape} must match")
-        data = {k: np.asarray(v, float).ravel()[scope] for k, v in (data or {}).items()}
-        passed, valid = passed[scope], valid[scope]
-    if passed.shape != valid.shape:
-        raise ValueError(f"passed {passed.shape} and valid {valid.shape} must match")
+    passed, valid, data = _scoped_units(passed, valid, scope, data)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold: must be in (0, 1), got {threshold}")
     # Invalid units (diverged, non-finite, never crossing) stay in the denominator as failures.
@@ -339,16 +350,7 @@ def exact_test(
     Returns:
         A TestResult of kind "exact" with ``failures`` set.
     """
-    passed = np.asarray(passed, bool).ravel()
-    valid = np.ones_like(passed) if valid is None else np.asarray(valid, bool).ravel()
-    if scope is not None:
-        scope = np.asarray(scope, bool).ravel()
-        if scope.shape != passed.shape:
-            raise ValueError(f"passed {passed.shape} and scope {scope.shape} must match")
-        data = {k: np.asarray(v, float).ravel()[scope] for k, v in (data or {}).items()}
-        passed, valid = passed[scope], valid[scope]
-    if passed.shape != valid.shape:
-        raise ValueError(f"passed {passed.shape} and valid {valid.shape} must match")
+    passed, valid, data = _scoped_units(passed, valid, scope, data)
     ok = passed & valid
     failures = int((~ok).sum())
     holds = passed.size > 0 and failures == 0
