@@ -103,14 +103,6 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
-class _Interrupted(Exception):
-    """A run stopped by Ctrl-C or SIGTERM: one line for the user, and the exit status."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Python is running so the run unwinds like Ctrl-C."""
 
@@ -206,14 +198,6 @@ def _resume_line(args: argparse.Namespace, ckpt: Path | None, automatic: bool) -
     return f"{where}; resume with: {command}"
 
 
-def _chunk_thread_alive() -> bool:
-    """Whether the engine's chunk thread (simdyn.engine runs each chunk in a daemon thread
-    under its watchdog) is still inside compiled code."""
-    import threading
-
-    return any(t.name.startswith("simdyn-") and t.is_alive() for t in threading.enumerate())
-
-
 def _exit_now(message: str, code: int) -> None:
     """Print the interruption line and end the process at once: an interpreter exit with the
     chunk thread still inside XLA aborts ('terminate called ...', status -6) instead of
@@ -281,10 +265,11 @@ def _run(args: argparse.Namespace, kind: str) -> int:
         _quiet_teardown()
         code = EXIT_TERMINATED if isinstance(err, _Terminated) else EXIT_INTERRUPTED
         what = "terminated (SIGTERM)" if code == EXIT_TERMINATED else "interrupted"
-        message = f"{what}: {_resume_line(args, ckpt, automatic)}"
-        if _chunk_thread_alive():
-            _exit_now(message, code)
-        raise _Interrupted(message, code) from None
+        # Always end at once: JAX's threads may still be inside compiled code (the chunk
+        # thread, or work it queued), and an interpreter exit around them can abort
+        # ('terminate called ...', status -6; seen in a clean-clone CI run) instead of
+        # returning ``code``. Finished chunks are already on disk.
+        _exit_now(f"{what}: {_resume_line(args, ckpt, automatic)}", code)
     except RuntimeError as err:
         from simdyn.engine import StalledChunkError
 
@@ -779,9 +764,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
         print(f"simdyn: error: {err.strerror or err}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except _Interrupted as err:
-        print(f"simdyn: {err}", file=sys.stderr)
-        return err.code
     except KeyboardInterrupt as err:
         _quiet_teardown()
         terminated = isinstance(err, _Terminated)

@@ -7,6 +7,10 @@ example on its own, so an output it names is removed before it runs, and a comma
 an earlier command's output (``simdyn show f.nc``) finds it. Commands that need a cluster
 (``srun``, ``gcloud``, a coordinator) are covered by tests/test_distributed.py instead, and
 ``simdyn verify`` by CI's ``simdyn verify --quick --expect`` run.
+
+The documented commands and the experiment scripts' tiny runs are in the slow tier (they spawn
+processes and compile many programs); ``.ci/run`` runs them explicitly after the default suite,
+so CI still runs every entry point.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ def test_the_docs_document_commands():
     assert len(COMMANDS) >= 5, COMMANDS
 
 
+@pytest.mark.slow  # ~85 s of subprocesses: `.ci/run` runs it explicitly
 @pytest.mark.timeout(600)
 def test_every_documented_command_runs_at_a_tiny_size(tmp_path):
     failures = []

@@ -229,7 +229,10 @@ def uninterrupted(tmp_path_factory) -> xr.Dataset:
 
 @pytest.mark.parametrize(
     ("sig", "code", "word"),
-    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        pytest.param(signal.SIGTERM, 143, "terminated", marks=pytest.mark.slow),
+    ],
 )
 def test_signal_ends_in_one_line_keeps_chunks_and_names_the_resume_command(
     tmp_path, uninterrupted, sig, code, word

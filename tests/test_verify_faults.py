@@ -71,6 +71,7 @@ def test_a_fault_run_on_some_claims_is_judged_with_the_reference_for_the_others(
     assert faults.merged(ref, bad) == {"A": ["a-ref"], "B": ["b-bad"]}
 
 
+@pytest.mark.slow  # a child verify run (~45 s); the fast tests above check the faults
 def test_a_cheap_fault_is_caught_by_its_row_and_the_tree_stays_unchanged():
     # MINLOSS at the small scale (~1 s of claim work, ~20 s with the two child processes):
     # the reference holds, a 10% larger projected quartic term fails it (GD no longer reaches

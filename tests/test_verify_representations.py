@@ -27,6 +27,7 @@ def _verdicts(design):
     return row
 
 
+@pytest.mark.slow  # CI's `simdyn verify --quick --expect` checks REPR holds
 def test_clean_representations_agree_and_the_near_miss_is_rejected(one_point):
     row = _verdicts(one_point)
     tests = {t.name: t for t in row.tests}
