@@ -26,6 +26,7 @@ def reference():
     return _row()
 
 
+@pytest.mark.slow  # CI's `simdyn verify --quick --expect` checks the row and its controls
 def test_holds_on_the_reference_and_every_control_fails(reference):
     tests, controls = reference
     assert set(tests) == {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from simdyn.verify import sgd_min
 from simdyn.verify.claim import evaluate
 
@@ -16,6 +18,7 @@ def _row(design):
     return {t.name: t for t in row.tests}, {t.name: t for t in row.controls}
 
 
+@pytest.mark.slow  # CI's `simdyn verify --quick --expect` checks the row and its controls
 def test_relaxed_points_share_the_minimum_value_and_the_full_loss_control_fails():
     design = sgd_min.DESIGNS["small"]
     tests, controls = _row(design)
