@@ -501,7 +501,10 @@ def run_per_seed(
       per_seed: ``(seed_key, hparams) -> Result`` (a NamedTuple of arrays) for ONE seed; pure,
         jit- and vmap-compatible. Keep one function object per configuration (the compiled
         program is cached by its identity).
-      key, seeds, hparams, per_run_hparams: as :func:`run_seeds`.
+      key: as :func:`run_seeds`.
+      seeds: as :func:`run_seeds`.
+      hparams: as :func:`run_seeds`.
+      per_run_hparams: as :func:`run_seeds`.
       **engine: the other keyword arguments of :func:`run_seeds` (chunk_size is required).
 
     Returns:
