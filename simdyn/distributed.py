@@ -251,14 +251,6 @@ def gather_blocks(local: Any, num_local: int, block_size: int) -> Any:
     return jax.tree.map(unpad, gathered, local)
 
 
-def barrier(name: str) -> None:
-    """Wait until every process reaches this point (no-op for one process)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
-
-
 def enable_deterministic() -> None:
     """Ask XLA for run-to-run deterministic GPU kernels (no atomics-based reductions).
 

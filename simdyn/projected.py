@@ -193,11 +193,6 @@ def loss_and_grad(obj: ProjectedMoments, theta: Array) -> tuple[Array, Array]:
     return loss, lift(g, obj.basis, theta.shape[1])
 
 
-def reconstruct(theta_r: Array, theta0: Array, basis: Basis) -> Array:
-    """Theta = Theta_0 (I - U U^T) + Theta_r U^T = Theta_0 + (Theta_r - Theta_0 U) U^T."""
-    return theta0 + lift(theta_r - reduce(theta0, basis), basis, theta0.shape[1])
-
-
 def feature_alignment(theta_r: Array, theta0: Array, basis: Basis, num_features: int) -> Array:
     """||Theta v_j|| for j = 0..K from Theta_r and the frozen init, without forming Theta.
 

@@ -199,11 +199,6 @@ def tie_exponent(eta: float, a_lose: float, a_win: float) -> float:
     return 1.0 - math.log1p(4 * eta * a_lose) / math.log1p(4 * eta * a_win)
 
 
-def tie_leftover(eta: float, a_lose: float, a_win: float, x: float) -> float:
-    """x^kappa: amplitude a tie-losing mode keeps at the end of GD (see module docs)."""
-    return x ** tie_exponent(eta, a_lose, a_win)
-
-
 def relaxation(eta: float, a: float, steps: float) -> float:
     """exp(-8 eta a steps): what is left of a deviation of a mode of P-eigenvalue a."""
     return math.exp(-8.0 * eta * a * max(steps, 0.0))
