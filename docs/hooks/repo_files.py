@@ -44,9 +44,7 @@ def on_files(files, config):  # mkdocs hook
             if found:
                 wanted.add(found)
     for path in sorted(wanted):
-        files.append(
-            File.generated(config, f"{PREFIX}/{path}", abs_src_path=str(root / path))
-        )
+        files.append(File.generated(config, f"{PREFIX}/{path}", abs_src_path=str(root / path)))
     return files
 
 
