@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Seconds per claim on the reference machine (the project's 2-core CPU, nothing else running):
-# quick from `simdyn verify --quick --key 1` on 2026-12-03; full from the committed confirmatory
-# run (experiments/verify-full, key 20261204, 2026-12-03; each claim's "done in" seconds, 1883 s
-# in all; two short benchmark scripts ran beside CC-minnorm and CC-early for about 2 minutes),
-# except GOOD-EVENT, whose design grew to 14 points: its 140.0 s in the key-20261205 run, which
-# shared the CPU with other work.
+# Seconds per claim on the reference machine (the project's 2-core CPU): quick from a
+# `simdyn verify --quick --key 1` run, full from the committed confirmatory run
+# (experiments/verify-full); each figure's run, date and load are in verify_claim_seconds.md
+# under benchmarks/results/.
 TYPICAL_SECONDS: dict[str, dict[str, float]] = {
     "quick": {
         "CC-train": 13.9,
@@ -28,11 +26,11 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "JOINT": 15.4,
         "SGD-OBJ": 33.0,
         "MINLOSS": 6.8,
-        "GOOD-EVENT": 24.8,  # its quick design since f393ad7 (both sizes, 14 points), alone
+        "GOOD-EVENT": 24.8,  # its quick design (both sizes, 14 points), alone
         "REPR": 58.5,  # its own run under load ~6 (compile-dominated: 10 simulate programs)
-        "FIG6": 28.0,  # `simdyn verify --quick --claims FIG6`, 2026-12-07, load ~6.6 on 2 cores
-        "FS-tie": 9.8,  # `simdyn verify --quick --claims FS-tie`, 2026-12-07, load ~8.4
-        "CC-probe-GD": 33.6,  # --quick --claims CC-probe-GD, 2026-12-07, load ~8.4 (2 compiles)
+        "FIG6": 28.0,  # `simdyn verify --quick --claims FIG6`, load ~6.6 on 2 cores
+        "FS-tie": 9.8,  # `simdyn verify --quick --claims FS-tie`, load ~8.4
+        "CC-probe-GD": 33.6,  # --quick --claims CC-probe-GD, load ~8.4 (2 compiles)
         "SGD-MIN": 45.2,  # --quick --claims SGD-MIN alone, load ~9 (SGD memoised after SGD-OBJ)
     },
     "full": {

@@ -46,7 +46,8 @@ class Compressed(NamedTuple):
 
 # Seeds per vmapped sampling call (fixed, so compiled ops are reused). Eager vmap costs a
 # dispatch per op and call, so larger chunks are cheaper: 600 GOOD-EVENT instances took 0.89 s
-# in chunks of 16 and 0.06 s in chunks of 200 (warm, 2026-12-03), with identical instances.
+# in chunks of 16 and 0.06 s in chunks of 200 (warm; the measurement is in
+# verify_claim_seconds.md under benchmarks/results/), with identical instances.
 CHUNK = 128
 
 
