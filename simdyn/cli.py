@@ -12,11 +12,14 @@ The theory, a user guide and this reference are in docs/ (theory.md, guide.md, c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from simdyn.config import ConfigError, apply_overrides
@@ -742,6 +745,25 @@ _PRESETS_FLAGS = (
 )
 
 
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """While a command runs, the library's log messages (logger ``simdyn``, level INFO and up)
+    go to stderr as plain lines (``%(message)s``), as the command line has always shown them.
+    The handler is removed afterwards, so repeated in-process calls never print twice."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("simdyn")
+    level = log.level
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``simdyn ARGS`` (``argv``: the arguments, default sys.argv[1:]).
 
@@ -756,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "seeds", None) is not None and args.seeds < 1:
         parser.error(f"invalid --seeds {args.seeds}: must be >= 1")
     try:
-        return args.func(args)
+        with _log_to_stderr():
+            return args.func(args)
     except ConfigError as err:
         print(f"simdyn: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

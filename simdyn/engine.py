@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import platform
-import sys
 import threading
 import time
 import warnings
@@ -42,6 +42,8 @@ from jax.sharding import PartitionSpec
 from simdyn import distributed
 from simdyn.config import ConfigError
 from simdyn.seeds import seed_keys
+
+logger = logging.getLogger(__name__)
 
 Array = jax.Array
 Result = TypeVar("Result")  # a NamedTuple of arrays with a leading run axis
@@ -461,11 +463,13 @@ def run_seeds(
         parts.append(traj)
         if progress is not None:
             progress(int(positions[-1]) + 1 - block.start, local, time.perf_counter() - start_time)
-    if reused and progress is not None:  # a resumed run says what it did not recompute
-        print(
-            f"[simdyn] resumed from {ckpt}: reused {reused} of {chunks} chunks, "
-            f"computed {chunks - reused}",
-            file=sys.stderr,
+    if reused:  # a resumed run says what it did not recompute
+        logger.info(
+            "[simdyn] resumed from %s: reused %d of %d chunks, computed %d",
+            ckpt,
+            reused,
+            chunks,
+            chunks - reused,
         )
     mine = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *parts)
     return distributed.gather_blocks(mine, local, block.size), layout

@@ -265,7 +265,7 @@ def run_generic(
         devices=devices,
         checkpoint_dir=checkpoint_dir,
         identity=identity,
-        progress=resolve_progress(progress),
+        progress=resolve_progress(progress, "train"),
         dims=TRAJ_DIMS | {"first_layer_norm": ("run", "step")},
     )
     return traj

@@ -421,10 +421,6 @@ def _check_checksum(ds: xr.Dataset, p: Path) -> None:
         )
 
 
-def result_config(ds: xr.Dataset) -> Config:
-    return Config.from_json(ds.attrs["config"])
-
-
 # --- hyper-parameters ------------------------------------------------------------------------
 def broadcast_hparams(
     config: Config, hparams: HyperParams | None, num_runs: int
@@ -497,23 +493,15 @@ def run_batched(
     )
 
 
-def _progress_printer(stream=sys.stderr) -> Callable[[int, int, float], None]:
-    def show(done: int, total: int, elapsed: float) -> None:
-        rate = done / elapsed if elapsed > 0 else float("nan")
-        stream.write(f"\r[simdyn] {done}/{total} seeds  {elapsed:7.1f}s  {rate:8.2f} seeds/s")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-
-    return show
-
-
 def resolve_progress(
-    progress: bool | Callable[[int, int, float], None],
+    progress: bool | Callable[[int, int, float], None], desc: str = "simulate"
 ) -> Callable[[int, int, float], None] | None:
-    """True -> a stderr printer (process 0 only); a callable is used as is."""
+    """True -> :func:`simdyn.progress.progress_bar` on stderr (process 0 only: a tqdm bar on a
+    terminal, plain lines in a log); a callable is used as is; False/None -> no reporting."""
     if progress is True:
-        return _progress_printer() if jax.process_index() == 0 else None
+        from simdyn.progress import progress_bar
+
+        return progress_bar(desc) if jax.process_index() == 0 else None
     return progress or None
 
 
@@ -574,7 +562,8 @@ def simulate(
       checkpoint_dir: each finished chunk is written there atomically and a later call with the
         same folder resumes; a different config, key, seeds, hyper-parameters, layout or
         simdyn/JAX version is refused; damaged chunks are recomputed.
-      progress: print progress to stderr, or a callback(done, total, elapsed_s).
+      progress: True for a progress bar on stderr (:func:`simdyn.progress.progress_bar`), or
+        a callback(done, total, elapsed_s).
 
     Returns a Dataset with dims (seed, step, feature, probe_step); under jax.distributed every
     process returns the full dataset (write it from process 0).

@@ -142,7 +142,7 @@ def sweep(
         devices=devices,
         checkpoint_dir=checkpoint_dir,
         identity=identity,
-        progress=resolve_progress(progress),
+        progress=resolve_progress(progress, "sweep"),
     )
     flat = trajectories_to_dataset(config, traj, np.arange(len(run_seeds)))
     shape = [len(values[n]) for n in names] + [num_seeds]
