@@ -67,7 +67,20 @@ def __dir__() -> list[str]:
 
 
 def enable_x64() -> None:
-    """Switch JAX to 64-bit floats (needed for ``train.dtype='float64'`` and theory checks)."""
+    """Switch JAX to 64-bit floats (needed for ``train.dtype='float64'`` and theory checks).
+
+    The switch is global: it applies to every array created afterwards.
+
+    Returns:
+      None.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import simdyn
+      >>> simdyn.enable_x64()
+      >>> jnp.zeros(1).dtype
+      dtype('float64')
+    """
     import jax
 
     jax.config.update("jax_enable_x64", True)

@@ -92,6 +92,12 @@ class DataConfig:
         keeps its noise xi exactly.
       aug_noise_scale: std of A''s noise perturbation inside its rank-``aug_noise_rank`` subspace.
       n_test: fresh test points drawn from D_orig for the linear probes (half fit, half score).
+
+    Example:
+      >>> import simdyn
+      >>> data = simdyn.DataConfig(n=64, m=2, d=400, K=4, phi=(0.8, 1, 1, 1), mu=0.0)
+      >>> data.K, data.phi
+      (4, (0.8, 1.0, 1.0, 1.0))
     """
 
     n: int = 1000
@@ -178,6 +184,11 @@ class ModelConfig:
       p: embedding dimension (>= 1; the paper assumes p >= 3).
       sigma_0: init scale; every entry of Theta_0 ~ N(0, sigma_0^2 / d).
       bias: learn b (else Theta[:, 0] is held at 0).
+
+    Example:
+      >>> import simdyn
+      >>> simdyn.ModelConfig(p=5, sigma_0=0.01).p
+      5
     """
 
     p: int = 3
@@ -216,6 +227,12 @@ class TrainConfig:
       divergence_threshold: a seed whose loss or Theta becomes non-finite or |Theta| exceeds this
         is flagged as diverged (checked at every recorded step).
       save_theta: keep each seed's final Theta (p x (d + 1)) in the result.
+
+    Example:
+      >>> import simdyn
+      >>> train = simdyn.TrainConfig(loss="joint", beta=0.25, lr=0.05, steps=200, batch_size=16)
+      >>> train.loss, train.batch_size
+      ('joint', 16)
     """
 
     loss: LossName = "scl"
@@ -282,7 +299,22 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A complete simulation: data model, encoder and training."""
+    """A complete simulation: data model, encoder and training.
+
+    Frozen and validated: a value out of range, or sections that do not fit together, raise
+    :class:`ConfigError` naming the field. :meth:`replace` changes fields by name.
+
+    Attributes:
+      data: the data model and augmentation (:class:`DataConfig`).
+      model: the linear encoder (:class:`ModelConfig`).
+      train: loss, optimiser, steps, batching and recording (:class:`TrainConfig`).
+
+    Example:
+      >>> import simdyn
+      >>> config = simdyn.Config(model=simdyn.ModelConfig(p=4))
+      >>> config.replace(lr=0.02, n=200).train.lr, config.model.p
+      (0.02, 4)
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -401,6 +433,24 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     """Apply ``{"p": 5, "train.lr": "0.1", ...}``; names must be unique across sections or dotted.
 
     Derived consistency is kept: setting ``K`` alone resizes ``phi`` (repeating its last value).
+
+    Args:
+      config: the config to change (it is frozen and left as it is).
+      overrides: ``{field: value}``; a field by its unique name (``p``, ``lr``) or dotted
+        (``model.p``); a value as its type or as a string (``"0.1"``, ``"0.8,1,1"``), as
+        ``--set`` passes it.
+
+    Returns:
+      A new validated :class:`Config`.
+
+    Raises:
+      ConfigError: an unknown field (with the closest names) or a value out of range.
+
+    Example:
+      >>> import simdyn
+      >>> config = simdyn.apply_overrides(simdyn.preset("fig2a"), {"p": 5, "train.lr": "0.1"})
+      >>> config.model.p, config.train.lr
+      (5, 0.1)
     """
     owners = _field_owners()
     per_section: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}

@@ -126,11 +126,21 @@ class Record:
 class LoopResult(NamedTuple):
     """What :func:`run_loop` returns (R log steps, Q probe steps).
 
-    loss: (R,) the objective at the log steps ((0,) when not recorded).
-    observed: ``{name: (R, ...)}``. probed: ``{name: (Q, ...)}``.
-    diverged: () bool, non-finite or too large parameters or loss at a check.
-    diverged_step: () int32, first check step where that was seen (-1 if never).
-    final: the final parameters, or None unless ``Record.final``.
+    Attributes:
+      loss: (R,) the objective at the log steps ((0,) when not recorded).
+      observed: ``{name: (R, ...)}``, the observables at the log steps.
+      probed: ``{name: (Q, ...)}``, the probes at the probe steps.
+      diverged: () bool, non-finite or too large parameters or loss at a check.
+      diverged_step: () int32, first check step where that was seen (-1 if never).
+      final: the final parameters, or None unless ``Record.final``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import simdyn
+      >>> out = simdyn.run_loop(jnp.ones(2), lambda x, t: 2 * x, optax.sgd(0.25), steps=2,
+      ...                       record=simdyn.Record(every=1, final=True), loss=lambda x: x @ x)
+      >>> out.loss.shape, bool(out.diverged), out.final.tolist()
+      ((3,), False, [0.25, 0.25])
     """
 
     loss: Array
@@ -181,7 +191,9 @@ def run_loop(
       divergence_threshold: a run is flagged once its loss or any parameter is non-finite or
         max |param| exceeds this, at a log step (at the last step when nothing is logged).
 
-    Returns a :class:`LoopResult`. Pure: jit- and vmap-compatible.
+    Returns:
+      A :class:`LoopResult`: the recorded loss, observables and probes, the divergence flag and
+      step, and the final parameters when ``record.final``. Pure: jit- and vmap-compatible.
 
     Example:
       >>> import jax.numpy as jnp, optax

@@ -23,8 +23,23 @@ _FIG1_TRAIN = TrainConfig(loss="scl", optimizer="sgd", lr=0.05, steps=100, log_e
 
 
 def fig4_config(k: int, n: int, phi_k_sq: float = 0.3) -> Config:
-    """The Fig. 4 UCL setting with K = p = ``k``, ``n`` balanced originals and the irrelevant
-    features' strength set so that phi_k^2 / (K - 2) = ``phi_k_sq`` (the figure's x axis)."""
+    """The Fig. 4 UCL setting with K = p = ``k`` and ``n`` balanced originals.
+
+    Args:
+      k: the number of features K, also the embedding dimension p (>= 3).
+      n: balanced originals (a multiple of 8 (K - 2) for exact balance; m = 2 views each).
+      phi_k_sq: the figure's x axis phi_k^2 / (K - 2); the K - 2 irrelevant features' strength
+        is set to match it.
+
+    Returns:
+      A :class:`simdyn.Config`: UCL, full-batch GD, good-event basis noise (module docstring).
+
+    Examples:
+      >>> import simdyn
+      >>> config = simdyn.fig4_config(3, 96, phi_k_sq=0.5)
+      >>> config.train.loss, config.model.p, config.data.phi
+      ('ucl', 3, (0.8, 1.0, 0.7071067811865476))
+    """
     phi_irr = (phi_k_sq * (k - 2)) ** 0.5
     data = DataConfig(
         n=n,
@@ -72,7 +87,26 @@ PRESETS: dict[str, Config] = {
 
 
 def preset(name: str) -> Config:
-    """A named preset config (see the module docstring for the choices made)."""
+    """A named preset config (see the module docstring for the choices made).
+
+    Args:
+      name: one of :data:`simdyn.PRESETS` (``simdyn presets`` lists them): ``fig1``, ``fig2a``,
+        ``fig2b``, ``fig4a``, ``fig4b``, ``fig6``, ``joint``.
+
+    Returns:
+      The preset's :class:`simdyn.Config`; ``.replace(field=value)`` changes it.
+
+    Raises:
+      ConfigError: an unknown name (the message lists the known ones).
+
+    Examples:
+      >>> import simdyn
+      >>> config = simdyn.preset("fig2a")
+      >>> config.train.loss, config.model.p, config.data.n
+      ('scl', 3, 1000)
+      >>> config.replace(p=5).model.p
+      5
+    """
     try:
         return PRESETS[name]
     except KeyError:
