@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import jax
 import numpy as np
@@ -40,13 +40,21 @@ import xarray as xr
 from jax.sharding import PartitionSpec
 
 from simdyn import distributed
-from simdyn.config import ConfigError
+from simdyn.config import ConfigError, ResultFileError
 from simdyn.seeds import seed_keys
 
 logger = logging.getLogger(__name__)
 
 Array = jax.Array
-Result = TypeVar("Result")  # a NamedTuple of arrays with a leading run axis
+
+
+class _Fields(Protocol):
+    """What the engine uses of a result: a NamedTuple's ``_asdict``."""
+
+    def _asdict(self) -> dict[str, Any]: ...
+
+
+Result = TypeVar("Result", bound=_Fields)  # a NamedTuple of arrays with a leading run axis
 Program = Callable[[Array, Any], Any]
 
 RESULT_FORMAT = 2
@@ -85,7 +93,7 @@ def environment_attrs() -> dict[str, Any]:
         "simdyn_version": __version__,
         "jax_version": jax.__version__,
         "jaxlib_version": jaxlib.__version__,
-        "jax_enable_x64": int(bool(jax.config.jax_enable_x64)),
+        "jax_enable_x64": int(bool(jax.config.read("jax_enable_x64"))),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "platform": jax.default_backend(),
         "device": str(jax.local_devices()[0].device_kind),
@@ -223,7 +231,7 @@ def _prepare_checkpoint_dir(ckpt: Path, identity: dict[str, Any]) -> str:
         try:
             old = json.loads(manifest.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ConfigError(
+            raise ResultFileError(
                 f"checkpoint folder {ckpt} has an unreadable {MANIFEST}; use a new folder"
             ) from None
         new = json.loads(text)
@@ -438,8 +446,16 @@ def run_seeds(
             began = time.monotonic()
             try:
                 traj = _watched(
-                    lambda positions=positions: _compute_chunk(
-                        runner, key, seeds, positions, per_call, pad_seed, hparams, per_run_hparams
+                    functools.partial(
+                        _compute_chunk,
+                        runner,
+                        key,
+                        seeds,
+                        positions,
+                        per_call,
+                        pad_seed,
+                        hparams,
+                        per_run_hparams,
                     ),
                     watchdog,
                     longest if longest is not None else watchdog.first_estimate_s,

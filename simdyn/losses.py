@@ -19,6 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from simdyn.config import ConfigError
 from simdyn.moments import Products, class_weights
 
 Array = jax.Array
@@ -34,7 +35,7 @@ def loss_beta(loss: str, beta: float | Array) -> float | Array:
         return STATIC_BETA[loss]
     if loss == "joint":
         return beta
-    raise ValueError(f"invalid loss={loss!r}: must be one of ('scl', 'ucl', 'joint')")
+    raise ConfigError(f"invalid loss={loss!r}: must be one of ('scl', 'ucl', 'joint')")
 
 
 def pairwise_loss(emb: Array, y: Array, beta: float | Array) -> Array:
@@ -52,7 +53,7 @@ def pairwise_loss(emb: Array, y: Array, beta: float | Array) -> Array:
     pos_ucl = jnp.sum(gram * same_orig) / (n * m * m)
     yy = jnp.repeat(y, m)
     w = class_weights(y, emb.dtype)
-    pos_scl = 0.0
+    pos_scl: float | Array = 0.0
     for ci, c in enumerate((1, -1)):
         mask = (yy == c).astype(emb.dtype)
         cnt = jnp.maximum(mask.sum(), 1.0)

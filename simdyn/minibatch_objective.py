@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from simdyn.config import ConfigError
 from simdyn.loop import Record, run_loop
 
 Array = jax.Array
@@ -91,7 +92,7 @@ def variance_coefficient(n: int, batch_size: int) -> float:
 
 def _check_batch(n: int, batch_size: int) -> None:
     if int(batch_size) != batch_size or not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size: must be an integer in [1, n={n}], got {batch_size!r}")
+        raise ConfigError(f"invalid batch_size={batch_size!r}: must be an integer in [1, n={n}]")
 
 
 def hypergeometric_pmf(n: int, n_c: int, batch_size: int) -> np.ndarray:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from simdyn.config import ConfigError
+
 Array = jax.Array
 
 
@@ -30,7 +32,7 @@ def _views(z: Array, cosine: bool) -> Array:
     """(n, m, p) -> (N, p), optionally projected on the unit sphere."""
     n, m, p = z.shape
     if m < 2:
-        raise ValueError(f"contrastive NCE losses need m >= 2 views per original, got m={m}")
+        raise ConfigError(f"invalid m={m}: contrastive NCE losses need m >= 2 views per original")
     flat = z.reshape((n * m, p))
     if cosine:
         flat = flat * jax.lax.rsqrt(jnp.sum(flat**2, axis=-1, keepdims=True) + 1e-12)

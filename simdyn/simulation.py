@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from simdyn import objectives
-from simdyn.config import Config, ConfigError
+from simdyn.config import Config, ConfigError, ResultFileError
 from simdyn.data import TestSet, TrainingSet
 from simdyn.engine import (
     Layout,
@@ -330,7 +330,7 @@ def _append_trailer(path: Path) -> None:
 
 def _check_trailer(path: Path) -> bool:
     """True if the file ends with a valid trailer, False if it has none (an older file);
-    ConfigError if its bytes do not match the trailer's SHA-256."""
+    ResultFileError if its bytes do not match the trailer's SHA-256."""
     with open(path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
         if size < TRAILER_SIZE:
@@ -341,7 +341,7 @@ def _check_trailer(path: Path) -> bool:
             return False
         recorded = tail[len(TRAILER_MAGIC) : -1].decode("ascii", "replace")
         if _file_sha256(f, size - TRAILER_SIZE) != recorded:
-            raise ConfigError(
+            raise ResultFileError(
                 f"{path} is corrupted: its bytes do not match the SHA-256 recorded at its end "
                 "when it was written; do not use it: restore a copy or rerun the command that "
                 "wrote it"
@@ -353,7 +353,10 @@ _RESULT_VARS = ("alignment", "loss", "probe_class", "probe_subclass", "diverged"
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:
-    """Load a result file and check that it is a consistent simdyn result (else ConfigError)."""
+    """Load a result file and check that it is a consistent simdyn result.
+
+    Raises FileNotFoundError if there is no file, and :class:`simdyn.config.ResultFileError` (a
+    ``ConfigError``) if it is unreadable, not a simdyn result, incomplete or corrupted."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no result file at {p}")
@@ -362,18 +365,18 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         try:
             ds = xr.load_dataset(p, engine="h5netcdf")
         except Exception as err:  # noqa: BLE001 - h5py/netCDF raise many types for bad files
-            raise ConfigError(
+            raise ResultFileError(
                 f"{p} is not a readable result file ({type(err).__name__}: {err})"
             ) from None
     if "config" not in ds.attrs or "alignment" not in ds:
-        raise ConfigError(f"{p} is not a simdyn result file (no config attribute/alignment)")
+        raise ResultFileError(f"{p} is not a simdyn result file (no config attribute/alignment)")
     try:
         config = Config.from_json(ds.attrs["config"])
     except (ConfigError, ValueError, TypeError) as err:
-        raise ConfigError(f"{p}: invalid config attribute: {err}") from None
+        raise ResultFileError(f"{p}: invalid config attribute: {err}") from None
     missing = [v for v in _RESULT_VARS if v not in ds]
     if missing:
-        raise ConfigError(f"{p} is not a complete simdyn result: missing variables {missing}")
+        raise ResultFileError(f"{p} is not a complete simdyn result: missing variables {missing}")
     expect = {
         "step": len(config.train.record_steps),
         "feature": config.data.K + 1,
@@ -381,11 +384,11 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     }
     for dim, n in expect.items():
         if ds.sizes.get(dim, 0) != n:
-            raise ConfigError(
+            raise ResultFileError(
                 f"{p}: dimension {dim} has size {ds.sizes.get(dim, 0)} but its config implies {n}"
             )
     if ds["diverged"].dtype != bool:
-        raise ConfigError(f"{p}: variable diverged has dtype {ds['diverged'].dtype}, not bool")
+        raise ResultFileError(f"{p}: variable diverged has dtype {ds['diverged'].dtype}, not bool")
     _check_checksum(ds, p)
     return ds
 
@@ -393,7 +396,7 @@ def load(path: str | os.PathLike) -> xr.Dataset:
 @contextlib.contextmanager
 def _quiet_destructors():
     """Silence "Exception ignored in ... __del__" tracebacks while reading: h5netcdf objects
-    half-built from an unreadable file fail again when collected; the ConfigError says it."""
+    half-built from an unreadable file fail again when collected; the ResultFileError says it."""
     previous = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: None
     try:
@@ -414,7 +417,7 @@ def _check_checksum(ds: xr.Dataset, p: Path) -> None:
         )
         return
     if str(recorded) != data_checksum(ds):
-        raise ConfigError(
+        raise ResultFileError(
             f"{p} is corrupted: its numbers do not match the checksum recorded when it was "
             f"written ({CHECKSUM_ATTR}); do not use it: restore a copy or rerun the command "
             "that wrote it"

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from simdyn import safe_linalg
+from simdyn.config import ConfigError
 
 Array = jax.Array
 
@@ -69,7 +70,7 @@ def _as_float64(A: ArrayLike, name: str) -> tuple[np.ndarray, float]:
         eps = float(np.finfo(np.float64).eps)
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains non-finite entries")
+        raise ConfigError(f"invalid {name}: must contain only finite numbers")
     return arr, eps
 
 
@@ -77,7 +78,7 @@ def _as_symmetric(A: ArrayLike, name: str) -> tuple[np.ndarray, float]:
     """Symmetrised float64 square matrix (eigh only reads one triangle; average both)."""
     arr, eps = _as_float64(A, name)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
-        raise ValueError(f"{name}: expected a square matrix, got shape {arr.shape}")
+        raise ConfigError(f"invalid {name}: must be a square matrix, got shape {arr.shape}")
     return 0.5 * (arr + arr.T), eps
 
 
@@ -172,7 +173,7 @@ def _whiten(P: ArrayLike, Q: ArrayLike, rtol: float | None, colsp_tol: float | N
     rng = psd_range(Q, rtol)
     w, V = rng.values, rng.vectors
     if P64.shape != (V.shape[0], V.shape[0]):
-        raise ValueError(f"P: shape {P64.shape} does not match Q {(V.shape[0],) * 2}")
+        raise ConfigError(f"invalid P: shape {P64.shape} must match Q's {(V.shape[0],) * 2}")
     # Why sqrt: a true direction of Q with eigenvalue just under the cut-off (relative rtol)
     # can carry P-mass of relative size ~sqrt(rtol) when P, Q come from the same data.
     if colsp_tol is None:
@@ -182,8 +183,8 @@ def _whiten(P: ArrayLike, Q: ArrayLike, rtol: float | None, colsp_tol: float | N
     if p_norm > 0:
         leak = float(np.linalg.norm(P64 - V @ (V.T @ P64))) / p_norm
         if leak > colsp_tol:
-            raise ValueError(
-                f"P: colsp(P) is not contained in colsp(Q) (relative leak {leak:.3g} > "
+            raise ConfigError(
+                f"invalid P: colsp(P) must lie in colsp(Q) (relative leak {leak:.3g} > "
                 f"colsp_tol {colsp_tol:.3g}); Lemma B.2 needs colsp(P) in colsp(Q)"
             )
     isq = 1.0 / np.sqrt(w)
@@ -231,7 +232,7 @@ def min_norm_minimizer(
 ) -> MinNormSolution:
     """Minimum-norm global minimizer of Tr(-2 G P + G Q G Q) over G = W^T W, W in R^{p x D}.
 
-    P, Q: (D, D) PSD with colsp(P) in colsp(Q) (checked; ValueError naming P otherwise).
+    P, Q: (D, D) PSD with colsp(P) in colsp(Q) (checked; ConfigError naming P otherwise).
 
     * p >= rank P: G = Q^+ P Q^+.
     * p < rank P: whiten (S = Q^{1/2}, C = S^+ P S^+), keep the top-p eigenpairs,
@@ -251,7 +252,7 @@ def min_norm_minimizer(
     outside colsp(Q) (default max(1e-6, 10 sqrt(rtol))).
     """
     if int(p) != p or p < 1:
-        raise ValueError(f"p: must be a positive integer, got {p!r}")
+        raise ConfigError(f"invalid p: must be a positive integer, got {p!r}")
     p = int(p)
     wh = _whiten(P, Q, rtol, colsp_tol)
     w, V, lam, U, rank = wh.q_values, wh.q_vectors, wh.lam, wh.U, wh.rank
@@ -316,7 +317,9 @@ def minimizer_residuals(
     T64, _ = _as_float64(Theta, "Theta")
     wh = _whiten(P, Q, rtol, None)
     if T64.ndim != 2 or T64.shape[1] != wh.q_vectors.shape[0]:
-        raise ValueError(f"Theta: expected shape (rows, {wh.q_vectors.shape[0]}), got {T64.shape}")
+        raise ConfigError(
+            f"invalid Theta: must have shape (rows, {wh.q_vectors.shape[0]}), got {T64.shape}"
+        )
     TS = (T64 @ wh.q_vectors) * np.sqrt(wh.q_values)[None, :]  # Theta S in the range basis
     H = TS.T @ TS
     scale = wh.lam[0] ** 2 if wh.rank else 1.0
@@ -425,7 +428,7 @@ def noncollapsing_scl_minimizer(
     the paper's scale = mn/sigma_xi^2 gives v_sub^T a = e_2^T (F + sI)^{-1} e_2 (= 1/(phi_2^2 + s)
     when mu = 0) on a balanced good-event instance, F the feature second moment,
     s = sigma_xi^2/(mn). p (default rank M+ + 1) is the number of rows of the factor.
-    Raises ValueError if v_sub lies in colsp(M) (then no such a exists).
+    Raises ConfigError if v_sub lies in colsp(M) (then no such a exists).
     """
     M64, _ = _as_symmetric(M, "M")
     D = M64.shape[0]
@@ -434,14 +437,16 @@ def noncollapsing_scl_minimizer(
     if p is None:
         p = k + 1
     if p < k + 1:
-        raise ValueError(f"p: need p >= rank(M_plus) + 1 = {k + 1}, got {p}")
+        raise ConfigError(f"invalid p: must be >= rank(M_plus) + 1 = {k + 1}, got {p}")
     V = psd_range(M64, rtol).vectors
     v = np.zeros(D)
     v[subclass_coord] = 1.0
     l_perp = v - V @ (V.T @ v)
     nrm2 = float(l_perp @ l_perp)
     if nrm2 <= 1e-24:
-        raise ValueError("M: v_sub lies in colsp(M), so no a in ker M has a^T v_sub != 0")
+        raise ConfigError(
+            "invalid M: v_sub must not lie in colsp(M) (else no a in ker M has a^T v_sub != 0)"
+        )
     a = l_perp * (1.0 / nrm2 if scale is None else float(scale))
     factor = np.zeros((p, D))
     factor[:k] = base.factor[:k]
@@ -491,9 +496,9 @@ def noise_level(sigma_xi: ArrayLike, m: ArrayLike, n: ArrayLike) -> Array:
 def _check_K(phi: Array, K: int | None = None) -> int:
     k_phi = phi.shape[-1]
     if K is not None and K != k_phi:
-        raise ValueError(f"phi: expected K = {K} strengths phi_1..phi_K, got {k_phi}")
+        raise ConfigError(f"invalid phi: must hold K = {K} strengths phi_1..phi_K, got {k_phi}")
     if k_phi < 3:
-        raise ValueError(f"phi: the data model needs K >= 3 features, got {k_phi}")
+        raise ConfigError(f"invalid phi: the data model needs K >= 3 features, got {k_phi}")
     return k_phi
 
 
@@ -526,7 +531,7 @@ class _Modes(NamedTuple):
     t: Array  # unit vector of the (0, 2) plane orthogonal to u0
 
 
-def _modes(phi: Array, mu: Array, s: Array) -> _Modes:
+def _modes(phi: ArrayLike, mu: ArrayLike, s: ArrayLike) -> _Modes:
     """Closed-form eigen-decomposition of F (2x2 plane block + diagonal), jit-able."""
     phi = jnp.asarray(phi)
     K = _check_K(phi)
@@ -557,7 +562,7 @@ def _top_mask(scores: Array, slots: ArrayLike, priority: Array) -> Array:
     gt = scores[None, :] > scores[:, None]
     tie = (scores[None, :] == scores[:, None]) & (priority[None, :] < priority[:, None])
     rank = jnp.sum(gt | tie, axis=1)
-    return rank < slots
+    return rank < jnp.asarray(slots)
 
 
 def _alignment(A: Array, H: Array, weights: Array) -> Array:
@@ -784,11 +789,13 @@ def rank_one_escape(
     Q64, _ = _as_float64(Q, "Q")
     amp = np.asarray(amplitude, np.float64)
     if P64.shape != Q64.shape or P64.shape[-1] != P64.shape[-2]:
-        raise ValueError(f"P, Q: must be (..., r, r) of one shape, got {P64.shape}, {Q64.shape}")
+        raise ConfigError(
+            f"invalid P, Q: must be (..., r, r) of one shape, got {P64.shape}, {Q64.shape}"
+        )
     if amp.shape != P64.shape[:-2]:
-        raise ValueError(f"amplitude: must have shape {P64.shape[:-2]}, got {amp.shape}")
+        raise ConfigError(f"invalid amplitude: must have shape {P64.shape[:-2]}, got {amp.shape}")
     if steps < 0:
-        raise ValueError(f"steps: must be >= 0, got {steps}")
+        raise ConfigError(f"invalid steps: must be >= 0, got {steps}")
     theta = amp[..., None] * np.linalg.eigh(P64)[1][..., -1]
     out = [theta]
     for _ in range(steps):
@@ -864,8 +871,6 @@ def predicted_peak(config) -> PeakPrediction:
     Raises:
       ConfigError: naming the field when the config is outside that setting.
     """
-    from simdyn.config import ConfigError
-
     t, d = config.train, config.data
     if t.loss != "scl":
         raise ConfigError(f"predicted_peak: train.loss={t.loss!r}: only 'scl' is derived")
@@ -912,7 +917,7 @@ def gd_reference_trajectory(
     P64, _ = _as_float64(P, "P")
     Q64, _ = _as_float64(Q, "Q")
     if record_every < 1:
-        raise ValueError(f"record_every: must be >= 1, got {record_every}")
+        raise ConfigError(f"invalid record_every: must be >= 1, got {record_every}")
     out = [Theta.copy()]
     for t in range(1, steps + 1):
         Theta = Theta - eta * _np_grad(Theta, P64, Q64)
@@ -941,7 +946,7 @@ def commuting_mode_solution(
     column keeps its direction and columns stay orthogonal; the amplitude c_k of
     theta_k = c_k theta_k(0)/||theta_k(0)|| follows exactly
         c <- c (1 + 4 eta a_k - 4 eta q_k^2 c^2)
-    (gradient flow: :func:`mode_gradient_flow`). ValueError if the case does not apply.
+    (gradient flow: :func:`mode_gradient_flow`). ConfigError if the case does not apply.
     """
     T0, _ = _as_float64(Theta0, "Theta0")
     P64, _ = _as_float64(P, "P")
@@ -950,19 +955,21 @@ def commuting_mode_solution(
     U = np.eye(D) if basis is None else _as_float64(basis, "basis")[0]
     scale = max(1.0, float(np.abs(P64).max()), float(np.abs(Q64).max()))
     if np.abs(U.T @ U - np.eye(D)).max() > atol:
-        raise ValueError("basis: not orthonormal")
+        raise ConfigError("invalid basis: must be orthonormal (U^T U = I)")
     Pd, Qd = U.T @ P64 @ U, U.T @ Q64 @ U
     a, q = np.diag(Pd).copy(), np.diag(Qd).copy()
     if np.abs(Pd - np.diag(a)).max() > atol * scale:
-        raise ValueError("P: not diagonal in the given basis")
+        raise ConfigError("invalid P: must be diagonal in the given basis")
     if np.abs(Qd - np.diag(q)).max() > atol * scale:
-        raise ValueError("Q: not diagonal in the given basis")
+        raise ConfigError("invalid Q: must be diagonal in the given basis")
     cols = T0 @ U
     c0 = np.linalg.norm(cols, axis=0)
     gram = cols.T @ cols
     off = gram - np.diag(np.diag(gram))
     if np.abs(off).max(initial=0.0) > atol * max(1.0, float(np.abs(gram).max(initial=0.0))):
-        raise ValueError("Theta0: columns of Theta0 @ basis are not mutually orthogonal")
+        raise ConfigError(
+            "invalid Theta0: the columns of Theta0 @ basis must be mutually orthogonal"
+        )
     dirs = np.divide(cols, c0[None, :], out=np.zeros_like(cols), where=c0[None, :] > 0)
     c = c0.copy()
     out = [c.copy()]

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simdyn import theory as th
+from simdyn.config import ConfigError
 
 jax.config.update("jax_enable_x64", True)
 
@@ -277,9 +278,9 @@ def test_tie_tolerance_controls_near_ties():
 def test_colsp_precondition_raises():
     Q = np.diag([1.0, 1.0, 0.0])
     P = np.diag([1.0, 0.0, 0.1])
-    with pytest.raises(ValueError, match="P: colsp"):
+    with pytest.raises(ConfigError, match="invalid P: colsp"):
         th.min_norm_minimizer(P, Q, 2)
-    with pytest.raises(ValueError, match="P: colsp"):
+    with pytest.raises(ConfigError, match="invalid P: colsp"):
         th.min_loss(P, Q, 2)
     P_ok = np.diag([1.0, 0.0, 1e-14])  # round-off-sized leak is accepted
     th.min_norm_minimizer(P_ok, Q, 2)
@@ -476,7 +477,7 @@ def test_conditions_and_tie_rule():
     assert not bool(th.fs_dim_suppressed(ph, 3, 4))  # larger p removes the suppression
     assert bool(th.cc_early_condition(0.0, 0.9)) and not bool(th.cc_early_condition(0.5, 1.2))
     assert bool(th.cc_early_condition(1.0, 1.0))
-    with pytest.raises(ValueError, match="phi"):
+    with pytest.raises(ConfigError, match="invalid phi"):
         th.feature_spectrum_L(jnp.array([1.0, 1.0, 1.0]), 4)
 
 
@@ -550,13 +551,13 @@ def test_noncollapsing_scl_minimizer(mu):
     if mu == 0.0:
         np.testing.assert_allclose(paper.a[2], 1 / (phi[1] ** 2 + s), rtol=1e-9)
     assert th.is_global_minimizer(paper.factor, inst.M_plus, inst.M, 3)
-    with pytest.raises(ValueError, match="p:"):
+    with pytest.raises(ConfigError, match="invalid p:"):
         th.noncollapsing_scl_minimizer(inst.M, inst.M_plus, p=2)
 
 
 def test_noncollapsing_raises_when_v2_in_colsp():
     M = np.eye(4)
-    with pytest.raises(ValueError, match="M: v_sub"):
+    with pytest.raises(ConfigError, match="invalid M: v_sub"):
         th.noncollapsing_scl_minimizer(M, np.diag([1.0, 0.5, 0, 0]))
 
 
@@ -611,9 +612,9 @@ def test_commuting_mode_solution_matches_gd_reference(rotated):
     fp = th.mode_table(P, Q, U)[:, 2]
     np.testing.assert_allclose(amp2[[0, 1, 4]], fp[[0, 1, 4]], rtol=1e-6)
     bad = rng.standard_normal((p, D))
-    with pytest.raises(ValueError, match="Theta0"):
+    with pytest.raises(ConfigError, match="invalid Theta0"):
         th.commuting_mode_solution(bad, P, Q, 0.05, 10, basis=U)
-    with pytest.raises(ValueError, match="P: not diagonal"):
+    with pytest.raises(ConfigError, match="invalid P: must be diagonal"):
         th.commuting_mode_solution(T0, P + 0.1 * np.ones((D, D)), Q, 0.05, 10, basis=U)
 
 
@@ -714,9 +715,9 @@ def test_rank_one_escape_saturates_like_the_scalar_mode_recursion():
 
 def test_rank_one_escape_rejects_bad_input():
     P = np.eye(3)
-    with pytest.raises(ValueError, match="P, Q"):
+    with pytest.raises(ConfigError, match="invalid P, Q"):
         th.rank_one_escape(P, np.eye(4), 1e-3, 0.1, 5)
-    with pytest.raises(ValueError, match="amplitude"):
+    with pytest.raises(ConfigError, match="invalid amplitude"):
         th.rank_one_escape(P, P, np.ones(2), 0.1, 5)
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ConfigError, match="invalid steps"):
         th.rank_one_escape(P, P, 1e-3, 0.1, -1)

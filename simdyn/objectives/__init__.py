@@ -58,10 +58,12 @@ def get(name: str) -> type[Representation]:
     """The representation class registered as ``name``.
 
     Raises:
-      ValueError: ``name`` is not registered (the message lists the registered names).
+      ConfigError: ``name`` is not registered (the message lists the registered names).
     """
     if name not in REGISTRY:
-        raise ValueError(f"invalid backend={name!r}: must be one of {tuple(REGISTRY)}")
+        from simdyn.config import ConfigError  # here: simdyn.config imports this package
+
+        raise ConfigError(f"invalid backend={name!r}: must be one of {tuple(REGISTRY)}")
     module, cls = REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), cls)
 

@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 
 from simdyn import theory
-from simdyn.config import Config, DataConfig, ModelConfig, TrainConfig
+from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
 from simdyn.verify import simulators
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
@@ -320,7 +320,7 @@ def crossing(design: Design, runs: Runs, sig: np.ndarray) -> Crossing:
     crossed = valid & np.isfinite(t_star)
     # Probes are recorded at every step (probe_every=1), so probe index = step index.
     if runs.probe_subclass.shape[1] != runs.steps.size:
-        raise ValueError("CC-early needs a probe at every recorded step (probe_every=1)")
+        raise RuntimeError("CC-early needs a probe at every recorded step (probe_every=1)")
     at = np.where(crossed, np.nan_to_num(t_star), 0).astype(int)
     probe = np.where(crossed, runs.probe_subclass[np.arange(at.size), at], np.nan)
     x = sig * math.sqrt(design.p / design.d)
@@ -570,9 +570,12 @@ def describe_sgd(design: Design, u: Sweep) -> RowText:
 
 
 def check(design: Design) -> None:
-    """Raise ValueError unless the design meets Thm 4.5's condition (phi_1 = 1)."""
+    """Raise ConfigError unless the design meets Thm 4.5's condition (phi_1 = 1)."""
     if not bool(theory.cc_early_condition(design.mu, 1.0)):
-        raise ValueError(f"design.mu={design.mu}: Thm 4.5's condition 1 + mu^2 > phi_1^2 fails")
+        raise ConfigError(
+            f"invalid CC-early design.mu={design.mu}: must meet Thm 4.5's condition "
+            "1 + mu^2 > phi_1^2 (phi_1 = 1)"
+        )
 
 
 _RULES = (

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from simdyn import theory
-from simdyn.config import DataConfig
+from simdyn.config import ConfigError, DataConfig
 from simdyn.verify import common
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
@@ -113,9 +113,9 @@ def _sweep(design: Design, mu: float, key: int, offset: int) -> dict[str, np.nda
 
 
 def check(design: Design) -> None:
-    """Raise ValueError unless mus is 0 followed by non-zero values."""
+    """Raise ConfigError unless mus is 0 followed by non-zero values."""
     if design.mus[0] != 0.0 or len(design.mus) < 2 or 0.0 in design.mus[1:]:
-        raise ValueError(f"CC-minnorm mus: must be 0 then non-zero values, got {design.mus}")
+        raise ConfigError(f"invalid CC-minnorm mus={design.mus}: must be 0 then non-zero values")
 
 
 class Sweeps(NamedTuple):

@@ -93,7 +93,7 @@ class Claim:
 
     stream: the seed stream the claim owns (:data:`simdyn.verify.common.STREAMS`); ``None`` for
     a claim that applies its statistics to other claims' units (it derives their streams).
-    check: validates a design before anything runs (raises ``ValueError``).
+    check: validates a design before anything runs (raises ``ConfigError``).
     """
 
     info: ClaimInfo

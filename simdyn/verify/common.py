@@ -32,7 +32,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from scipy import stats
 
-from simdyn.config import Config, DataConfig
+from simdyn.config import Config, ConfigError, DataConfig
 from simdyn.data import TrainingSet
 from simdyn.verify.instances import Compressed, compressed_moments, instance, sample_instances
 from simdyn.verify.runs import Runs
@@ -168,7 +168,7 @@ def stream_key(owner: str, key: int) -> int:
     if owner not in STREAMS:
         raise KeyError(f"no seed stream for {owner!r}: must be one of {list(STREAMS)}")
     if not 0 <= int(key) < 2**58:
-        raise ValueError(f"invalid key {key}: must be an integer in [0, 2**58)")
+        raise ConfigError(f"invalid key={key}: must be an integer in [0, 2**58)")
     return int(key) * STREAM_COUNT + STREAMS[owner]
 
 

@@ -108,7 +108,7 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
     def column(values, default):
         arr = np.full(u, default, float) if values is None else np.asarray(values, float)
         if arr.shape != (u,):
-            raise ValueError(f"hyper-parameter column: expected shape ({u},), got {arr.shape}")
+            raise RuntimeError(f"hyper-parameter column: expected shape ({u},), got {arr.shape}")
         return jnp.asarray(arr, dtype)
 
     # The simulator's hidden faults scale what it is told (the verifier predicts with the nominal).

@@ -106,7 +106,7 @@ def measure(design: Design, key: int) -> dict[str, np.ndarray]:
     objs = [expected_minibatch_objective(c.x, c.y, sd.batch, sd.beta) for c in comps]
     stacked = jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *objs)
     if any(c.cols.size != width for c in comps):
-        raise ValueError("SGD-MIN: good-event instances must use the same number of coordinates")
+        raise RuntimeError("SGD-MIN: good-event instances must use the same number of coordinates")
     theta_t = np.stack([runs.theta[u][:, c.cols] for u, c in enumerate(comps)])
     hat, _, l_mid, l_hat = sgd_objective.relax_to_expected_minimum(
         stacked, theta_t, sd.relax_lr, sd.relax_half

@@ -34,11 +34,13 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from simdyn.config import ConfigError
+
 
 def _vector(name: str, value: ArrayLike) -> np.ndarray:
     a = np.asarray(value, np.float64)
     if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):
-        raise ValueError(f"invalid {name}: expected a non-empty 1-d array of finite numbers")
+        raise ConfigError(f"invalid {name}: must be a non-empty 1-d array of finite numbers")
     return a
 
 
@@ -62,7 +64,7 @@ def population_moments(
     """
     phi, alpha = _vector("phi", phi), _vector("alpha", alpha)
     if phi.shape != alpha.shape or np.any((alpha < 0) | (alpha > 1)):
-        raise ValueError("invalid alpha: one value in [0, 1] per feature")
+        raise ConfigError("invalid alpha: must be one value in [0, 1] per feature (as many as phi)")
     return phi**2 + float(sigma) ** 2, (1.0 - alpha) ** 2 * phi**2
 
 
@@ -139,12 +141,12 @@ def feature_weights(
       ([True, True, False], [[1.0, 0.7071, 0.0], [1.0, 0.5, 0.0]])
     """
     if int(p) != p or p < 1 or int(layers) != layers or layers < 1:
-        raise ValueError("invalid p or layers: must be integers >= 1")
+        raise ConfigError(f"invalid p={p!r} or layers={layers!r}: must be integers >= 1")
     m, m_plus = population_moments(phi, alpha, sigma)
-    phi = np.abs(_vector("phi", phi))
-    alpha = _vector("alpha", alpha)
+    phi_abs = np.abs(_vector("phi", phi))
+    alpha_v = _vector("alpha", alpha)
     beta = m_plus / m
-    gamma = np.sqrt((1.0 - alpha) * phi / m)
+    gamma = np.sqrt((1.0 - alpha_v) * phi_abs / m)
     order = np.argsort(-beta, kind="stable")
     kept = np.zeros(beta.shape, bool)
     kept[order[: min(beta.size, int(p))]] = True
@@ -195,7 +197,10 @@ def delta(
     fw = feature_weights(phi, alpha, sigma, p)
     ph = _vector("phihat", phihat)
     if not fw.kept[j_star]:
-        raise ValueError(f"invalid j_star={j_star}: that feature is not kept, so r_l is infinite")
+        raise ConfigError(
+            f"invalid j_star={j_star}: must be a kept feature, one of "
+            f"{np.flatnonzero(fw.kept).tolist()} (a dropped one has r_l infinite)"
+        )
     g2 = fw.gamma**2 / fw.gamma[j_star] ** 2
     sel = fw.kept & (np.arange(ph.size) != j_star)
     return float(np.sum(ph[sel] ** 2 * (g2[sel] - g2[sel] ** 2)))
@@ -228,7 +233,7 @@ def corollary_example(case: Literal[1, 2, 3], rng: np.random.Generator, d: int =
       An :class:`Example` (downstream magnitudes phihat = 1, as in the corollary).
     """
     if d < 3:
-        raise ValueError("invalid d: the examples need d >= 3")
+        raise ConfigError(f"invalid d={d}: the examples need d >= 3")
     p = int(rng.integers(2, d))  # 2 <= p < d, so some feature is dropped
     phihat = np.ones(d)
     if case == 1:
@@ -251,4 +256,4 @@ def corollary_example(case: Literal[1, 2, 3], rng: np.random.Generator, d: int =
         others = np.delete(phi, j_star)
         phi[j_star] = 1.05 * max(others.max(), float(np.max(sigma / others)))
         return Example(phi, alpha, sigma, p, phihat, j_star)
-    raise ValueError(f"invalid case={case!r}: must be 1, 2 or 3")
+    raise ConfigError(f"invalid case={case!r}: must be 1, 2 or 3")

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from simdyn.config import ConfigError
+
 Array = jax.Array
 
 
@@ -92,7 +94,7 @@ def sample_supervised(
     """Def. 4.1: x = [y, y_sub, rest] (n, d), the four (y, y_sub) subclasses balanced (n a
     multiple of 4, in a random order), the rest uniform on {+-rest_scale}."""
     if n % 4 or d < 2:
-        raise ValueError("invalid n or d: n must be a multiple of 4 and d >= 2")
+        raise ConfigError(f"invalid n={n} or d={d}: n must be a multiple of 4 and d >= 2")
     k_perm, k_rest = jax.random.split(key)
     combos = jnp.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype)
     labels = jax.random.permutation(k_perm, jnp.tile(combos, (n // 4, 1)))
