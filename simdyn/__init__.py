@@ -22,6 +22,7 @@ from simdyn.config import (  # noqa: E402  (no JAX: cheap)
     ConfigError,
     DataConfig,
     ModelConfig,
+    ResultFileError,
     TrainConfig,
     apply_overrides,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "Record",
     "ModelConfig",
     "PRESETS",
+    "ResultFileError",
     "TrainConfig",
     "Trajectory",
     "apply_overrides",

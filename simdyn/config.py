@@ -31,7 +31,16 @@ _OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagr
 
 
 class ConfigError(ValueError):
-    """A configuration value is outside its allowed range."""
+    """A user-supplied value (a config field, an argument, a path, a file) is not allowed.
+
+    The message names the parameter and its allowed range or values. A subclass of
+    ``ValueError``, so code that catches ``ValueError`` keeps working.
+    """
+
+
+class ResultFileError(ConfigError):
+    """A result or checkpoint file cannot be used: unreadable, not a simdyn result,
+    incomplete, or corrupted (its bytes or numbers differ from those it was written with)."""
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -351,7 +360,7 @@ class Config:
             raise ConfigError(
                 f"unknown config section(s) {sorted(unknown)}: allowed are data, model, train"
             )
-        parts = {}
+        parts: dict[str, Any] = {}
         for name, sub in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
             values = dict(d.get(name, {}))
             allowed = {f.name for f in fields(sub)}
