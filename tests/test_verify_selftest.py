@@ -92,28 +92,69 @@ def test_mean_equivalence_holds_inside_and_rejects_a_near_miss():
     assert verdict(few.p_hold, few.p_fail) == "inconclusive"
 
 
-def test_event_margin_gives_its_power_after_holm():
-    # A rate equal to its prediction (the worst case, 1/2) must hold its TOST at alpha / H, the
-    # last Holm rank, in ~80% of draws at the margin event_margin(n) derives; a 3-SE margin cannot.
-    n = 1000
-    margin = good_event.event_margin(n)
-    k = np.random.default_rng(1).binomial(n, 0.5, size=2000)
-    p_hold = np.array([good_event._tost(int(x), n, 0.5, margin)[0] for x in k])
-    held = (p_hold <= ALPHA / good_event.HOLM_FAMILY).mean()
-    assert 0.75 < held < 0.9
-    narrow = np.array([good_event._tost(int(x), n, 0.5, 3 * 0.5 / n**0.5)[0] for x in k])
-    assert (narrow <= ALPHA / good_event.HOLM_FAMILY).mean() < 0.2
+@pytest.mark.parametrize("rate", [0.0015, 0.05, 0.6])
+def test_event_instances_give_the_log_ratio_tost_its_power_after_holm(rate):
+    # A rate equal to its prediction must hold its log-ratio TOST at alpha / H, the last Holm
+    # rank, in ~80% of draws at the size event_instances derives, at a rare and a common rate;
+    # at a quarter of that size it cannot.
+    margin = math.log(1.25)
+    n = good_event.event_instances(rate, margin, cap=10**7, floor=1, power=0.8)
+    level = ALPHA / good_event.HOLM_FAMILY
+    k = np.random.default_rng(1).binomial(n, rate, size=2000)
+    p_hold = np.array([good_event.log_ratio_tost(int(x), n, rate, margin)[0] for x in k])
+    assert 0.72 < (p_hold <= level).mean() < 0.9
+    k4 = np.random.default_rng(2).binomial(n // 4, rate, size=2000)
+    few = np.array([good_event.log_ratio_tost(int(x), n // 4, rate, margin)[0] for x in k4])
+    assert (few <= level).mean() < 0.2
+
+
+def test_a_capped_point_widens_its_margin_to_what_its_size_decides():
+    rate, margin = 0.0015, math.log(1.25)
+    n = good_event.event_instances(rate, margin, cap=20_000, floor=1, power=0.8)
+    assert n == 20_000
+    wide = good_event.point_log_margin(rate, n, margin, 0.8)
+    assert wide > margin
+    k = np.random.default_rng(3).binomial(n, rate, size=2000)
+    p_hold = np.array([good_event.log_ratio_tost(int(x), n, rate, wide)[0] for x in k])
+    assert (p_hold <= ALPHA / good_event.HOLM_FAMILY).mean() > 0.72
+
+
+def test_a_rate_twenty_times_too_high_fails_at_the_rarest_full_point():
+    # The referee's case: at q = 0.002 (rate ~0.0014) an absolute margin of +-0.07 let a rate
+    # 20x too high hold. The log-ratio TOST at the full design's size rejects 2x (capped, its
+    # margin is ratio ~1.27).
+    design = good_event.DESIGNS["full"]
+    (n_pts, d, _), size = good_event.points(design)[0], good_event._event_sizes(design)[0]
+    truth = 1.0 - good_event.good_event_probability(design.m * n_pts, d, good_event.K)
+    power = good_event.point_power(len(good_event.points(design)))
+    margin = good_event.point_log_margin(truth, size, design.event_log_margin, power)
+    for factor in (20.0, 2.0):
+        k = np.random.default_rng(4).binomial(size, factor * truth, size=200)
+        p_fail = np.array([good_event.log_ratio_tost(int(x), size, truth, margin)[1] for x in k])
+        assert (p_fail <= ALPHA / good_event.HOLM_FAMILY).mean() > 0.95, factor
 
 
 def test_a_control_placed_by_control_z_fails_with_99_percent_power():
-    # The nearest a control is placed: its interval's edge CONTROL_Z true-rate SEs from the truth.
-    n, truth = 600, 0.344
-    margin = good_event.event_margin(n)
-    se = math.sqrt(truth * (1 - truth) / n)
-    wrong = truth + margin + good_event.CONTROL_Z * se
+    # The nearest a control is placed: its log ratio CONTROL_Z log-rate SEs beyond the margin.
+    n, truth, margin = 20_000, 0.01, math.log(1.25)
+    se = good_event.log_rate_se(truth, n)
+    wrong = truth * math.exp(margin + good_event.CONTROL_Z * se)
     k = np.random.default_rng(2).binomial(n, truth, size=2000)
-    p_fail = np.array([good_event._tost(int(x), n, wrong, margin)[1] for x in k])
+    p_fail = np.array([good_event.log_ratio_tost(int(x), n, wrong, margin)[1] for x in k])
     assert (p_fail <= ALPHA / 90).mean() >= 0.98
+
+
+def test_dispersion_inflates_the_cloglog_se_only_for_overdispersed_points():
+    q = np.array([0.01, 0.03, 0.1, 0.3, 1.0])
+    n = np.full(5, 1000)
+    exact = np.round(n * -np.expm1(-0.5 * q)).astype(int)
+    _, _, se_fit = good_event.cloglog_fit(q, exact, n)
+    scattered = exact * np.array([1, 3, 1, 3, 1])  # rates off the curve by factors of 3
+    _, _, se_wide = good_event.cloglog_fit(q, scattered, n)
+    rate = -np.expm1(-0.5 * q)
+    assert good_event.dispersion(exact, n, rate) == 1.0
+    assert good_event.dispersion(scattered, n, rate) > 5
+    assert se_wide > 2 * se_fit
 
 
 def test_scope_names_the_design_points_where_a_failing_row_holds():
@@ -220,7 +261,7 @@ def _rate_tests(fails, bad, collide, p_bad):
         for f, b, c in zip(fails, bad, collide, strict=True)
     ]
     qs = [0.01 * 3**i for i in range(len(fails))]
-    draws = good_event._Draws(qs, list(p_bad), pts)
+    draws = good_event._Draws(qs, list(p_bad), pts, list(bad))
     row = good_event._Conclusion("cc", "w").row("X rate", "src")
     design = good_event.Design(seeds=len(fails[0]))
     results = [t for rule in (*row.rules, *row.controls) for t in rule.apply(design, draws)]
@@ -324,3 +365,16 @@ def test_every_fault_has_a_name_and_a_description():
     names = [s.name for s in simulators.BROKEN]
     assert len(set(names)) == len(names) >= 6
     assert all(s.fault for s in simulators.BROKEN)
+
+
+def test_event_flags_match_the_instances_the_closed_forms_see():
+    # The event sets' jitted sampler and the eager sample_instances path draw the same instances.
+    simdyn.enable_x64()
+    from simdyn.verify.instances import sample_instances
+
+    seeds = range(10**7, 10**7 + 300)
+    fast = good_event._event_flags(8, 2, 600, seeds, 5)
+    data = good_event._data(8, 2, 600, (1.0,) * good_event.K)
+    slow = good_event._bad_event(sample_instances(data, list(seeds), 5))
+    assert 0 < slow.sum() < slow.size
+    np.testing.assert_array_equal(fast, slow)

@@ -151,3 +151,50 @@ def test_evaluate_holm_verdicts_and_loud_flag_for_a_control_that_does_not_fail()
     assert "NEGATIVE CONTROL DID NOT FAIL for: C" in text
     payload = to_json(rows, {"scale": "test"})
     assert [r["verdict"] for r in payload["rows"]] == ["holds", "fails", "holds"]
+
+
+def test_slope_se_is_robust_to_unequal_scatter():
+    # Log-log data whose scatter grows tenfold along x: the classical SE, assuming one variance,
+    # covers the true slope well below 95% of the time; the robust SE (HC3, never below the
+    # classical one) keeps the 95% t-interval's coverage near 95%.
+    from scipy import stats as sps
+
+    from simdyn.verify.stats import fit_log_log
+
+    rng = np.random.default_rng(7)
+    x = np.repeat(np.exp(np.linspace(0, 3, 8)), 5)
+    sd = np.linspace(0.02, 0.4, x.size) ** 1.5 * 2
+    covered_robust = covered_classic = 0
+    trials = 2000
+    for _ in range(trials):
+        y = np.exp(0.5 * np.log(x) + rng.normal(0, sd))
+        fit = fit_log_log(x, y)
+        lx = np.log(x)
+        resid = np.log(y) - fit.intercept - fit.slope * lx
+        classic = np.sqrt(resid @ resid / fit.dof / ((lx - lx.mean()) @ (lx - lx.mean())))
+        assert fit.se >= classic - 1e-15
+        t = sps.t.ppf(0.975, fit.dof)
+        covered_robust += abs(fit.slope - 0.5) <= t * fit.se
+        covered_classic += abs(fit.slope - 0.5) <= t * classic
+    assert covered_classic / trials < 0.92
+    assert covered_robust / trials > 0.93
+
+
+def test_slope_power_after_holm_is_the_distance_failed_with_80_percent():
+    # The stated reach at the Holm level: a slope that far outside [lo, hi] makes p_fail <= alpha
+    # in ~80% of draws of the estimate.
+    import re
+
+    from simdyn.verify.stats import SlopeFit, slope_p_values, slope_test, with_power_after_holm
+
+    x = np.exp(np.linspace(0, 2, 30))
+    y = np.exp(1.0 * np.log(x) + np.random.default_rng(3).normal(0, 0.1, x.size))
+    test = slope_test("s", x, y, 0.8, 1.2, statistic="s", rule="r")
+    alpha = 0.05 / 40
+    stated = with_power_after_holm(test, alpha)
+    assert "80% power" in stated.power and stated.power != test.power
+    reach = float(re.search(r"fails at a slope ([0-9.e-]+) outside", stated.power).group(1))
+    se, dof = test.data["fit"]["se"], test.data["fit"]["dof"]
+    draws = np.random.default_rng(4).normal(1.2 + reach, se, 4000)
+    fails = [slope_p_values(SlopeFit(b, 0.0, se, dof), 0.8, 1.2)[1] <= alpha for b in draws]
+    assert 0.75 < np.mean(fails) < 0.85

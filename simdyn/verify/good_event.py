@@ -11,12 +11,20 @@ Design: balanced labels (the theorems' Assumption 3.1), i.i.d. noise placement, 
 instance per unit, on a grid of q = (m n)^2 / d (GRID_Q: five values over two decades) for
 several n. Pre-registered rows, one test per design point (never pooled):
 
-* ``GOOD-EVENT`` (the event itself): per point, TOST that the observed bad-event rate is within
-  +-event_margin(n) (derived from the size and the Holm family) of 1 - P(good). Near-miss
-  control: the same test against the rate for one augmentation too many ((m + 1) n draws), at
-  the points where that interval misses the truth by CONTROL_Z standard errors (>= 99% power
-  to fail after Holm; chosen from the formulas, before any draw).
-  Plus the scaling law of the bad-event rate itself (``slope``, as below).
+* ``GOOD-EVENT`` (the event itself): per point, a TOST on the LOG RATIO of the observed to the
+  exact bad-event rate: the rate holds when observed / predicted lies in [e^-delta_i, e^delta_i].
+  The margin is relative because the rates span three decades (an absolute margin let a rate 20x
+  too high hold where the rate is ~0.001). The counts come from a dedicated instance set per
+  point (the event needs only the noise placement, so instances are cheap); its size is derived
+  from the power (:func:`event_instances`): enough instances that rates equal to their
+  predictions hold at EVERY point with EVENT_POWER after Holm (each point with power
+  EVENT_POWER^(1/points)) at the design's ``event_log_margin``, capped at
+  ``event_max_instances``; where the cap binds, the point's margin widens to what its size can
+  decide (:func:`point_log_margin`) and the report says so. Near-miss control: the same test
+  against the rate for one augmentation too many ((m + 1) n draws), at the points where that
+  ratio misses the truth by CONTROL_Z standard errors beyond the margin (>= 99% power to fail
+  after Holm; chosen from the formulas, before any draw), and always at the most distinguishable
+  point. Plus the scaling law of the bad-event rate itself (``slope``, as below).
 * ``CC-minnorm rate`` / ``FS-dim rate`` (the conclusions): the min-norm SCL minimizer at mu = 0
   collapses (||W v_2|| <= ZERO_TOL) and the min-norm UCL minimizer at a suppressed point
   (K = p = 3, phi_1^2 = 0.64 outside the top 3 of L) suppresses (||W v_1|| <= ZERO_TOL).
@@ -29,10 +37,11 @@ several n. Pre-registered rows, one test per design point (never pooled):
   regression of the failure counts over the points where the bad event is rare (formula
   <= RARE_EVENT) with the complementary log-log link (:func:`cloglog_fit`): the rate falls at
   least as fast as the bound O((m n)^2 / d) if the slope b on ln q is >= SLOPE_LOWER (one-sided
-  Wald test). Near-miss controls: the implication for the event without "off the feature block"
-  (distinct noise coordinates only) must fail, and b >= control_slope (1.25 in the full design:
-  a rate falling 25% faster) must be rejected. Each point's rate with its Clopper-Pearson
-  interval, and the bad event's observed and exact rate, are in the notes.
+  Wald test, its standard error inflated by the Pearson dispersion of the fit when that exceeds
+  1, a quasi-binomial robust SE). Near-miss controls: the implication for the event without
+  "off the feature block" (distinct noise coordinates only) must fail, and b >= control_slope
+  (1.25 in the full design: a rate falling 25% faster) must be rejected. Each point's rate with
+  its Clopper-Pearson interval, and the bad event's observed and exact rate, are in the notes.
 
 Each instance's closed form uses its exact restricted moments (:mod:`simdyn.verify.instances`),
 float64, no D x D eigendecomposition.
@@ -44,12 +53,15 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
 from simdyn import theory
 from simdyn.config import DataConfig
-from simdyn.verify import data_model, loop_check
+from simdyn.seeds import as_key, seed_keys, streams
+from simdyn.verify import data_model, loop_check, simulators
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
@@ -84,21 +96,33 @@ JOINT_TOL = 1e-6  # the closed form is exact on the event (round-off ~1e-15 meas
 class Design:
     ns: tuple[int, ...] = (8,)
     m: int = 2
-    seeds: int = 200  # independent instances per design point
+    seeds: int = 200  # independent instances per design point (the conclusions' closed forms)
     control_slope: float = 1.25  # the near-miss slope that must be rejected (power-limited)
+    # The bad-event rate's equivalence margin on the log-ratio scale, and the most instances a
+    # point may draw for it (see event_instances).
+    event_log_margin: float = math.log(1.5)
+    event_max_instances: int = 20_000
 
 
 DESIGNS: dict[Scale, Design] = {
     # Control slopes from the power at each size: ~6 slope SEs from 1 (SE ~0.07 at 5 x 300,
-    # ~0.03 at 10 x 1000). The event margin follows from the size (event_margin).
-    "small": Design(seeds=60, control_slope=2.0),
+    # ~0.03 at 10 x 1000). The event rate's instances follow from its margin (event_instances).
+    "small": Design(seeds=60, control_slope=2.0, event_max_instances=20_000),
     # quick: 600 instances so its (m+1)n control fails with >= 99% power (300 gave ~80%: a
     # quick run, key 1, drew a rate 1.9 SE high and the control came out inconclusive).
     # quick: both sizes since the slope fits only the rare-event points: at n = 8 alone its slope
     # se was ~0.06 (z ~ 3.3 for a true slope 1 against 0.8, too weak after Holm), ~0.043 with
     # n = 16 too (z ~ 4.6).
-    "quick": Design(ns=(8, 16), seeds=600, control_slope=1.5),
-    "full": Design(ns=(8, 16), seeds=1000, control_slope=1.25),
+    # quick / full: ratio margins 1.5 and 1.25; the caps bind only at the rarest points (q = 0.002,
+    # 0.0063 at quick; q = 0.002 at full), whose margins widen (point_log_margin).
+    "quick": Design(ns=(8, 16), seeds=600, control_slope=1.5, event_max_instances=60_000),
+    "full": Design(
+        ns=(8, 16),
+        seeds=1000,
+        control_slope=1.25,
+        event_log_margin=math.log(1.25),
+        event_max_instances=300_000,
+    ),
 }
 
 
@@ -112,18 +136,59 @@ EVENT_POWER = 0.8
 CONTROL_Z = float(stats.norm.isf(ALPHA / (2 * 90)) + stats.norm.isf(0.01))
 
 
-def event_margin(instances: int) -> float:
-    """TOST margin of a bad-event rate at ``instances`` units: (z_{alpha/H} + z_{(1-power)/2}) x the
-    largest binomial SE sqrt(1/4 / n), so that a rate equal to its prediction holds with 80%
-    power after Holm over H = HOLM_FAMILY p-values (0.070 at 1000, 0.128 at 300).
+# Both one-sided tests of a TOST must pass: the estimate must land within margin - z_{alpha/H} SE
+# of the truth on either side, which it does with probability EVENT_POWER when the margin is
+# EVENT_Z standard errors.
+EVENT_Z = float(stats.norm.isf(ALPHA / HOLM_FAMILY) + stats.norm.isf((1 - EVENT_POWER) / 2))
 
-    (Set after a development run, key 3, showed the earlier 3-SE margin, 0.05 at 1000, could not
-    decide after Holm even though every rate sat within 1.5 SE of its prediction.)
-    """
-    # Both one-sided tests must pass: the estimate must land within margin - z_{alpha/H} SE of
-    # the truth on either side, which it does with probability EVENT_POWER at this margin.
-    z = stats.norm.isf(ALPHA / HOLM_FAMILY) + stats.norm.isf((1 - EVENT_POWER) / 2)
-    return float(z * math.sqrt(0.25 / instances))
+
+def log_rate_se(rate: float, instances: int) -> float:
+    """Delta-method SE of ln(observed rate) at a true ``rate``: sqrt((1 - rate) / (n rate))."""
+    return math.sqrt((1.0 - rate) / (instances * rate))
+
+
+def tost_power(rate: float, instances: int, log_margin: float) -> float:
+    """Exact probability that the log-ratio TOST holds at the last Holm rank (alpha / H) when
+    the true rate equals its prediction: the binomial pmf summed over the counts that hold."""
+    mean = instances * rate
+    spread = 12.0 * math.sqrt(mean * (1.0 - rate)) + 10.0
+    ks = np.arange(max(0, int(mean - spread)), min(instances, int(mean + spread)) + 1)
+    lo, hi = rate * math.exp(-log_margin), min(rate * math.exp(log_margin), 1.0)
+    level = ALPHA / HOLM_FAMILY
+    holds = stats.binom.sf(ks - 1, instances, lo) <= level
+    if hi < 1.0:
+        holds &= stats.binom.cdf(ks, instances, hi) <= level
+    return float(stats.binom.pmf(ks[holds], instances, rate).sum())
+
+
+def point_power(points_in_row: int) -> float:
+    """Each point's power so that a row of ``points_in_row`` true rates all hold with
+    EVENT_POWER (the row holds only if every point does): EVENT_POWER ** (1 / points)."""
+    return EVENT_POWER ** (1.0 / points_in_row)
+
+
+def event_instances(rate: float, log_margin: float, cap: int, floor: int, power: float) -> int:
+    """Instances a point needs so that a bad-event rate equal to its prediction ``rate`` holds its
+    log-ratio TOST with ``power`` after Holm (:func:`tost_power`, exact; started from the
+    delta-method size EVENT_Z^2 (1 - rate) / (rate log_margin^2) and grown by 10% steps, since
+    the log of a rare count is skewed); between ``floor`` and ``cap``."""
+    n = max(math.ceil(EVENT_Z**2 * (1.0 - rate) / (rate * log_margin**2)), floor)
+    while n < cap and tost_power(rate, n, log_margin) < power:
+        n = math.ceil(1.1 * n)
+    return int(min(n, cap))
+
+
+def point_log_margin(rate: float, instances: int, log_margin: float, power: float) -> float:
+    """The margin a point is judged at: the design's, or, where the cap left the point fewer
+    instances than :func:`event_instances` asks, the smallest wider margin at which a true rate
+    still holds with ``power`` (:func:`tost_power`, bisection)."""
+    if tost_power(rate, instances, log_margin) >= power:
+        return log_margin
+    lo, hi = log_margin, log_margin + 10.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if tost_power(rate, instances, mid) >= power else (mid, hi)
+    return hi
 
 
 def good_event_probability(num: float, d: int, k: int) -> float:
@@ -153,21 +218,28 @@ def _data(n: int, m: int, d: int, phi: tuple[float, ...]) -> DataConfig:
     )  # fmt: skip
 
 
-def _tost(k: int, n: int, target: float, margin: float) -> tuple[float, float]:
-    """(p_hold, p_fail) of |rate - target| <= margin from k events in n (exact binomial)."""
-    lo, hi = max(target - margin, 0.0), min(target + margin, 1.0)
+def _tost(k: int, n: int, lo: float, hi: float) -> tuple[float, float]:
+    """(p_hold, p_fail) of lo <= rate <= hi from k events in n (exact binomial tails)."""
+    lo, hi = max(lo, 0.0), min(hi, 1.0)
     p_above_lo = float(stats.binom.sf(k - 1, n, lo)) if lo > 0 else 0.0  # P(K >= k | lo)
     p_below_hi = float(stats.binom.cdf(k, n, hi)) if hi < 1 else 0.0  # P(K <= k | hi)
     p_hold = max(p_above_lo, p_below_hi)
-    p_fail = min(
-        1.0, 2 * min(float(stats.binom.cdf(k, n, lo)), float(stats.binom.sf(k - 1, n, hi)))
-    )
-    return p_hold, p_fail
+    below = float(stats.binom.cdf(k, n, lo)) if lo > 0 else 1.0
+    above = float(stats.binom.sf(k - 1, n, hi)) if hi < 1 else 1.0
+    return p_hold, min(1.0, 2 * min(below, above))
 
 
-def _event_test(name: str, bad: np.ndarray, target: float, margin: float, rule: str) -> TestResult:
+def log_ratio_tost(k: int, n: int, target: float, log_margin: float) -> tuple[float, float]:
+    """(p_hold, p_fail) of |ln(rate / target)| <= log_margin from k events in n (exact)."""
+    return _tost(k, n, target * math.exp(-log_margin), target * math.exp(log_margin))
+
+
+def _event_test(
+    name: str, bad: np.ndarray, target: float, log_margin: float, rule: str
+) -> TestResult:
     n, k = bad.size, int(bad.sum())
-    p_hold, p_fail = _tost(k, n, target, margin)
+    p_hold, p_fail = log_ratio_tost(k, n, target, log_margin)
+    ratio = math.exp(log_margin)
     return TestResult(
         name=name,
         statistic="bad-event rate (some noise coordinates collide or hit v_1..v_K)",
@@ -175,18 +247,20 @@ def _event_test(name: str, bad: np.ndarray, target: float, margin: float, rule: 
         kind="fraction",
         estimate=k / n,
         ci=clopper_pearson(k, n),
-        threshold=f"in [{target - margin:.3g}, {target + margin:.3g}]",
+        threshold=f"in [{target / ratio:.3g}, {target * ratio:.3g}] (ratio {ratio:.3g})",
         p_hold=p_hold,
         p_fail=p_fail,
         n_units=n,
         n_excluded=0,
-        data={"bad": bad.astype(int).tolist()},
-        power=f"equivalence margin +-{margin:g} at n={n}",
+        data={"events": k, "instances": n, "target": target, "log_margin": log_margin},
+        power=f"log-ratio margin +-{log_margin:.3g} (ratio {ratio:.3g}) at n={n}: rates equal "
+        f"to their predictions hold at every point with {EVENT_POWER:.0%} power after Holm",
     )
 
 
 def cloglog_fit(q: np.ndarray, k: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
-    """Binomial regression cloglog(rate) = a + b ln q (maximum likelihood). -> (a, b, se_b).
+    """Binomial regression cloglog(rate) = a + b ln q (maximum likelihood). -> (a, b, se_b),
+    se_b the model SE scaled by the Pearson dispersion when that exceeds 1 (:func:`dispersion`).
 
     Why this link: a birthday-type failure count is ~Poisson(c q), so rate = 1 - exp(-c q) and
     cloglog(rate) = ln c + 1 * ln q exactly; "falls as fast as the bound O(q)" is b >= 1.
@@ -210,7 +284,24 @@ def cloglog_fit(q: np.ndarray, k: np.ndarray, n: np.ndarray) -> tuple[float, flo
     w = n * (np.exp(eta) * (1 - rate)) ** 2 / np.maximum(rate * (1 - rate), 1e-300)
     info = np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
     se_b = float(math.sqrt(np.linalg.inv(info)[1, 1]))
-    return float(a_hat), float(b_hat), se_b
+    return float(a_hat), float(b_hat), se_b * math.sqrt(dispersion(k, n, rate))
+
+
+def dispersion(k: np.ndarray, n: np.ndarray, rate: np.ndarray) -> float:
+    """Quasi-binomial dispersion of a fit: Pearson chi^2 / (points - 2), floored at 1.
+
+    The model SE assumes the binomial variance and a correct link; when the points scatter more
+    than that (a misspecified curve, correlated units), chi^2 / dof > 1 and the SE is scaled by
+    its square root (McCullagh & Nelder, Generalized Linear Models, sec. 4.5). It never shrinks
+    the SE. With 2 points or fewer there is no residual information: 1.
+    """
+    k, n, rate = (np.asarray(a, float) for a in (k, n, rate))
+    dof = k.size - 2
+    if dof <= 0:
+        return 1.0
+    var = np.maximum(n * rate * (1 - rate), 1e-300)
+    chi2 = float(np.sum((k - n * rate) ** 2 / var))
+    return max(1.0, chi2 / dof)
 
 
 def _slope_test(name: str, q, failed: list[np.ndarray], lower: float, what: str) -> TestResult:
@@ -242,6 +333,7 @@ def _slope_test(name: str, q, failed: list[np.ndarray], lower: float, what: str)
             "failures": k.tolist(),
             "units": n.tolist(),
             "rate_ci": [clopper_pearson(int(a), int(c)) for a, c in zip(k, n, strict=True)],
+            "fit": {"slope": b, "se": se, "dof": 10**6, "sides": 1},  # a Wald (normal) test
         },
         power=f"slope se {se:.3g}: detects a slope below {lower - 2.5 * se:.3g}",
     )
@@ -250,9 +342,14 @@ def _slope_test(name: str, q, failed: list[np.ndarray], lower: float, what: str)
 def _bad_event(sets, feature_hits: bool = True) -> np.ndarray:
     """(U,) whether each instance's noise coordinates collide or (``feature_hits``) hit the
     feature block v_1..v_K."""
-    idx = np.asarray(sets.points.noise_idx)
-    idx = idx.reshape(idx.shape[0], -1)
-    return np.array([np.unique(r).size < r.size or (feature_hits and (r <= K).any()) for r in idx])
+    return _bad_from_idx(np.asarray(sets.points.noise_idx), feature_hits)
+
+
+def _bad_from_idx(idx: np.ndarray, feature_hits: bool = True) -> np.ndarray:
+    """(U,) the bad event from the noise coordinates idx (U, ...) of U instances."""
+    idx = np.sort(idx.reshape(idx.shape[0], -1), axis=1)
+    bad = (idx[:, 1:] == idx[:, :-1]).any(axis=1)
+    return bad | (idx <= K).any(axis=1) if feature_hits else bad
 
 
 class _Point(NamedTuple):
@@ -300,66 +397,111 @@ def _point(design: Design, n: int, d: int, key: int, offset: int) -> _Point:
 
 
 class _Draws(NamedTuple):
-    """Per design point: q, the bad event's probability (formula) and the units' _Point."""
+    """Per design point: q, the bad event's probability (formula), the units' _Point, and the
+    bad-event flags of the point's dedicated event instances."""
 
     qs: list[float]
     p_bad: list[float]
     units: list[_Point]
+    event_bad: list[np.ndarray]
+
+
+# Seeds of the event instance sets: disjoint from the conclusions' (offset j * 2 seeds, + 0, 1e6,
+# 2e6) and from each other (at most EVENT_SEED_STRIDE instances per point).
+EVENT_SEED_BASE = 10**7
+EVENT_SEED_STRIDE = 10**6
+EVENT_CHUNK = 8192  # instances sampled at once: only their flags are kept
+
+
+def _event_flags(n: int, m: int, d: int, seeds: range, key: int) -> np.ndarray:
+    """(len(seeds),) the bad event of fresh SCL instances: the simulator's own sampler, jitted
+    per point (only the noise coordinates survive compilation), in fixed chunks of seeds."""
+    data = _data(n, m, d, (1.0,) * K)
+    sim = simulators.active()  # a data-model fault changes these instances too
+
+    @jax.jit
+    def noise_idx(keys: jax.Array) -> jax.Array:
+        sample = jax.vmap(lambda k: sim.sample(streams(k).data, data, jnp.float64))(keys)
+        return sample.points.noise_idx
+
+    seeds = list(seeds)
+    parts = []
+    for i in range(0, len(seeds), EVENT_CHUNK):
+        chunk = seeds[i : i + EVENT_CHUNK]
+        padded = chunk + [chunk[-1]] * (EVENT_CHUNK - len(chunk))
+        idx = np.asarray(noise_idx(seed_keys(as_key(key), np.asarray(padded))))
+        parts.append(_bad_from_idx(idx[: len(chunk)]))
+    return np.concatenate(parts)
+
+
+def _event_sizes(design: Design) -> list[int]:
+    """Instances of each point's event set (from the formula, before any draw)."""
+    power = point_power(len(points(design)))
+    return [
+        event_instances(
+            1.0 - good_event_probability(design.m * n, d, K), design.event_log_margin,
+            design.event_max_instances, design.seeds, power,
+        )
+        for n, d, _ in points(design)
+    ]  # fmt: skip
 
 
 def _draw(design: Design, key: int) -> _Draws:
     """The instances of every design point (disjoint seed ranges)."""
-    draws = _Draws([], [], [])
-    for j, (n, d, q) in enumerate(points(design)):
+    draws = _Draws([], [], [], [])
+    for j, ((n, d, q), size) in enumerate(zip(points(design), _event_sizes(design), strict=True)):
         draws.qs.append(q)
         draws.p_bad.append(1.0 - good_event_probability(design.m * n, d, K))
         draws.units.append(_point(design, n, d, key, offset=j * 2 * design.seeds))
+        start = EVENT_SEED_BASE + j * EVENT_SEED_STRIDE
+        draws.event_bad.append(_event_flags(n, design.m, d, range(start, start + size), key))
     return draws
 
 
 def _event_points(design: Design, draws: _Draws):
-    """Per point: (tag, the cc instances' bad events, exact rate, rate for (m+1) n draws)."""
-    for (n, d, q), unit in zip(points(design), draws.units, strict=True):
+    """Per point: (tag, its event set's bad events, exact rate, rate for (m+1) n draws, the
+    point's log-ratio margin)."""
+    power = point_power(len(points(design)))
+    for (n, d, q), bad in zip(points(design), draws.event_bad, strict=True):
         target = 1.0 - good_event_probability(design.m * n, d, K)
         wrong = 1.0 - good_event_probability((design.m + 1) * n, d, K)
-        yield f"n={n} d={d} q={q:.3g}", unit.cc_bad, target, wrong
+        margin = point_log_margin(target, bad.size, design.event_log_margin, power)
+        yield f"n={n} d={d} q={q:.3g}", bad, target, wrong, margin
 
 
 def _event_tests(design: Design, draws: _Draws) -> list[TestResult]:
-    """Per point, the TOST of the bad-event rate against the exact formula."""
-    margin = event_margin(design.seeds)
+    """Per point, the log-ratio TOST of the bad-event rate against the exact formula."""
     return [
         _event_test(
             f"event[{tag}]", bad, target, margin,
-            f"TOST: bad-event rate within +-{margin:g} of 1 - prod (d-K-i)/d = {target:.4f}",
+            f"TOST: bad-event rate / (1 - prod (d-K-i)/d = {target:.4g}) in "
+            f"[e^-{margin:.3g}, e^{margin:.3g}]",
         )
-        for tag, bad, target, _ in _event_points(design, draws)
+        for tag, bad, target, _, margin in _event_points(design, draws)
     ]  # fmt: skip
 
 
 def _event_controls(design: Design, draws: _Draws) -> list[TestResult]:
-    """The (m+1) n controls where the wrong rate's interval misses the truth by >= CONTROL_Z
-    standard errors (decided from the formulas before any draw), and always at the most
-    distinguishable point, so every size has one."""
-    margin = event_margin(design.seeds)
-    gaps = [(abs(w - t), bad, w, tag, t) for tag, bad, t, w in _event_points(design, draws)]
+    """The (m+1) n controls where the wrong rate's log ratio to the truth exceeds the margin by
+    >= CONTROL_Z log-rate standard errors of the truth (decided from the formulas before any
+    draw), and always at the most distinguishable point, so every size has one."""
+    gaps = []
+    for tag, bad, target, wrong, margin in _event_points(design, draws):
+        excess = abs(math.log(wrong / target)) - margin
+        gaps.append((excess / log_rate_se(target, bad.size), bad, wrong, tag, margin))
     best = max(g[0] for g in gaps)
-    controls = []
-    for gap, bad, wrong, tag, target in gaps:
-        se = math.sqrt(target * (1 - target) / design.seeds)
-        if gap - margin >= CONTROL_Z * se or gap == best:
-            controls.append(
-                _event_test(
-                    f"control:event-(m+1)n[{tag}]", bad, wrong, margin,
-                    f"(wrong) rate for (m+1) n noise draws = {wrong:.4f}",
-                )
-            )  # fmt: skip
-    return controls
+    return [
+        _event_test(
+            f"control:event-(m+1)n[{tag}]", bad, wrong, margin,
+            f"(wrong) rate for (m+1) n noise draws = {wrong:.4g}",
+        )
+        for z, bad, wrong, tag, margin in gaps
+        if z >= CONTROL_Z or z == best
+    ]  # fmt: skip
 
 
 def _event_slope(design: Design, draws: _Draws) -> TestResult:
-    bads = [u.cc_bad for u in draws.units]
-    return _slope_test("slope", draws.qs, bads, SLOPE_LOWER, "the bad event")
+    return _slope_test("slope", draws.qs, draws.event_bad, SLOPE_LOWER, "the bad event")
 
 
 def _grid(design: Design) -> str:
@@ -367,9 +509,20 @@ def _grid(design: Design) -> str:
 
 
 def _describe_event(design: Design, draws: _Draws) -> RowText:
+    sizes = [b.size for b in draws.event_bad]
     return RowText(
-        summary=f"i.i.d. noise placement, {len(draws.qs)} points x {design.seeds}",
-        design=f"balanced labels, i.i.d. basis-noise placement, K={K}; {_grid(design)}",
+        summary=f"i.i.d. noise placement, {len(draws.qs)} points x {min(sizes)}-{max(sizes)}",
+        design=(
+            f"balanced labels, i.i.d. basis-noise placement, K={K}; q=(mn)^2/d in {GRID_Q}, n "
+            f"in {design.ns}, m={design.m}; per point a dedicated event set sized by "
+            f"event_instances (ratio margin {math.exp(design.event_log_margin):.3g}, cap "
+            f"{design.event_max_instances})"
+        ),
+        notes=tuple(
+            f"{tag}: bad-event rate {bad.mean():.4g} (formula {target:.4g}), ratio "
+            f"{bad.mean() / target:.3f}, margin e^+-{margin:.3g}, {bad.size} instances"
+            for tag, bad, target, _, margin in _event_points(design, draws)
+        ),
     )
 
 
@@ -500,8 +653,9 @@ CLAIM = Claim(
             rules=(
                 Rule(
                     "event[{point}]",
-                    "per point: bad-event rate within +-event_margin(instances) of "
-                    "1 - prod (d-K-i)/d (exact binomial TOST)",
+                    "per point: bad-event rate / (1 - prod (d-K-i)/d) within e^+-margin, the "
+                    "margin event_log_margin or wider where the instance cap binds (exact "
+                    "binomial TOST on the log ratio)",
                     _event_tests,
                 ),
                 Rule(
@@ -514,8 +668,8 @@ CLAIM = Claim(
             controls=(
                 Rule(
                     "control:event-(m+1)n[{point}]",
-                    f"(near miss) the TOST against the rate for (m+1) n draws, where it misses "
-                    f"the truth by >= {CONTROL_Z:.2f} standard errors",
+                    f"(near miss) the log-ratio TOST against the rate for (m+1) n draws, where "
+                    f"it exceeds the margin by >= {CONTROL_Z:.2f} log-rate standard errors",
                     _event_controls,
                 ),
             ),

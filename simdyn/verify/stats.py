@@ -14,7 +14,9 @@ Every sub-test of a claim reduces to one of three pre-registered forms:
   p-value of H0: pi <= threshold, p_fail that of H0: pi >= threshold (scipy ``binomtest``); the
   reported interval is the exact two-sided Clopper-Pearson interval.
 * a SLOPE test: a scaling law log y = a + b log x fitted by least squares over all units; the claim
-  holds if b lies in [lo, hi]. p_hold is the two-one-sided-tests (TOST) p-value of H0: b outside
+  holds if b lies in [lo, hi]. Its standard error is robust (the larger of the classical and the
+  HC3 heteroskedasticity-consistent one, :func:`fit_log_log`). p_hold is the two-one-sided-tests
+  (TOST) p-value of H0: b outside
   [lo, hi]; p_fail the p-value of H0: b inside [lo, hi] (the smaller one-sided p-value, doubled
   when both sides are finite). The interval is the t-interval of the slope.
 
@@ -243,21 +245,36 @@ def power_text(n: int, threshold: float, alpha: float) -> str:
 def with_power_after_holm(test: TestResult, alpha: float) -> TestResult:
     """``test`` with its power restated at ``alpha``, the level it faces after Holm.
 
-    A fraction test's p_fail reaches its row's verdict multiplied by the row's number of
-    sub-tests k (:func:`combine`) and then by at most m, the size of the Holm family (the first
-    Holm step), so in the worst case it fails its row only when p_fail <= ALPHA / (k m). Its
-    power must be stated at that alpha, not at ALPHA. Tests of other kinds are returned as is.
+    A sub-test's p_fail reaches its row's verdict multiplied by the row's number of sub-tests k
+    (:func:`combine`) and then by at most m, the size of the Holm family (the first Holm step),
+    so in the worst case it fails its row only when p_fail <= ALPHA / (k m). Its power must be
+    stated at that alpha, not at ALPHA: for a fraction test the pass rate it rejects with 80%
+    power; for a slope or mean test with a standard error, the distance outside its bounds at
+    which it fails with 80% power, (t_{alpha / sides} + z_{0.8}) se (p_fail doubles the nearer
+    one-sided p-value when both bounds are finite). Other tests are returned as is.
 
     Args:
         test: a sub-test of a row.
         alpha: the worst-case adjusted level, ALPHA / (k m).
 
     Returns:
-        The test with ``power`` recomputed for fraction tests.
+        The test with ``power`` recomputed for fraction, slope and mean tests.
     """
-    if test.kind != "fraction" or test.pass_threshold is None:
-        return test
-    return replace(test, power=power_text(test.n_units, test.pass_threshold, alpha))
+    if test.kind == "fraction" and test.pass_threshold is not None:
+        return replace(test, power=power_text(test.n_units, test.pass_threshold, alpha))
+    fit = test.data.get("fit") if isinstance(test.data, dict) else None
+    if test.kind in ("slope", "mean") and isinstance(fit, dict) and fit.get("se") is not None:
+        se, dof, sides = float(fit["se"]), int(fit["dof"]), int(fit.get("sides", 2))
+        if not (math.isfinite(se) and dof > 0):
+            return test
+        reach = (float(stats.t.isf(alpha / sides, dof)) + float(stats.norm.isf(0.2))) * se
+        what = "slope" if test.kind == "slope" else "mean"
+        return replace(
+            test,
+            power=f"{what} se {se:.2g}: fails at a {what} {reach:.2g} outside "
+            f"{test.threshold} (80% power at alpha {alpha:.2g})",
+        )
+    return test
 
 
 def fraction_power(n: int, threshold: float, alpha: float = ALPHA, power: float = 0.8) -> float:
@@ -394,7 +411,14 @@ class SlopeFit:
 
 
 def fit_log_log(x: np.ndarray, y: np.ndarray, log_y: bool = True) -> SlopeFit:
-    """OLS of log y (or y itself when ``log_y`` is False) on log x; >= 3 points, 2 distinct x."""
+    """OLS of log y (or y itself when ``log_y`` is False) on log x; >= 3 points, 2 distinct x.
+
+    The slope's standard error is the larger of the classical one and the HC3
+    heteroskedasticity-consistent one (MacKinnon & White 1985): the units of a scaling law
+    scatter differently at different x (a run near a threshold crossing is noisier), which the
+    classical SE, assuming one common variance, understates. Taking the larger never claims more
+    precision than either model supports.
+    """
     lx = np.log(np.asarray(x, float))
     ly = np.log(np.asarray(y, float)) if log_y else np.asarray(y, float)
     if lx.size < 3 or np.ptp(lx) == 0:
@@ -405,8 +429,18 @@ def fit_log_log(x: np.ndarray, y: np.ndarray, log_y: bool = True) -> SlopeFit:
     intercept = float(ly.mean() - slope * lx.mean())
     resid = ly - intercept - slope * lx
     dof = lx.size - 2
-    se = math.sqrt(max(float(resid @ resid), 0.0) / dof / sxx)
-    return SlopeFit(slope, intercept, se, dof)
+    classical = math.sqrt(max(float(resid @ resid), 0.0) / dof / sxx)
+    return SlopeFit(slope, intercept, max(classical, hc3_slope_se(xc, resid)), dof)
+
+
+def hc3_slope_se(xc: np.ndarray, resid: np.ndarray) -> float:
+    """HC3 standard error of an OLS slope: sqrt(sum xc_i^2 e_i^2 / (1 - h_i)^2) / sum xc_i^2,
+    with xc the centred regressor, e the residuals and h_i = 1/n + xc_i^2 / sum xc^2 the
+    leverages (Long & Ervin 2000 recommend HC3 for small samples)."""
+    sxx = float(xc @ xc)
+    h = 1.0 / xc.size + xc**2 / sxx
+    scaled = resid / np.maximum(1.0 - h, 1e-12)
+    return math.sqrt(float(np.sum(xc**2 * scaled**2))) / sxx
 
 
 def _t_sf(t: float, dof: int) -> float:
@@ -483,7 +517,9 @@ def slope_test(
         )
     half = float(stats.t.ppf(0.975, fit.dof)) * fit.se
     p_hold, p_fail = slope_p_values(fit, lo, hi)
-    payload["fit"] = {"slope": fit.slope, "intercept": fit.intercept, "se": fit.se, "dof": fit.dof}
+    sides = int(math.isfinite(lo)) + int(math.isfinite(hi))
+    payload["fit"] = {"slope": fit.slope, "intercept": fit.intercept, "se": fit.se, "dof": fit.dof,
+                      "sides": sides}  # fmt: skip
     return TestResult(
         name=name,
         statistic=statistic,
@@ -532,6 +568,8 @@ def mean_test(
     se = float(v[ok].std(ddof=1) / math.sqrt(n))
     fit = SlopeFit(mean, 0.0, se, n - 1)
     p_hold, p_fail = slope_p_values(fit, lo, hi)
+    sides = int(math.isfinite(lo)) + int(math.isfinite(hi))
+    payload["fit"] = {"se": se, "dof": n - 1, "sides": sides}
     half = float(stats.t.ppf(0.975, n - 1)) * se
     return TestResult(
         name=name,
