@@ -255,6 +255,7 @@ def _run(args: argparse.Namespace, kind: str) -> int:
         if kind == "sweep":
             from simdyn.sweep import sweep
 
+            assert grid is not None  # validated above for a sweep
             ds = sweep(config, grid, **common)
         else:
             from simdyn.simulation import simulate

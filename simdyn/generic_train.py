@@ -100,7 +100,7 @@ def loss_for(config: Config, family: LossFamily = "spectral", temperature: float
 def _check(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> None:
     t, dcfg = config.train, config.data
     dtype = jnp.dtype(t.dtype)
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
         raise ConfigError(
             "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
             "(or set JAX_ENABLE_X64=1) before building the run"
@@ -116,22 +116,28 @@ def _check(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> Non
         raise ConfigError(f"invalid data.m={dcfg.m}: NCE losses need m >= 2 views per original")
 
 
-# Trajectory's fields, then ||W_1||_F; built from Trajectory so the two can never drift apart.
-_GenericFields = NamedTuple(
-    "_GenericFields", [(f, Array) for f in (*Trajectory._fields, "first_layer_norm")]
-)
-
-
-class GenericTrajectory(_GenericFields):
+class GenericTrajectory(NamedTuple):
     """:class:`simdyn.train.Trajectory`'s fields (alignment = FIRST layer's columns) plus
     first_layer_norm: (R,) ||W_1||_F, bias column included, at the recorded steps (a scale for
     scale-free statements: NCE losses with cosine similarities do not fix ||W_1||)."""
 
-    __slots__ = ()
+    alignment: Array | np.ndarray
+    loss: Array | np.ndarray
+    probe_class: Array | np.ndarray
+    probe_subclass: Array | np.ndarray
+    diverged: Array | np.ndarray
+    diverged_step: Array | np.ndarray
+    theta: Array | np.ndarray
+    first_layer_norm: Array | np.ndarray
 
     def core(self) -> Trajectory:
         """The fields shared with the fast path's Trajectory."""
         return Trajectory(*self[: len(Trajectory._fields)])
+
+
+# Trajectory's fields, in order, then ||W_1||_F: checked here so the two can never drift apart.
+if GenericTrajectory._fields != (*Trajectory._fields, "first_layer_norm"):
+    raise RuntimeError("GenericTrajectory must list Trajectory's fields, then first_layer_norm")
 
 
 def make_generic_train(
@@ -151,7 +157,8 @@ def make_generic_train(
     representation = EncoderRepresentation(encoder, loss)
 
     def probe(params: dict, test: TestSet) -> ProbeAccuracy:
-        z = encoder.apply(params, test.points).representation
+        # flax types apply() as ``out | (out, state)``; without mutable= it returns ``out``
+        z = encoder.apply(params, test.points).representation  # type: ignore[union-attr]
         return probe_accuracy_from_embeddings(z, test.labels)
 
     spec = record_for(
@@ -172,6 +179,7 @@ def make_generic_train(
         def direction(params: dict, step: Array) -> dict:
             if t.full_batch:
                 return jax.grad(full.loss)(params)
+            assert t.batch_size is not None  # not full_batch: a minibatch size is set
             pts, y = draw_minibatch(
                 step_key(keys.batch, step), ts, dcfg, t.batch_size, t.fresh_augmentations, dtype
             )

@@ -277,6 +277,7 @@ def _hooks(direction, optimizer, record: Record, loss, context, threshold: float
 def _scan_every(hooks: _Hooks, s: _State, record: Record, steps: int):
     """Uniform schedule: a static ``every``-step inner loop per log, probes every k logs."""
     every = record.every
+    assert every is not None  # run_loop sends only a uniform (every=) schedule here
     num_logs = len(record.log_steps(steps))
 
     def log_block(s: _State, _) -> tuple[_State, tuple[Array | None, dict]]:
@@ -285,6 +286,7 @@ def _scan_every(hooks: _Hooks, s: _State, record: Record, steps: int):
     s, first = hooks.log(s)
     probed: dict = {}
     if record.probes:
+        assert record.probe_every is not None  # Record checks: probes come with probe_every
         per_probe = record.probe_every // every
 
         def probe_block(s: _State, _):

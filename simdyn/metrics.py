@@ -62,7 +62,8 @@ def probe_accuracy_from_embeddings(z: Array, labels: Labels) -> ProbeAccuracy:
     ys = labels.y_sub.astype(dtype)
     score = _fit_predict(zf, y[:half], jnp.ones((half,), dtype), ze)
     class_acc = jnp.mean((jnp.sign(score) == y[half:]).astype(dtype))
-    correct, total = 0.0, 0.0
+    correct: float | Array = 0.0
+    total: float | Array = 0.0
     for c in (1.0, -1.0):
         wf = (y[:half] == c).astype(dtype)
         we = (y[half:] == c).astype(dtype)

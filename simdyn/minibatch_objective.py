@@ -51,6 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from numpy.typing import ArrayLike
 
 from simdyn.config import ConfigError
 from simdyn.loop import Record, run_loop
@@ -130,7 +131,7 @@ def class_mean_coefficients(n_pos: int, n_neg: int, batch_size: int) -> tuple[np
 
 
 def expected_minibatch_objective(
-    points_dense: Array, y: Array, batch_size: int, beta: float
+    points_dense: ArrayLike, y: ArrayLike, batch_size: int, beta: float
 ) -> ExpectedMinibatchObjective:
     """Exact E_B[L_B] over uniform without-replacement batches of ``batch_size`` originals.
 

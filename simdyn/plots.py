@@ -60,8 +60,8 @@ def closed_form_levels(ds) -> np.ndarray | None:
         levels = theory.predicted_alignment_ucl(*args)
     else:
         levels = theory.predicted_alignment_joint(*args, t.beta)
-    levels = np.asarray(levels, np.float64)
-    return levels if np.all(np.isfinite(levels)) else None
+    values = np.asarray(levels, np.float64)
+    return values if np.all(np.isfinite(values)) else None
 
 
 def feature_label(feature: int) -> str:

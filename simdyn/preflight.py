@@ -259,7 +259,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
       The files removed.
     """
     p = Path(path)
-    removed = []
+    removed: list[Path] = []
     prefixes = (f".{p.name}.tmp-", f".{p.name}.part-", f"..{p.name}.part-")
     try:
         entries = list(p.parent.iterdir())

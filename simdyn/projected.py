@@ -248,4 +248,5 @@ def reduced_gd(
         ),
         loss=lambda theta_r: reduced_loss_and_grad(obj, theta_r)[0],
     )
+    assert out.final is not None  # Record(final=True)
     return ReducedRun(out.final, out.observed["alignment"], out.loss)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from simdyn.config import ConfigError
 
@@ -50,7 +51,7 @@ def as_key(key: int | Array) -> Array:
     return jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
 
 
-def seed_keys(key: Array, seed_indices: Array) -> Array:
+def seed_keys(key: Array, seed_indices: ArrayLike) -> Array:
     """``fold_in(key, i)`` for each seed index i: (S,) keys. Works under jit."""
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(seed_indices, jnp.uint32))
 

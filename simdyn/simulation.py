@@ -181,7 +181,10 @@ def _empty_trajectory(config: Config) -> Trajectory:
 
 # --- datasets --------------------------------------------------------------------------------
 def trajectories_to_dataset(
-    config: Config, traj: Trajectory, seeds: Sequence[int], attrs: dict[str, Any] | None = None
+    config: Config,
+    traj: Trajectory,
+    seeds: Sequence[int] | np.ndarray,
+    attrs: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Label a stacked Trajectory (leading axis = seed) as an xarray Dataset."""
     t = config.train
@@ -236,7 +239,8 @@ def data_checksum(ds: xr.Dataset) -> str:
                 a = np.asarray([str(v) for v in a.ravel()]).reshape(a.shape)
             a = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
             h.update(f"{kind}:{name}:{a.dtype.str}:{a.shape};".encode())
-            h.update(memoryview(a.reshape(-1).view(np.uint8)))
+            # numpy's stubs give ndarray __buffer__ only for Python >= 3.12; it has the protocol
+            h.update(memoryview(a.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
     return h.hexdigest()
 
 

@@ -8,6 +8,7 @@ but every statistic here excludes them and says how many it excluded; other modu
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -90,10 +91,10 @@ def format_summary(ds: xr.Dataset, count: int = 8) -> str:
         lo, med, hi = band(row["loss"].values)
         cells.append(f"{med:9.4g} [{lo:.4g}, {hi:.4g}]")
         lines.append(f"{s:>6} " + " ".join(f"{c:>24}" for c in cells))
-    med = kept["alignment"].median("seed")
+    median = kept["alignment"].median("seed")
     peaks = [
-        f"v{f}: {float(med.sel(feature=f).max()):.3g} at step "
-        f"{int(med['step'][int(np.argmax(med.sel(feature=f).values))])}"
+        f"v{f}: {float(median.sel(feature=f).max()):.3g} at step "
+        f"{int(median['step'][int(np.argmax(median.sel(feature=f).values))])}"
         for f in feats
         if f > 0
     ]
@@ -122,7 +123,9 @@ def peak_stats(ds: xr.Dataset) -> xr.Dataset:
       ties.
     """
     align = ds["alignment"]
-    bad = ds["diverged"].astype(bool) | ~np.isfinite(align).all(("step", "feature"))
+    # numpy's stubs type a ufunc's result as an ndarray; on a DataArray it is a DataArray
+    finite_values = cast(xr.DataArray, np.isfinite(align))
+    bad = ds["diverged"].astype(bool) | ~finite_values.all(("step", "feature"))
     finite = align.where(~bad, -np.inf)
     where = finite.argmax("step")
     steps = ds["step"].values[where.values]

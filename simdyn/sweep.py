@@ -19,6 +19,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -115,7 +116,7 @@ def sweep(
     points = list(itertools.product(*(values[n] for n in names)))
     num_seeds = len(seed_list)
     defaults = default_hparams(config)
-    columns = {}
+    columns: dict[str, Any] = {}  # numpy columns: broadcast_hparams checks and converts them
     for name in HyperParams._fields:
         if name in values:
             idx = names.index(name)
@@ -147,9 +148,9 @@ def sweep(
     flat = trajectories_to_dataset(config, traj, np.arange(len(run_seeds)))
     shape = [len(values[n]) for n in names] + [num_seeds]
     data_vars = {}
-    for name, var in flat.data_vars.items():
+    for var_name, var in flat.data_vars.items():
         arr = var.values.reshape(shape + list(var.shape[1:]))
-        data_vars[name] = ((*names, *var.dims), arr, var.attrs)
+        data_vars[var_name] = ((*names, *var.dims), arr, var.attrs)
     coords = {n: np.asarray(values[n]) for n in names}
     coords |= {"seed": np.asarray(seed_list, np.int64)}
     coords |= {c: flat.coords[c].values for c in ("step", "feature", "probe_step")}

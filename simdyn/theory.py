@@ -358,8 +358,10 @@ def is_global_minimizer(
 # --------------------------------------------------------------------------------------------
 
 
-def loss_value(Theta: Array, P: Array, Q: Array) -> Array:
+def loss_value(Theta: Array | np.ndarray, P: Array | np.ndarray, Q: Array | np.ndarray) -> Array:
     """L(Theta) = -2 Tr(Theta P Theta^T) + ||Theta Q Theta^T||_F^2. Theta: (p, D); P, Q: (D, D).
+
+    numpy inputs: the products are numpy's (float64), the trace and sum JAX's.
 
     Same as Tr(-2 G P + G Q G Q) with G = Theta^T Theta, computed on p x p matrices.
     """

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from simdyn import objectives
@@ -65,13 +66,13 @@ class Trajectory(NamedTuple):
     theta: (p, d + 1) final Theta if ``train.save_theta`` else (0,).
     """
 
-    alignment: Array
-    loss: Array
-    probe_class: Array
-    probe_subclass: Array
-    diverged: Array
-    diverged_step: Array
-    theta: Array
+    alignment: Array | np.ndarray
+    loss: Array | np.ndarray
+    probe_class: Array | np.ndarray
+    probe_subclass: Array | np.ndarray
+    diverged: Array | np.ndarray
+    diverged_step: Array | np.ndarray
+    theta: Array | np.ndarray
 
 
 def trajectory_of(out: LoopResult, dtype) -> Trajectory:
@@ -140,7 +141,7 @@ def make_train(
     training_set = training_set_of if training_set is None else training_set
     t, dcfg, mcfg = config.train, config.data, config.model
     dtype = jnp.dtype(t.dtype)
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
         raise ConfigError(
             "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
             "(or set JAX_ENABLE_X64=1) before building the run"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, dataclass_transform
 
 import jax
 
@@ -69,6 +69,7 @@ class Representation(Protocol):
         ...
 
 
+@dataclass_transform(frozen_default=True)  # tells type checkers the class becomes a dataclass
 def pytree_dataclass(data: Sequence[str], meta: Sequence[str] = ()):
     """Decorator: a frozen dataclass registered as a pytree with ``data`` leaves and ``meta``
     static fields (what changes the compiled program)."""
@@ -113,6 +114,10 @@ def moment_loss_and_grad(
     return loss_from_products(theta, prods, w), gradient_from_products(theta, prods, w)
 
 
+class _HasLossAndGrad(Protocol):
+    def loss_and_grad(self, theta: Array) -> tuple[Array, Array]: ...
+
+
 class ExactForm:
     """Mixin of a representation: exact for every config unless ``applies`` says otherwise, and
     ``loss`` is the first half of ``loss_and_grad``."""
@@ -121,7 +126,7 @@ class ExactForm:
     def applies(cls, config: Config) -> bool:
         return True
 
-    def loss(self, theta: Array) -> Array:
+    def loss(self: _HasLossAndGrad, theta: Array) -> Array:
         return self.loss_and_grad(theta)[0]
 
 
@@ -173,7 +178,9 @@ def xla_step_cost(representation: type[Representation], config: Config) -> dict[
             return theta
 
         out = jax.jit(run).lower(ts, theta).cost_analysis()
-        return out[0] if isinstance(out, list) else out
+        out = out[0] if isinstance(out, list) else out
+        assert out is not None, "XLA gave no cost analysis for this module"
+        return out
 
     one, two = counts(1), counts(2)
     return {k: float(two[k] - one[k]) for k in ("flops", "bytes accessed")}

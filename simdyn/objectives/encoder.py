@@ -40,7 +40,9 @@ class EncoderObjective:
 
     def batch_loss(self, params: dict, points: Points, y: Array) -> Array:
         """The loss on any points (a minibatch, or the whole training set)."""
-        return self.view_loss(self.encoder.apply(params, points).projection, y)
+        # flax types apply() as ``out | (out, state)``; without mutable= it returns ``out``
+        out = self.encoder.apply(params, points)
+        return self.view_loss(out.projection, y)  # type: ignore[union-attr]
 
     def loss(self, params: dict) -> Array:
         return self.batch_loss(params, self.points, self.y)
@@ -77,6 +79,7 @@ class EncoderRepresentation:
         grad = lambda prm, t: jax.grad(self.build(config, t).loss)(prm)  # noqa: E731
         cost = jax.jit(grad).lower(params, ts).compile().cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
+        assert cost is not None, "XLA gave no cost analysis for this module"
         return StepCost(float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0)), 0.0)
 
     def memory_per_seed(self, config: Config) -> int:

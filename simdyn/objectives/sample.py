@@ -78,6 +78,7 @@ def minibatch_gradient(
         return sample_loss(embed(theta, pts), y, beta)
 
     def grad(theta: Array, key: Array) -> Array:
+        assert t.batch_size is not None  # only SGD (a set train.batch_size) builds this
         pts, y = draw_minibatch(key, ts, config.data, t.batch_size, t.fresh_augmentations, dtype)
         return jax.grad(batch_loss)(theta, pts, y)
 

@@ -154,7 +154,7 @@ def init_params(key: Array, run: LinearRun) -> Params:
 def make_train(run: LinearRun) -> Callable[[Array, None], Trajectory]:
     """``train(seed_key, None) -> Trajectory`` for one seed (pure, jit- and vmap-compatible)."""
     dtype = jnp.dtype(run.dtype)
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
         raise ConfigError("dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() first")
     m_np, mp_np = population_moments(run.phi, run.alpha, run.sigma)
     m, m_plus = jnp.asarray(m_np, dtype), jnp.asarray(mp_np, dtype)
