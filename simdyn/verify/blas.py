@@ -13,6 +13,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
 
 _SETTERS = (
     "openblas_set_num_threads",
@@ -32,7 +36,7 @@ def _loaded_openblas() -> list[str]:
     return sorted(p for p in paths if p.startswith("/"))
 
 
-def _handles() -> list[tuple[ctypes._CFuncPtr, ctypes._CFuncPtr]]:
+def _handles() -> list[tuple[CFuncPtr, CFuncPtr]]:
     out = []
     for path in _loaded_openblas():
         try:

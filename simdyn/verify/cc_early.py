@@ -535,6 +535,7 @@ def _peak_saturation(design: Design, u: Sweep) -> TestResult:
 
 def describe_gd(design: Design, u: Sweep) -> RowText:
     esc = u.pred.esc
+    assert u.map_peak is not None  # the GD row's sweep carries the map
     return RowText(
         summary=f"SCL GD, sigma_0 sweep, {u.pred.sig.size} units",
         design=(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import numpy as np
@@ -159,7 +160,7 @@ def _at_least(
 
     def evaluate(design: Design, r: dict[str, np.ndarray]) -> TestResult:
         passed = r[column] >= level(design)
-        common_args = {
+        common_args: dict[str, Any] = {
             "valid": np.isfinite(r[column]) if valid else None,
             "statistic": what,
             "rule": rule,

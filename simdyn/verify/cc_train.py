@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from simdyn import theory
-from simdyn.config import Config, DataConfig, ModelConfig, TrainConfig
+from simdyn.config import Config, DataConfig, LossName, ModelConfig, Sampling, TrainConfig
 from simdyn.verify import common
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
@@ -66,7 +66,7 @@ class Design:
     sigma_0: float = 1e-3
     lr: float = 0.05
     steps: int = 1000
-    points: tuple[tuple[float, str], ...] = ((1.0, "balanced"), (0.0, "iid"))
+    points: tuple[tuple[float, Sampling], ...] = ((1.0, "balanced"), (0.0, "iid"))
     seeds: int = 32
 
 
@@ -78,7 +78,7 @@ DESIGNS: dict[Scale, Design] = {
 }
 
 
-def config(design: Design, mu: float, sampling: str, loss: str = "scl") -> Config:
+def config(design: Design, mu: float, sampling: Sampling, loss: LossName = "scl") -> Config:
     """The GD config of one design point (shared with MINLOSS)."""
     return Config(
         DataConfig(
@@ -151,7 +151,7 @@ def _random_minimizer(c, p: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def gd_units(
-    design: Design, key: int, loss: str = "scl", num_points: int | None = None
+    design: Design, key: int, loss: LossName = "scl", num_points: int | None = None
 ) -> list[common.GDGroup]:
     """GD runs of the first ``num_points`` design points (memoised; MINLOSS reuses them)."""
     groups = []
@@ -167,7 +167,7 @@ def gd_units(
 
 
 def _endpoints(
-    design: Design, loss: str, key: int, num_points: int | None = None
+    design: Design, loss: LossName, key: int, num_points: int | None = None
 ) -> dict[str, np.ndarray]:
     r, tol, div = [], [], []
     for cfg, seeds, runs, _, _ in gd_units(design, key, loss, num_points):

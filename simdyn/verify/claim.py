@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simdyn.verify.common import ClaimInfo, ClaimOutcome, stream_key
+from simdyn.verify.common import ClaimInfo, ClaimOutcome, Scale, stream_key
 from simdyn.verify.stats import TestResult
 
 Units = Any  # what a row's measure returns: per-unit arrays, runs, fits (module-specific)
@@ -97,7 +97,7 @@ class Claim:
     """
 
     info: ClaimInfo
-    designs: Mapping[str, Any]
+    designs: Mapping[Scale, Any]
     rows: tuple[Row, ...]
     stream: str | None = None
     check: Callable[[Any], None] | None = None

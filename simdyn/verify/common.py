@@ -32,7 +32,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from scipy import stats
 
-from simdyn.config import Config, ConfigError, DataConfig
+from simdyn.config import Config, ConfigError, DataConfig, Sampling
 from simdyn.data import TrainingSet
 from simdyn.verify.instances import Compressed, compressed_moments, instance, sample_instances
 from simdyn.verify.runs import Runs
@@ -217,7 +217,7 @@ def good_event_data(
     sigma_xi: float,
     *,
     mu: float = 0.0,
-    sampling: str = "balanced",
+    sampling: Sampling = "balanced",
     n_test: int = 4,
 ) -> DataConfig:
     """Data with the good event's noise placement (distinct coordinates off the feature block)."""

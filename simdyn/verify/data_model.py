@@ -78,7 +78,7 @@ PHI = (1.0, 0.8, 0.6, 0.7)
 def configs() -> dict[str, DataConfig]:
     """The sampled settings: balanced good-event basis noise (tight d), i.i.d. labels and
     noise (d = 12, so boundaries are hit often), Gaussian noise, and A' with a noise subspace."""
-    common = dict(K=K, phi=PHI, mu=0.5, sigma_xi=0.9, n_test=4)
+    common: dict[str, Any] = dict(K=K, phi=PHI, mu=0.5, sigma_xi=0.9, n_test=4)
     n_ge, m_ge = 32, 2
     return {
         "good-event": DataConfig(
@@ -196,7 +196,7 @@ def _features(phi_factor: float = 1.0, name: str = "features"):
 
 def _basis_noise(sigma_factor: float = 1.0, name: str = "basis-noise"):
     def rule(design, units) -> TestResult:
-        ok = None
+        ok: np.ndarray | None = None
         for setting in ("good-event", "iid", "imperfect"):
             data = configs()[setting]
             sigma = data.sigma_xi * sigma_factor
@@ -212,6 +212,7 @@ def _basis_noise(sigma_factor: float = 1.0, name: str = "basis-noise"):
                 idx = np.asarray(batch.points.noise_idx).reshape(units["instances"], -1)
                 ok &= np.all(idx >= data.K + 1, axis=1)
                 ok &= np.array([np.unique(r).size == r.size for r in idx])
+        assert ok is not None  # every setting above has points to check
         return exact_test(
             name, ok, statistic="basis noise values and coordinates against the config",
             rule="zero instances with a value != sigma_xi, a coordinate outside [1, d], or "

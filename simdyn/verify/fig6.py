@@ -262,17 +262,17 @@ def measure(design: Design, key: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(key)
     per_unit = max(1, MC_DRAWS // design.seeds)
     rows: dict[str, list] = {k: [] for k in ("star", "star_control", "end")}
-    mc = []
+    mc_parts = []
     comps = [compressed_moments(instance(sets, i), design.K) for i in range(design.seeds)]
     for c in comps:
         factor = theory.min_norm_minimizer(c.m_plus, c.m, design.p).factor
         rows["star"].append(ratio_np(factor, c.m, c.m_plus))
         rows["star_control"].append(ratio_np(CONTROL_SCALE * factor, c.m, c.m_plus))
-        mc.append(mc_log_rho(c.m, c.m_plus, design.p, design.d, per_unit, rng))
+        mc_parts.append(mc_log_rho(c.m, c.m_plus, design.p, design.d, per_unit, rng))
     for u, seed in enumerate(seeds):
         c = comps[seed]
         rows["end"].append(ratio_np(theta[u][:, c.cols], c.m, c.m_plus))
-    mc = np.concatenate(mc)
+    mc = np.concatenate(mc_parts)
     r = common.float_arrays(rows)
     v2 = align[:, :, 2]
     tp = np.argmax(v2, axis=1)

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from simdyn import theory
-from simdyn.config import DataConfig
+from simdyn.config import Augmentation, DataConfig
 from simdyn.verify import common
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
@@ -82,7 +82,7 @@ DESIGNS: dict[Scale, Design] = {
 }
 
 
-def data_config(design: Design, augmentation: str, rank: int = 0) -> DataConfig:
+def data_config(design: Design, augmentation: Augmentation, rank: int = 0) -> DataConfig:
     K = 2 + K_FACTOR * design.n**2
     return DataConfig(
         n=design.n,

@@ -105,9 +105,9 @@ def written_out(
     eta = t.lr * lr_factor
     for step in range(t.steps):
         theta = theta - eta * grad(theta, jax.random.fold_in(keys[2], step))
-    theta = np.asarray(theta)
-    norms = np.sqrt(np.sum(theta[:, : dcfg.K + 1] ** 2, axis=0))
-    return theta, np.append(norms, float(objective.loss(jnp.asarray(theta))))
+    final = np.asarray(theta)
+    norms = np.sqrt(np.sum(final[:, : dcfg.K + 1] ** 2, axis=0))
+    return final, np.append(norms, float(objective.loss(jnp.asarray(final))))
 
 
 def measure(design: Any, key: int) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def measure(design: Any, key: int) -> dict[str, Any]:
     return out
 
 
-def _deviation(a: np.ndarray, b: np.ndarray | None) -> float:
+def _deviation(a: np.ndarray, b: np.ndarray) -> float:
     scale = float(np.max(np.abs(b)))
     dev = float(np.max(np.abs(a - b))) / max(scale, np.finfo(float).tiny)
     return dev if np.isfinite(dev) else np.inf

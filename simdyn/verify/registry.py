@@ -80,7 +80,7 @@ def run_claim(
     """
     import jax
 
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         raise ConfigError("simdyn verify needs 64-bit JAX: call simdyn.enable_x64() first")
     declared = declaration(claim_id)
     design = with_seeds(declared.designs[scale], seeds)

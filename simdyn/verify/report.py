@@ -185,7 +185,7 @@ HEADER = (
 
 
 def table_rows(rows: Sequence[RowResult]) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for r in rows:
         t = r.decisive
         p_adj = r.p_fail_adj if r.verdict == "fails" else r.p_hold_adj

@@ -40,6 +40,7 @@ Negative control (a near miss): the reference run with the step size off by one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class Design:
 
 def _points(steps: int) -> tuple[Point, ...]:
     # No probes: the trajectories are compared, and a probe adds compile time to every run.
-    common = {"steps": steps, "log_every": 5, "probe_every": -1, "dtype": "float64"}
+    common: dict[str, Any] = {"steps": steps, "log_every": 5, "probe_every": -1, "dtype": "float64"}
     train = TrainConfig(loss="scl", lr=0.05, **common)
     scl = Config(
         DataConfig(n=24, m=2, d=300, K=4, phi=(1.0, 1.0, 1.0, 1.0), mu=1.0, sigma_xi=1.0),
@@ -106,10 +107,17 @@ DESIGNS: dict[Scale, Design] = {
 
 
 def _simulate(config: Config, seeds: int, key: int, lr: float | None = None):
-    from simdyn.simulation import simulate
-    from simdyn.train import HyperParams
+    import jax.numpy as jnp
 
-    hp = None if lr is None else HyperParams(lr=lr, beta=None, sigma_0=None)
+    from simdyn.simulation import simulate
+    from simdyn.train import default_hparams
+
+    # lr replaced, beta and sigma_0 the config's (what HyperParams(lr, None, None) means)
+    hp = (
+        None
+        if lr is None
+        else default_hparams(config)._replace(lr=jnp.asarray(lr, config.train.dtype))
+    )
     ds = simulate(config, seeds=seeds, key=key, hparams=hp, chunk_size=seeds, devices=1)
     return (
         np.asarray(ds["alignment"].values, float),

@@ -67,9 +67,9 @@ def run(
     seeds: Sequence[int],
     key: int,
     *,
-    lr: Sequence[float] | None = None,
-    beta: Sequence[float] | None = None,
-    sigma_0: Sequence[float] | None = None,
+    lr: Sequence[float] | np.ndarray | None = None,
+    beta: Sequence[float] | np.ndarray | None = None,
+    sigma_0: Sequence[float] | np.ndarray | None = None,
 ) -> Runs:
     """Train every unit u = (seeds[u], lr[u], beta[u], sigma_0[u]); missing -> config values.
 

@@ -114,8 +114,8 @@ def _padded(objs: list[ExpectedMinibatchObjective], width: int) -> ExpectedMinib
     square = ("m", "p_exp", "m_plus_exp", "m_tilde")
     out = [
         o._replace(
-            **{f: _pad(getattr(o, f), width, (0, 1)) for f in square},
-            points=_pad(o.points, width, (2,)),
+            **{f: jnp.asarray(_pad(getattr(o, f), width, (0, 1))) for f in square},
+            points=jnp.asarray(_pad(o.points, width, (2,))),
         )
         for o in objs
     ]
@@ -146,8 +146,10 @@ def relax_to_expected_minimum(
     obj: stacked objectives (leading unit axis U, coordinates r). theta: (U, p, r).
     Returns (theta^ (U, p, r), L_exp(theta), L_exp after ``half`` steps, L_exp(theta^)), numpy.
     """
-    out = _relax(obj, jnp.asarray(theta, jnp.float64), lr, half)
-    return tuple(np.asarray(a) for a in out)
+    theta_hat, loss_start, loss_mid, loss_end = (
+        np.asarray(a) for a in _relax(obj, jnp.asarray(theta, jnp.float64), lr, half)
+    )
+    return theta_hat, loss_start, loss_mid, loss_end
 
 
 def sgd_config(design: Design, lr: float) -> Config:
