@@ -118,7 +118,7 @@ def findings(folder: Path | None) -> set[str]:
     for name, opener in (("report.json.gz", gzip.open), ("report.json", open)):
         path = folder / name
         if path.exists():
-            with opener(path, "rt") as fh:  # type: ignore[operator]
+            with opener(path, "rt") as fh:
                 report = json.load(fh)
             return {row["claim"] for row in report["rows"] if row.get("verdict") == "fails"}
     return set()

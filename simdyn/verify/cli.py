@@ -11,8 +11,12 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from simdyn.config import ConfigError
+
+if TYPE_CHECKING:
+    from simdyn.verify.common import Scale
 
 # Registered base keys. The full scale has none: its confirmatory key is derived from the
 # declared rules (simdyn.verify.ledger.confirmatory_key), so a rule change gets a fresh key by
@@ -179,7 +183,9 @@ def _run_claims(
     from simdyn.verify.eta import eta_seconds, format_eta
     from simdyn.verify.registry import run_claim
 
-    outcomes, ran, spent = [], [], 0.0
+    outcomes: list = []
+    ran: list[str] = []
+    spent = 0.0
     for i, claim in enumerate(claims):
         t0 = time.perf_counter()
         saved = checkpoints / f"{claim}.pkl" if checkpoints else None
@@ -197,7 +203,7 @@ def _run_claims(
             file=sys.stderr,
             flush=True,
         )
-        rows = run_claim(claim, scale, key, seeds)
+        rows = run_claim(claim, cast("Scale", scale), key, seeds)
         outcomes.extend(rows)
         if saved is not None:
             _write_atomic(saved, pickle.dumps(rows))

@@ -424,10 +424,10 @@ def _event_flags(n: int, m: int, d: int, seeds: range, key: int) -> np.ndarray:
         sample = jax.vmap(lambda k: sim.sample(streams(k).data, data, jnp.float64))(keys)
         return sample.points.noise_idx
 
-    seeds = list(seeds)
+    listed = list(seeds)
     parts = []
-    for i in range(0, len(seeds), EVENT_CHUNK):
-        chunk = seeds[i : i + EVENT_CHUNK]
+    for i in range(0, len(listed), EVENT_CHUNK):
+        chunk = listed[i : i + EVENT_CHUNK]
         padded = chunk + [chunk[-1]] * (EVENT_CHUNK - len(chunk))
         idx = np.asarray(noise_idx(seed_keys(as_key(key), np.asarray(padded))))
         parts.append(_bad_from_idx(idx[: len(chunk)]))

@@ -556,7 +556,7 @@ def mean_test(
     """
     v = np.asarray(values, float).ravel()
     ok = np.isfinite(v)
-    payload = {"values": _clean(v)}
+    payload: dict[str, Any] = {"values": _clean(v)}
     payload.update({key: _clean(x) for key, x in (data or {}).items()})
     n = int(ok.sum())
     bounds = f"in [{lo:g}, {hi:g}]"
