@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
         "simdyn.papers.projection_head.closed_forms",
     ],
 )
+@pytest.mark.slow
 def test_doctests_pass(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
@@ -168,6 +169,7 @@ def test_loop_is_vmappable_over_seeds():
     )
 
 
+@pytest.mark.slow
 def test_generic_path_resumes_from_checkpoints_with_identical_results(tmp_path):
     cfg = simdyn.preset("fig2a").replace(
         n=16, d=32, steps=4, log_every=2, probe_every=-1, batch_size=8

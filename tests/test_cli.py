@@ -22,6 +22,7 @@ def _run(*args, check=True):
     return proc
 
 
+@pytest.mark.slow
 def test_simulate_writes_labelled_dataset_and_summary(tmp_path):
     out = tmp_path / "f.nc"
     proc = _run(
@@ -185,6 +186,7 @@ def test_plot_alignment_writes_png_with_bands(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_show_plot_of_a_real_run_writes_png(tmp_path):
     out = tmp_path / "r.nc"
     _run(
@@ -232,6 +234,7 @@ def test_experiment_default_output_is_git_ignored_runs_folder():
     assert ignored.returncode == 0, "verify-report/ is not git-ignored"
 
 
+@pytest.mark.slow
 def test_experiment_script_by_path_leaves_the_repository_alone(tmp_path):
     """~15 s: the smallest script run by path (not -m) writes only under --out."""
     before = _tracked_changes("experiments"), _tracked_changes("docs")

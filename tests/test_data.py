@@ -58,6 +58,7 @@ def test_features_follow_the_data_model():
         np.testing.assert_allclose(irr, expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_standard_augmentation_keeps_u_and_redraws_noise():
     cfg = DataConfig(n=200, m=4, d=5000, K=4, phi=(1.0,) * 4)
     ts = sample_training_set(KEY, cfg)
@@ -146,6 +147,7 @@ def test_imperfect_augmentation_jitters_class_and_subclass_only():
     assert abs(val[..., 1:].std() / 0.5 - 1) < 0.09
 
 
+@pytest.mark.slow
 def test_to_dense_and_embed_agree_with_collisions():
     cfg = DataConfig(n=50, m=3, d=6, K=4, phi=(1.0, 2.0, 0.5, 0.7), mu=0.3)
     ts = sample_training_set(KEY, cfg, dtype=jnp.float64)
@@ -175,6 +177,7 @@ def test_test_set_is_fresh_unaugmented_and_iid():
     assert abs(float(np.mean(test.labels.y))) < 5 / np.sqrt(500)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("augmentation", ["standard", "imperfect"])
 def test_data_is_a_pure_function_of_the_key(augmentation):
     cfg = DataConfig(n=20, m=2, d=50, K=3, phi=(1.0,) * 3, augmentation=augmentation)

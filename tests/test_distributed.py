@@ -130,6 +130,7 @@ def runs(tmp_path_factory):
     return results, outputs
 
 
+@pytest.mark.slow
 def test_sharded_equals_unsharded_with_uneven_seeds(runs):
     one, four = runs[0]["one"], runs[0]["four"]
     assert four.attrs["devices"] == 4 and one.attrs["devices"] == 1  # default: all devices
@@ -142,6 +143,7 @@ def test_sharded_equals_unsharded_with_uneven_seeds(runs):
     assert np.isfinite(final).all() and not four["diverged"].any()
 
 
+@pytest.mark.slow
 def test_random_inputs_bit_identical_on_any_device_count(runs):
     inputs = runs[0]["inputs"]
     assert inputs["on4"].size > 8 * 16 * 2  # all leaves of 8 training sets, not empty

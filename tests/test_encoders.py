@@ -19,6 +19,7 @@ TINY = Config(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["scl", pytest.param("ucl", marks=pytest.mark.slow)])
 def test_linear_encoder_matches_fast_path(loss):
     """Flax linear map + autodiff of the sample loss == closed-form gradient path (float64)."""
@@ -87,6 +88,7 @@ def _dense_reference(params, x, widths, head, normalize):
     return h, z
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", ["basis", "gaussian"])
 @pytest.mark.parametrize(
     "hidden,head,normalize", [((), (), False), ((6,), (), False), ((6, 5), (7, 2), True)]
@@ -113,6 +115,7 @@ def test_sparse_encoder_equals_dense_reference(noise, hidden, head, normalize):
         np.testing.assert_allclose(norms[alive], 1.0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_bias_off_keeps_bias_column_zero():
     cfg = TINY.replace(
         **{"model.bias": False, "train.steps": 5, "probe_every": -1, "train.save_theta": True}

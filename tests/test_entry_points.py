@@ -32,6 +32,7 @@ from simdyn.presets import PRESETS
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_runs_with_probes_at_a_tiny_size(name):
     config = simdyn.preset(name)

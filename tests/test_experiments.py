@@ -73,6 +73,7 @@ def outputs(tmp_path_factory) -> _TinyRuns:
     return _TinyRuns(tmp_path_factory.mktemp("experiments"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SCRIPTS else n for n in sorted(SCRIPTS)],
@@ -211,6 +212,7 @@ def test_fs_aug_standard_gd_reaches_instance_min_norm(outputs):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gd_runs_matches_simulate_and_keeps_zero_rows():
     simdyn.enable_x64()
     # backend fixed so both sides use the same exact representation (auto may pick another).

@@ -107,6 +107,7 @@ def _argv(draw, folder: str) -> list[str]:
     return argv
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @FUZZ
 def test_cli_fuzz_never_a_traceback_nor_a_partial_file(canned, monkeypatch, data):
@@ -175,6 +176,7 @@ def _corrupt(raw: bytes, kind: str, at: int, arg: int, rng: random.Random) -> by
     return bytes(data)
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @FUZZ
 def test_loader_fuzz_corrupted_files_are_refused_or_unchanged(canned, result_bytes, data):
@@ -193,6 +195,7 @@ def test_loader_fuzz_corrupted_files_are_refused_or_unchanged(canned, result_byt
         assert ds.attrs["config"] == canned[1].attrs["config"]
 
 
+@pytest.mark.slow
 def test_loader_fuzz_control_corruption_is_caught_at_all():
     """Negative control of the property: without the checksum some corruption is silent."""
     raw = io.BytesIO()
@@ -227,6 +230,7 @@ def _cli(argv: list[str]) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
     ref = tmp_path / "ref.nc"
     start = time.monotonic()

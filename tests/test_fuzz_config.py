@@ -86,6 +86,7 @@ def _runs_finite(cfg: Config) -> None:
     assert not ds["diverged"].any(), cfg
 
 
+@pytest.mark.slow
 @settings(FAST, max_examples=3)
 @given(tiny_configs())
 def test_valid_configs_run_a_few_steps_without_nan(cfg):
@@ -212,6 +213,7 @@ HP_CFG = Config(
 )
 
 
+@pytest.mark.slow
 @settings(FAST, max_examples=25)
 @given(
     lr=st.lists(st.floats(1e-4, 0.2), min_size=3, max_size=3),

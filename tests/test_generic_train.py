@@ -38,6 +38,7 @@ def _trains_sanely(five):
     assert five.probe_class.shape == (5, 0)
 
 
+@pytest.mark.slow
 def test_two_layer_mlp_trains_and_seeds_are_independent_of_batching():
     enc = make_encoder(SMALL, (8,))
     loss = ContrastiveLoss("spectral", 1.0)
@@ -64,6 +65,7 @@ def test_deep_mlp_with_head_and_nce_minibatch_fresh_augmentations():
     assert np.all(np.abs(b.alignment[:, -1] - b.alignment[:, 0]).max(axis=1) > 0)
 
 
+@pytest.mark.slow
 def test_divergence_is_flagged():
     cfg = SMALL.replace(lr=50.0, steps=20, log_every=10)
     traj = run_generic(cfg, make_encoder(cfg, (8,)), ContrastiveLoss("spectral", 0.0), 3)
@@ -88,6 +90,7 @@ def _numpy_probe(z, y, ys):
     return class_acc, np.concatenate(hits).mean()
 
 
+@pytest.mark.slow
 def test_probe_from_embeddings_matches_numpy_least_squares():
     # The ridge in the probe is relative 1e-10 (float64): on well-conditioned embeddings its
     # predictions' signs equal plain least squares unless a score sits within ~1e-10 of 0.
@@ -105,6 +108,7 @@ def test_probe_from_embeddings_matches_numpy_least_squares():
     assert float(probe_accuracy(theta, test).class_acc) == float(got.class_acc)
 
 
+@pytest.mark.slow
 def test_simulate_generic_dataset():
     ds = simulate_generic(SMALL, make_encoder(SMALL), ContrastiveLoss("nce", 0.5), 2)
     assert ds.alignment.dims == ("seed", "step", "feature")

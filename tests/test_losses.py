@@ -74,6 +74,7 @@ def _manual_moments(ts, d):
     return big_m, m_plus, m_tilde
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", CASES, ids=["collisions", "good_event", "gaussian", "imperfect"])
 def test_dense_moments_match_definition(cfg):
     ts, _ = _instance(cfg, 0)
@@ -82,6 +83,7 @@ def test_dense_moments_match_definition(cfg):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "cfg",
     [CASES[0], pytest.param(CASES[1], marks=pytest.mark.slow)],
@@ -98,6 +100,7 @@ def test_structured_moments_equal_dense(cfg):
             np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-11, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", CASES, ids=["collisions", "good_event", "gaussian", "imperfect"])
 @pytest.mark.parametrize("beta", BETAS)
 def test_all_loss_forms_agree(cfg, beta):
@@ -115,6 +118,7 @@ def test_all_loss_forms_agree(cfg, beta):
     np.testing.assert_allclose(prod, pair, rtol=1e-11)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", CASES, ids=["collisions", "good_event", "gaussian", "imperfect"])
 @pytest.mark.parametrize("beta", BETAS)
 def test_closed_form_gradient_equals_autodiff(cfg, beta):

@@ -58,6 +58,7 @@ def _rel(a, b):
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("labels", sorted(LABELS))
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
 @pytest.mark.parametrize("beta", BETAS)
@@ -72,6 +73,7 @@ def test_expectation_equals_enumeration_over_all_batches(labels, batch_size, bet
     assert _rel(expected_minibatch_grad(obj, theta), want_grad) <= RTOL
 
 
+@pytest.mark.slow
 def test_enumeration_on_a_simdyn_training_set_through_embed():
     """Sparse simdyn points through ``embed`` (exactly _minibatch_grad's batch loss)."""
     cfg = Config(

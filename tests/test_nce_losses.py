@@ -86,6 +86,7 @@ def test_joint_is_the_beta_mixture():
         assert float(joint_nce(zj, yj, beta, 0.5)) == pytest.approx(want, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_gradients_finite_and_vmappable():
     z, y = _batch(4, 4, 2, 3)
     zs = jnp.stack([jnp.asarray(z), 2 * jnp.asarray(z), -jnp.asarray(z)])

@@ -66,6 +66,7 @@ _FLOP_RTOL = {"dense": 0.03, "structured": 0.03, "projected": 0.03, "sample": 0.
         ("gaussian", "sample"),
     ],
 )
+@pytest.mark.slow
 def test_flop_count_matches_xla(noise, backend):
     cfg = _small(noise, backend)
     xla = _xla_step_cost(cfg)
@@ -117,6 +118,7 @@ def test_counts_scale_as_documented():
     assert step_cost(big, "sample").flops / step_cost(_small(), "sample").flops > 1.8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backend", ["structured", pytest.param("projected", marks=pytest.mark.slow)]
 )
@@ -194,6 +196,7 @@ def _f64_small(noise="basis", loss="joint"):
     return _small(noise, loss=loss).replace(dtype="float64", n=12, d=40)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["joint", "scl", "ucl"])
 def test_every_registered_representation_gives_the_same_loss_and_its_own_gradient(x64, loss):
     # Protocol: build -> a pytree objective whose loss_and_grad is (loss, autodiff of loss), and
@@ -214,6 +217,7 @@ def test_every_registered_representation_gives_the_same_loss_and_its_own_gradien
     assert all(abs(v - ref) <= 1e-12 * abs(ref) for v in losses.values()), losses
 
 
+@pytest.mark.slow
 def test_objectives_build_under_vmap_as_pytrees(x64):
     cfg = _f64_small()
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(3))
@@ -243,6 +247,7 @@ def test_registry_names_errors_and_config_validation():
         assert rep.step_cost(_small()).flops > 0 and rep.memory_per_seed(_small()) > 0
 
 
+@pytest.mark.slow
 def test_a_new_representation_is_one_module_and_one_registry_line(monkeypatch, tmp_path, x64):
     # The README's extension story, run: a module defining a class with the protocol's
     # classmethods, one REGISTRY entry; config validation, simulate and auto all see it.
@@ -272,6 +277,7 @@ def test_a_new_representation_is_one_module_and_one_registry_line(monkeypatch, t
         sys.modules.pop("halved_dense", None)
 
 
+@pytest.mark.slow
 def test_encoder_representation_states_its_cost_and_matches_the_linear_form(x64):
     from simdyn.encoders import first_layer, init_encoder, make_encoder
     from simdyn.losses import sample_loss

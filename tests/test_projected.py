@@ -84,6 +84,7 @@ def _theta0(cfg):
     )
 
 
+@pytest.mark.slow
 def test_basis_instance_has_collisions_and_padding():
     # Precondition of the exactness tests below: some noise hits the feature block, some
     # coordinate is hit twice (so the basis needs padding), and r < D.
@@ -97,6 +98,7 @@ def test_basis_instance_has_collisions_and_padding():
     assert not bool(jnp.all(basis.valid))
 
 
+@pytest.mark.slow
 def test_projected_equals_dense_and_structured_basis_noise():
     # The joint loss (beta = 0.4) exercises M, M+ and M~ at once; scl/ucl are its beta = 1, 0.
     loss = "joint"
@@ -111,6 +113,7 @@ def test_projected_equals_dense_and_structured_basis_noise():
     assert not bool(proj.diverged)
 
 
+@pytest.mark.slow
 def test_projected_equals_dense_gaussian_noise():
     cfg = _config(noise="gaussian", d=40)
     assert projected_rank(cfg.data) == cfg.data.num_points < cfg.data.d + 1
@@ -120,6 +123,7 @@ def test_projected_equals_dense_gaussian_noise():
     np.testing.assert_allclose(proj.theta, dense.theta, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_projected_equals_dense_imperfect_augmentation():
     # Imperfect augmentation: the structured form does not apply, so auto may pick projected;
     # each point now carries 1 + aug_noise_rank noise coordinates, all in the coordinate basis.
@@ -137,6 +141,7 @@ def test_projected_equals_dense_imperfect_augmentation():
     np.testing.assert_allclose(proj.theta, dense.theta, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_kernel_part_is_frozen():
     # Coordinate basis: the gradient's columns off the data's coordinates are exactly 0, so GD
     # never changes them (Theta - lr * 0 = Theta bit for bit).
@@ -156,6 +161,7 @@ def test_kernel_part_is_frozen():
     assert np.min(np.abs(final[:, hit] - theta0[:, hit])) > 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", ["basis", "gaussian"])
 def test_projected_moments_are_u_t_m_u(noise):
     cfg = _config(noise=noise, d=40)
@@ -177,6 +183,7 @@ def test_projected_moments_are_u_t_m_u(noise):
     np.testing.assert_allclose(u @ np.asarray(obj.m) @ u.T, m, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", ["basis", "gaussian"])
 def test_gradient_rows_lie_in_the_data_span(noise):
     # The docstring's argument: G (I - U U^T) = 0 for ANY Theta, so the kernel part is frozen.
@@ -193,6 +200,7 @@ def test_gradient_rows_lie_in_the_data_span(noise):
     np.testing.assert_allclose(lifted @ u_rows, g, atol=1e-10 * np.abs(g).max())
 
 
+@pytest.mark.slow
 def test_reduced_gd_reconstructs_alignments_and_keeps_padding_zero():
     for noise, d in (("basis", 20), ("gaussian", 40)):
         cfg = _config(noise=noise, d=d)
@@ -211,6 +219,7 @@ def test_reduced_gd_reconstructs_alignments_and_keeps_padding_zero():
             )
 
 
+@pytest.mark.slow
 def test_negative_control_basis_missing_a_data_coordinate_is_wrong():
     # Drop one hit noise coordinate from U: the restricted GD is no longer the real GD, and the
     # comparison used above must notice (so the exactness tests can fail).

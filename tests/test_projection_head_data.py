@@ -25,6 +25,7 @@ def _tolerance(m: np.ndarray) -> np.ndarray:
     return 5.0 * np.sqrt(3.0) * np.sqrt(np.outer(m, m)) / np.sqrt(N)
 
 
+@pytest.mark.slow
 def test_augmentations_match_the_population_moments_of_def_3_2():
     key = jax.random.key(0)
     x = data.sample_inputs(jax.random.fold_in(key, 0), N, PHI, jnp.float64)
@@ -54,6 +55,7 @@ def test_the_sign_flip_reading_is_a_different_augmentation():
     assert wrong.tolist() == [False, True, True, True]  # they agree only where alpha = 0
 
 
+@pytest.mark.slow
 def test_supervised_data_is_balanced_and_downstream_labels_follow_j_star():
     s = data.sample_supervised(jax.random.key(2), 400, 5, rest_scale=1e-3)
     x = np.asarray(s.x)

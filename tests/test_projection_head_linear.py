@@ -42,6 +42,7 @@ def _numpy_gd(params: tuple[np.ndarray, ...], run: linear.LinearRun) -> list[flo
     return losses
 
 
+@pytest.mark.slow
 def test_the_loop_matches_an_independent_numpy_recursion():
     key = jax.random.fold_in(as_key(7), 0)
     params0 = linear.init_params(streams(key).init, RUN)
@@ -49,6 +50,7 @@ def test_the_loop_matches_an_independent_numpy_recursion():
     np.testing.assert_allclose(np.asarray(ours.loss), _numpy_gd(params0, RUN), rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_seeds_do_not_depend_on_chunking_and_match_the_per_seed_loop():
     a = linear.simulate(RUN, seeds=5, key=7, chunk_size=2)
     b = linear.simulate(RUN, seeds=5, key=7, chunk_size=5)
@@ -60,6 +62,7 @@ def test_seeds_do_not_depend_on_chunking_and_match_the_per_seed_loop():
         np.testing.assert_allclose(a.weights[i], np.asarray(one.weights), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_balanced_init_and_convergence_to_thm_3_5():
     # init entries ~0.1: every kept feature escapes its saddle well within 4000 steps
     change = {"steps": 4000, "log_every": 4000, "sigma_0": 0.2}
@@ -78,6 +81,7 @@ def test_balanced_init_and_convergence_to_thm_3_5():
     assert not out.diverged.any()
 
 
+@pytest.mark.slow
 def test_momentum_and_three_layers_run():
     run = linear.LinearRun(**{**RUN.__dict__, "layers": 3, "momentum": 0.9, "lr": 0.01})
     out = linear.simulate(run, seeds=2, key=0)

@@ -43,6 +43,7 @@ def reference():
 
 
 # --- divergence -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_diverging_seeds_are_flagged_kept_and_excluded():
     big = 50.0  # lr 1000x the stable one: |Theta| explodes within the 10 steps
     lrs = np.array([0.05, big, 0.05, 0.05, big, 0.05])
@@ -72,6 +73,7 @@ def test_diverging_seeds_are_flagged_kept_and_excluded():
     np.testing.assert_array_equal(masked["loss"].sel(seed=0).values, mixed["loss"].sel(seed=0))
 
 
+@pytest.mark.slow
 def test_sweep_flags_diverging_grid_points_and_resumes(tmp_path):
     grid = {"lr": [0.05, 50.0]}
     ds = sweep(CFG, grid, 2, KEY, chunk_size=2, checkpoint_dir=tmp_path)
@@ -90,6 +92,7 @@ def test_sweep_flags_diverging_grid_points_and_resumes(tmp_path):
         sweep(CFG, {"lr": [0.05, 0.5]}, 2, KEY, chunk_size=2, checkpoint_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_sweep_configs_reuse_simulate_and_checkpoint_per_config(tmp_path, reference):
     out = sweep_configs({"base": CFG}, SEEDS, KEY, chunk_size=1, checkpoint_dir=tmp_path)
     _assert_same(out["base"], reference)
@@ -117,6 +120,7 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_bit_identically(tmp_path, reference, caplog):
     ckpt = tmp_path / "ckpt"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"JAX_PLATFORMS": "cpu"}
@@ -198,6 +202,7 @@ def _foreign_chunk(path: Path) -> None:
         (_foreign_chunk, "different run"),
     ],
 )
+@pytest.mark.slow
 def test_damaged_chunk_is_detected_and_recomputed(finished, tmp_path, reference, damage, reason):
     ckpt = tmp_path / "ckpt"
     shutil.copytree(finished, ckpt)
@@ -211,6 +216,7 @@ def test_damaged_chunk_is_detected_and_recomputed(finished, tmp_path, reference,
     _assert_same(again, reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -304,6 +310,7 @@ def test_cli_resume_with_other_settings_is_refused(finished, tmp_path, capsys):
 
 
 # --- deterministic mode -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_enable_deterministic_sets_flag_before_start_and_refuses_after():
     script = textwrap.dedent(
         """

@@ -123,6 +123,7 @@ def small() -> xr.Dataset:
     return simulate(SMALL, 3, chunk_size=3)
 
 
+@pytest.mark.slow
 def test_result_size_estimate_matches_a_real_result(small):
     stored = sum(v.nbytes for v in small.data_vars.values()) / 3
     estimate = result_bytes_per_run(SMALL)
@@ -174,6 +175,7 @@ def test_absurd_seed_count_is_refused_with_an_estimate(tmp_path, capsys):
 
 
 # --- 2. never overwrite without being asked --------------------------------------------------
+@pytest.mark.slow
 def test_existing_out_is_refused_before_computing_and_replaced_with_overwrite(tmp_path, capsys):
     out = tmp_path / "r.nc"
     out.write_bytes(b"a result that took a week")
@@ -188,6 +190,7 @@ def test_existing_out_is_refused_before_computing_and_replaced_with_overwrite(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]  # no temporaries left
 
 
+@pytest.mark.slow
 def test_save_refuses_an_existing_file_unless_asked(small, tmp_path):
     out = tmp_path / "r.nc"
     out.write_bytes(b"keep me")
@@ -227,6 +230,7 @@ def uninterrupted(tmp_path_factory) -> xr.Dataset:
     return load(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "code", "word"),
     [
@@ -352,6 +356,7 @@ def test_divergence_verdicts():
     assert level == "error" and "all 6 runs diverged" in msg
 
 
+@pytest.mark.slow
 def test_all_diverged_exits_3_with_a_hint_and_keeps_the_file(tmp_path, capsys):
     out = tmp_path / "d.nc"
     argv = ["simulate", "fig1", *TINY, "--seeds", "2", "--set", "lr=50", "--out", str(out)]
@@ -365,6 +370,7 @@ def test_all_diverged_exits_3_with_a_hint_and_keeps_the_file(tmp_path, capsys):
     assert "all 2 seeds diverged" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_with_mostly_diverged_point_warns_and_counts_per_point(tmp_path, capsys):
     out = tmp_path / "s.nc"
     argv = ["sweep", "fig1", *TINY, "--seeds", "2", "--grid", "lr=0.05,50", "--out", str(out)]
@@ -377,6 +383,7 @@ def test_sweep_with_mostly_diverged_point_warns_and_counts_per_point(tmp_path, c
 
 
 # --- 8. the smaller defects -------------------------------------------------------------------
+@pytest.mark.slow
 def test_show_names_the_preset_and_overrides(tmp_path, capsys):
     out = tmp_path / "r.nc"
     assert main(["simulate", "fig1", *TINY, "--seeds", "2", "--out", str(out), "--quiet"]) == 0

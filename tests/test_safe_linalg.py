@@ -28,6 +28,7 @@ def _batch(key: jax.Array, b: int, n: int, dtype) -> jax.Array:
     return jnp.einsum("bki,bkj->bij", x, x) + jnp.eye(n, dtype=dtype)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_vmapped_calls_are_bit_identical_to_jnp_linalg(dtype):
     a = _batch(jax.random.key(0), 3, 7, dtype)
@@ -129,6 +130,7 @@ def _run_repro(solve_import: str, timeout: float) -> bool:
     return "finished" in out.stdout
 
 
+@pytest.mark.slow
 def test_safe_path_finishes_where_the_raw_path_deadlocks():
     safe = "from simdyn import safe_linalg\nsolve = jax.vmap(safe_linalg.solve)"
     assert _run_repro(safe, timeout=120), "the safe_linalg program did not finish in 120 s"

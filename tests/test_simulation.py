@@ -60,6 +60,7 @@ def run5():
     return simulate(CFG, 5, KEY, chunk_size=5)
 
 
+@pytest.mark.slow
 def test_dataset_layout_and_attrs(run5):
     assert dict(run5.sizes) == {
         "seed": 5,
@@ -82,6 +83,7 @@ def test_dataset_layout_and_attrs(run5):
     assert Config.from_json(run5.attrs["config"]) == CFG
 
 
+@pytest.mark.slow
 def test_vmapped_chunk_equals_per_seed_loop(run5):
     """Each seed trained alone through jit(make_train(cfg)) == its row of the vmapped chunk."""
     one = jax.jit(make_train(CFG))
@@ -96,6 +98,7 @@ def test_vmapped_chunk_equals_per_seed_loop(run5):
         assert bool(row["diverged"]) == bool(traj.diverged)
 
 
+@pytest.mark.slow
 def test_chunk_size_changes_no_random_input():
     """Seed i's key, and so its training set, is bit-identical in any chunk and any padding."""
     base = as_key(KEY)
@@ -113,6 +116,7 @@ def test_chunk_size_changes_no_random_input():
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[i])
 
 
+@pytest.mark.slow
 def test_chunk_size_changes_results_only_by_rounding(run5):
     chunked = simulate(CFG, 5, KEY, chunk_size=2)  # calls of 2, 2 and 1 + 1 padding seed
     assert chunked.attrs["chunk_size"] == 2
@@ -123,6 +127,7 @@ def test_chunk_size_changes_results_only_by_rounding(run5):
         _assert_close(run5, other, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_explicit_seed_list_matches_count(run5):
     sub = simulate(CFG, [4, 1], KEY, chunk_size=5)  # padded to the same program (batch 5)
     assert list(sub["seed"].values) == [4, 1]
@@ -169,6 +174,7 @@ def test_invalid_arguments_name_the_parameter(kwargs, field):
         simulate(CFG, seeds, **args)
 
 
+@pytest.mark.slow
 def test_load_rejects_non_results(tmp_path, run5):
     junk = tmp_path / "junk.nc"
     junk.write_bytes(b"not a netcdf file at all")

@@ -173,6 +173,7 @@ def test_min_norm_is_global_minimizer_on_random_instances(seed, D, data):
         assert not sol.tied
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("p, rank_p", [(2, 3), (3, 3), (4, 2)])
 def test_min_norm_beats_independent_minimizers(p, rank_p):
     rng = np.random.default_rng(1)
@@ -412,6 +413,7 @@ def test_restriction_to_data_coordinates_is_exact():
         assert big.tied == small.tied
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mu", [0.0, 0.7])
 @pytest.mark.parametrize("phi", [[0.8, 1.2, 0.9, 1.1], [1.3, 0.6, 1.0, 0.5]])
 def test_predicted_alignments_match_min_norm(mu, phi):
@@ -481,6 +483,7 @@ def test_conditions_and_tie_rule():
         th.feature_spectrum_L(jnp.array([1.0, 1.0, 1.0]), 4)
 
 
+@pytest.mark.slow
 def test_spectral_functions_jit_and_vmap():
     phi3 = jnp.linspace(0.2, 1.6, 7)
     phis = jnp.stack([jnp.full_like(phi3, 0.8), jnp.ones_like(phi3), jnp.sqrt(phi3)], axis=1)
@@ -497,6 +500,7 @@ def test_spectral_functions_jit_and_vmap():
     np.testing.assert_array_equal(h(phis), np.asarray(phi3) > 0.64)
 
 
+@pytest.mark.slow
 def test_fs_aug_standard_augmentation_full_rank():
     """Thm 5.4, standard augmentation, p >= n: exact value on an UNBALANCED good-event instance
     (each original has its own irrelevant feature, K = n + 2)."""
@@ -566,6 +570,7 @@ def test_noncollapsing_raises_when_v2_in_colsp():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_loss_value_grad_and_distance():
     rng = np.random.default_rng(8)
     P, Q = random_instance(rng, 7, 5, 3)
@@ -645,6 +650,7 @@ def test_gradient_flow_closed_form_and_early_growth():
     assert math.ceil(t_pred) == t_hit
 
 
+@pytest.mark.slow
 def test_symmetric_eigh_matches_numpy_and_survives_the_nonconverging_instance():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((30, 30))

@@ -19,6 +19,7 @@ def test_population_moments_are_the_closed_forms():
     np.testing.assert_allclose(top, [float(a_1) - s, float(a_2) - s, 0.0], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_prediction_matches_the_simulated_seeds():
     cfg = preset("fig2a").replace(lr=0.1, steps=40, probe_every=-1)
     pred = theory.predicted_peak(cfg)

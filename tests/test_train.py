@@ -78,6 +78,7 @@ _BACKEND_CASES += [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend,loss", _BACKEND_CASES)
 def test_gd_backends_match_numpy_reference(backend, loss):
     cfg = _small(loss=loss, backend=backend)
@@ -101,6 +102,7 @@ def test_gaussian_noise_dense_and_sample_agree():
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_sgd_with_full_batch_of_originals_equals_gd():
     """batch_size = n with the fixed augmentations: the in-batch loss is the full loss."""
     gd = _small(loss="joint")
@@ -111,6 +113,7 @@ def test_sgd_with_full_batch_of_originals_equals_gd():
     np.testing.assert_allclose(b.theta, a.theta, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_minibatch_sgd_differs_from_gd_and_stays_finite():
     cfg = _small(batch_size=6, fresh_augmentations=True)
     gd = _small()
@@ -120,6 +123,7 @@ def test_minibatch_sgd_differs_from_gd_and_stays_finite():
     assert not np.allclose(a.theta, b.theta)
 
 
+@pytest.mark.slow
 def test_bias_off_keeps_bias_column_zero():
     cfg = Config(_small().data, ModelConfig(p=3, sigma_0=0.5, bias=False), _small().train)
     traj = jax.jit(make_train(cfg))(SEED_KEY, default_hparams(cfg))
@@ -127,6 +131,7 @@ def test_bias_off_keeps_bias_column_zero():
     assert np.all(traj.alignment[-1, 1:] > 0)
 
 
+@pytest.mark.slow
 def test_large_learning_rate_is_flagged_as_diverged():
     cfg = _small(lr=50.0)
     traj = jax.jit(make_train(cfg))(SEED_KEY, default_hparams(cfg))
@@ -134,6 +139,7 @@ def test_large_learning_rate_is_flagged_as_diverged():
     assert 0 < int(traj.diverged_step) <= cfg.train.steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", pytest.param("momentum", marks=pytest.mark.slow)])
 def test_optax_optimizers_run(optimizer):
     cfg = _small(optimizer=optimizer, lr=0.01)
@@ -141,6 +147,7 @@ def test_optax_optimizers_run(optimizer):
     assert np.all(np.isfinite(traj.loss)) and traj.loss[-1] < traj.loss[0]
 
 
+@pytest.mark.slow
 def test_fig2_shape_v2_rises_then_falls_v1_rises_and_stays():
     """Reduced Fig. 2a instance (same phi, mu, sigma_xi, eta, sigma_0 as the paper; smaller n, d).
 
@@ -176,6 +183,7 @@ def test_fig2_shape_v2_rises_then_falls_v1_rises_and_stays():
     assert np.all(v1[:, -1] > 0.9 * v1.max(axis=1))
 
 
+@pytest.mark.slow
 def test_seed_training_set_is_the_data_simulate_trains_on():
     # The recorded final loss of seed 3 must equal the matrix-form loss of the saved final Theta
     # on seed_training_set(config, 3, key); another seed's data gives a different value.
@@ -203,6 +211,7 @@ def test_seed_training_set_is_the_data_simulate_trains_on():
     assert abs(loss_on(2) - recorded) > 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["structured", "dense"])
 @pytest.mark.parametrize("loss", ["scl", "ucl"])
 def test_static_loss_weight_skips_a_product_and_changes_nothing(backend, loss):
@@ -236,6 +245,7 @@ def test_static_loss_weight_skips_a_product_and_changes_nothing(backend, loss):
     assert not np.any(np.asarray(skipped)) and np.any(np.asarray(full.theta_m_tilde))
 
 
+@pytest.mark.slow
 def test_hparams_beta_is_refused_for_a_static_loss():
     import simdyn
     from simdyn.config import ConfigError

@@ -52,6 +52,7 @@ from simdyn.verify.runs import clear_memo
         ),
     ],
 )
+@pytest.mark.slow
 def test_compressed_moments_equal_dense_moments(data):
     sets = sample_instances(data, [0, 1], key=3)
     for u in range(2):
@@ -70,6 +71,7 @@ def test_compressed_moments_equal_dense_moments(data):
         )
 
 
+@pytest.mark.slow
 def test_instances_do_not_depend_on_the_sampling_chunk(monkeypatch):
     from simdyn.verify import instances
 
@@ -119,6 +121,7 @@ def outcomes():
 DEFAULT_TIER_CLAIMS = {"CC-train", "CC-minnorm", "FS-dim", "MINLOSS"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "claim",
     [c if c in DEFAULT_TIER_CLAIMS else pytest.param(c, marks=pytest.mark.slow) for c in CLAIM_IDS],
@@ -197,6 +200,7 @@ def test_cli_rejects_unknown_claim(tmp_path, capsys):
     assert "--claims" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_runs_in_chunks_match_one_call(monkeypatch):
     """verify.runs splits units into equal chunks (last one padded): a unit's trajectory must not
     depend on the chunking (same keys; padding copies dropped)."""
@@ -217,6 +221,7 @@ def test_runs_in_chunks_match_one_call(monkeypatch):
     np.testing.assert_array_equal(parts.seeds, whole.seeds)
 
 
+@pytest.mark.slow
 def test_interrupted_verify_resumes_finished_claims(tmp_path, monkeypatch, capsys):
     from simdyn.cli import main
     from simdyn.verify import cc_train, cli, fs_aug

@@ -23,6 +23,7 @@ def reference():
     return _row()
 
 
+@pytest.mark.slow
 def test_holds_on_the_reference_and_the_mu1_peak_control_fails(reference):
     test, control = reference
     assert test.name == "probe-within-leftover" and test.estimate == 1.0
@@ -38,6 +39,7 @@ def test_the_allowance_is_monotone_and_at_least_chance():
     assert a[0] > 0.5 and a[-1] > 1.0
 
 
+@pytest.mark.slow
 def test_the_literal_at_chance_allowance_fails_the_row(reference, monkeypatch):
     # Def. 4.1 read literally (no leftover allowed): 1/2 plus the binomial margin. GD's endpoint
     # keeps an O(sigma_0) v_2 leftover the probe reads, so the row must fail.

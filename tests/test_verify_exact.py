@@ -81,6 +81,7 @@ def test_roundoff_tolerance_is_safety_times_dim_eps_cond():
         roundoff_tolerance(5, 0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mu,sampling", [(0.0, "balanced"), (1.0, "balanced"), (0.0, "iid")])
 def test_good_event_cond_bounds_the_condition_number_of_sampled_instances(mu, sampling):
     phi = (0.8, 1.0, 1.2, 0.7)

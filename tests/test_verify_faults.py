@@ -105,6 +105,7 @@ def _scaled(batch, setting_points: str, factor: float):
     return batch._replace(**{setting_points: pts._replace(noise_val=pts.noise_val * factor)})
 
 
+@pytest.mark.slow
 def test_data_row_exact_checks_hold_on_the_reference_and_fail_on_a_corrupted_sample(data_units):
     from simdyn.verify import data_model
 
@@ -127,6 +128,7 @@ def test_data_row_exact_checks_hold_on_the_reference_and_fail_on_a_corrupted_sam
     assert t.failures == 2
 
 
+@pytest.mark.slow
 def test_data_row_variance_ratio_is_near_one_and_a_1_1_scale_is_far(data_units):
     from simdyn.verify import data_model
 

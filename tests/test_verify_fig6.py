@@ -44,6 +44,7 @@ def test_holds_on_the_reference_and_every_control_fails(reference):
     assert tests["ratio-at-gd-endpoint"].failures == 0
 
 
+@pytest.mark.slow
 def test_a_wrong_closed_form_fails_the_stationarity_rule(monkeypatch):
     # The min-norm factor 1% too large (r = 1/1.01^2 there): not a stationary point.
     right = theory.min_norm_minimizer
@@ -58,6 +59,7 @@ def test_a_wrong_closed_form_fails_the_stationarity_rule(monkeypatch):
     assert tests["ratio-at-min-norm"].failures == fig6.DESIGNS["small"].seeds
 
 
+@pytest.mark.slow
 def test_a_ten_percent_error_in_the_quartic_gradient_term_fails_the_endpoint_rule():
     # GD then stops where term1 = 1.1 x term2: r_T = 1.1, far outside the relaxation bound.
     tests, _ = _row(simulators.by_name("grad-term-x1.1"))

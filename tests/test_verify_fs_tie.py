@@ -18,6 +18,7 @@ def _row():
     return {t.name: t for t in row.tests}, {t.name: t for t in row.controls}
 
 
+@pytest.mark.slow
 def test_holds_on_every_instance_and_the_other_tie_break_fails():
     tests, controls = _row()
     assert len(tests) == 9 and len(controls) == 2

@@ -38,6 +38,7 @@ def test_clean_representations_agree_and_the_near_miss_is_rejected(one_point):
     assert set(tests["same-trajectory[scl-basis]"].data) >= {"structured", "dense", "sample"}
 
 
+@pytest.mark.slow
 def test_a_one_percent_fault_in_the_structured_gradient_fails_the_row(one_point, monkeypatch):
     clean = StructuredObjective.loss_and_grad
 

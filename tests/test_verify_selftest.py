@@ -315,6 +315,7 @@ def test_step_fault_equals_the_reference_run_at_1_5_eta(x64):
     assert broken.hparams.lr[0] == pytest.approx(cfg.train.lr)  # what the verifier is told
 
 
+@pytest.mark.slow
 def test_grad_fault_is_inconsistent_with_its_loss_and_the_reference_is_not(x64):
     cfg = _config()
     ts = simdyn.seed_training_set(cfg, seed=0, key=2)

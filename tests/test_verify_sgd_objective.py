@@ -30,6 +30,7 @@ def _objective(seed: int, r: int, n: int = 6, m: int = 2):
     return expected_minibatch_objective(jnp.asarray(x), y, 3, 0.25)
 
 
+@pytest.mark.slow
 def test_padded_vmapped_relaxation_matches_the_per_instance_reference():
     # Two instances with different numbers of used coordinates (4 and 6), padded to 6: the
     # zero columns must be inert, so each unit's result equals its own unpadded GD on L_exp.
@@ -58,6 +59,7 @@ def small_row():
     clear_memo()
 
 
+@pytest.mark.slow
 def test_small_row_every_unit_is_at_the_expected_minimum_and_none_at_the_full_one(small_row):
     # At small size (4 units per lr) no verdict can be reached, so count units: SGD's ||W v_1||
     # is within half the gap between the two predictions of L_exp's (~1.81) on every unit, of
