@@ -38,7 +38,29 @@ Array = jax.Array
 
 
 class HyperParams(NamedTuple):
-    """Numeric hyper-parameters that can vary inside one compiled program (scalars)."""
+    """Numeric hyper-parameters that can vary inside one compiled program.
+
+    They are traced arrays, not static config fields, so one compiled program runs every value:
+    :func:`simdyn.simulate` takes ``hparams=`` with scalar fields (shared by all seeds) or
+    ``(num_seeds,)`` fields (one value per seed), and a field left ``None`` there keeps the
+    config's value. :func:`default_hparams` gives a config's own values.
+
+    Attributes:
+      lr: () learning rate, > 0 (``train.lr``).
+      beta: () weight of the SCL term in the loss, in [0, 1]: 1 for ``scl``, 0 for ``ucl``,
+        ``train.beta`` for ``joint`` (only ``joint`` may vary it).
+      sigma_0: () init scale, >= 0: Theta_0 entries ~ N(0, sigma_0^2 / d) (``model.sigma_0``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import simdyn
+      >>> hp = simdyn.HyperParams(lr=jnp.asarray(0.1), beta=jnp.asarray(1.0),
+      ...                         sigma_0=jnp.asarray(1e-3))
+      >>> hp._fields
+      ('lr', 'beta', 'sigma_0')
+      >>> float(hp._replace(lr=jnp.asarray(0.5)).lr)
+      0.5
+    """
 
     lr: Array
     beta: Array
@@ -46,6 +68,27 @@ class HyperParams(NamedTuple):
 
 
 def default_hparams(config: Config) -> HyperParams:
+    """The hyper-parameters a config trains with (what :func:`simdyn.simulate` uses by default).
+
+    Args:
+      config: the run's configuration.
+
+    Returns:
+      The ``HyperParams`` of () arrays in ``train.dtype`` holding ``train.lr``, the loss's SCL
+      weight (1 for ``scl``, 0 for ``ucl``, ``train.beta`` for ``joint``) and
+      ``model.sigma_0``.
+
+    Examples:
+      >>> import simdyn
+      >>> config = simdyn.preset("fig2a").replace(loss="joint", beta=0.25)
+      >>> hp = simdyn.default_hparams(config)
+      >>> [round(float(value), 6) for value in hp]  # lr, beta, sigma_0
+      [0.05, 0.25, 0.001]
+      >>> hp.lr.shape, hp.lr.dtype
+      ((), dtype('float32'))
+      >>> float(simdyn.default_hparams(config.replace(loss="ucl")).beta)  # UCL: beta = 0
+      0.0
+    """
     dtype = jnp.dtype(config.train.dtype)
     return HyperParams(
         lr=jnp.asarray(config.train.lr, dtype),
@@ -55,15 +98,33 @@ def default_hparams(config: Config) -> HyperParams:
 
 
 class Trajectory(NamedTuple):
-    """What one seed's run records. R = len(record_steps), Q = len(probe_steps).
+    """What one seed's run records (the result of :func:`make_train`'s ``train``).
 
-    alignment: (R, K + 1) ||Theta_t v_j||, j = 0 (bias) .. K.
-    loss: (R,) full training loss at the recorded steps.
-    probe_class: (Q,) linear-probe accuracy for y on fresh test data.
-    probe_subclass: (Q,) linear-probe accuracy for y_sub within each class.
-    diverged: () bool, the seed's loss or Theta became non-finite or exceeded the threshold.
-    diverged_step: () int32, first recorded step where that was seen (-1 if never).
-    theta: (p, d + 1) final Theta if ``train.save_theta`` else (0,).
+    R = steps / log_every + 1 recorded steps (0, log_every, ..., steps); Q probe steps (0,
+    probe_every, ..., steps; only the last step when probe_every = 0, none when -1). Under
+    :func:`simdyn.simulate` every field gains a leading seed axis.
+
+    Attributes:
+      alignment: (R, K + 1) ||Theta_t v_j||, j = 0 (bias) .. K.
+      loss: (R,) full training loss at the recorded steps.
+      probe_class: (Q,) linear-probe accuracy for y on fresh test data.
+      probe_subclass: (Q,) linear-probe accuracy for y_sub within each class.
+      diverged: () bool, the seed's loss or Theta became non-finite or exceeded the threshold.
+      diverged_step: () int32, first recorded step where that was seen (-1 if never).
+      theta: (p, d + 1) final Theta if ``train.save_theta`` else (0,).
+
+    Examples:
+      >>> import jax, simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, log_every=2,
+      ...                                         probe_every=4, save_theta=True)
+      >>> train = simdyn.make_train(config)
+      >>> traj = jax.eval_shape(train, jax.random.key(0), simdyn.default_hparams(config))
+      >>> traj._fields
+      ('alignment', 'loss', 'probe_class', 'probe_subclass', 'diverged', 'diverged_step', 'theta')
+      >>> traj.alignment.shape, traj.loss.shape, traj.probe_class.shape  # R = 3, K = 4, Q = 2
+      ((3, 5), (3,), (2,))
+      >>> traj.diverged.dtype, traj.diverged_step.dtype, traj.theta.shape  # theta: (p, d + 1)
+      (dtype('bool'), dtype('int32'), (3, 17))
     """
 
     alignment: Array | np.ndarray
@@ -135,7 +196,27 @@ def make_train(
         ``simdyn verify --self-test`` passes deliberately broken objectives through it.
       training_set: ``(config, seed_key) -> TrainingSet``; default :func:`training_set_of`.
 
-    Returns ``train(seed_key, hparams) -> Trajectory``; pure, jit- and vmap-compatible.
+    Returns:
+      The per-seed function ``train(seed_key, hparams) -> Trajectory``, which runs one seed
+      from its () PRNG key and its :class:`HyperParams` (scalars); pure, jit- and
+      vmap-compatible (:func:`simdyn.simulate` runs ``jit(vmap(train))`` over seed keys). The
+      :class:`Trajectory` has R = steps / log_every + 1 recorded steps: alignment (R, K + 1),
+      loss (R,).
+
+    Raises:
+      ConfigError: ``train.dtype='float64'`` while JAX runs 32-bit (call
+        :func:`simdyn.enable_x64` first).
+
+    Examples:
+      >>> import jax, simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16, steps=3, log_every=1,
+      ...                                         probe_every=-1)
+      >>> train = simdyn.make_train(config)
+      >>> keys = jax.random.split(jax.random.key(0), 2)  # two seed keys
+      >>> batched = jax.eval_shape(jax.vmap(train, in_axes=(0, None)), keys,
+      ...                          simdyn.default_hparams(config))
+      >>> batched.alignment.shape, batched.loss.shape, batched.diverged.shape  # (seed, R, K + 1)
+      ((2, 4, 5), (2, 4), (2,))
     """
     objective = full_objective if objective is None else objective
     training_set = training_set_of if training_set is None else training_set
