@@ -258,6 +258,26 @@ def enable_deterministic() -> None:
     because XLA reads ``XLA_FLAGS`` once at start-up; it raises ``ConfigError`` otherwise. It
     is a no-op on CPU (already deterministic) and costs some GPU speed (scatter/reduction
     kernels). Equivalent: ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` in the environment.
+    Call it first thing in a script, before anything computes.
+
+    Returns:
+      None; ``XLA_FLAGS`` in ``os.environ`` then holds the flag (unchanged if it already did).
+
+    Raises:
+      ConfigError: a backend has already started and the flag is not set yet.
+
+    Examples:
+      >>> import os, unittest.mock
+      >>> import jax.numpy as jnp, simdyn
+      >>> on = {"XLA_FLAGS": "--xla_gpu_deterministic_ops=true"}
+      >>> with unittest.mock.patch.dict(os.environ, on):
+      ...     simdyn.enable_deterministic()  # already on: a no-op, at any time
+      >>> _ = jnp.zeros(1).block_until_ready()  # a computation starts a backend
+      >>> with unittest.mock.patch.dict(os.environ, {"XLA_FLAGS": ""}):
+      ...     simdyn.enable_deterministic()  # too late
+      Traceback (most recent call last):
+        ...
+      simdyn.config.ConfigError: enable_deterministic() must be called before JAX starts ...
     """
     flags = os.environ.get("XLA_FLAGS", "").split()
     missing = [f for f in DETERMINISTIC_XLA_FLAGS if f not in flags]

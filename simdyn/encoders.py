@@ -150,7 +150,39 @@ def make_encoder(
     hidden_init_scale: float = 2.0,
 ) -> SparseEncoder:
     """An encoder for ``config``: output width ``model.p``, init scale ``model.sigma_0``,
-    bias ``model.bias``, dtype ``train.dtype``; ``hidden=()`` is the paper's linear map."""
+    bias ``model.bias``, dtype ``train.dtype``; ``hidden=()`` is the paper's linear map.
+
+    Args:
+      config: supplies ``data.d``, ``model.p``, ``model.sigma_0``, ``model.bias`` and
+        ``train.dtype``.
+      hidden: widths of the hidden ReLU layers before the output layer of width ``model.p``;
+        ``()`` for the linear encoder, ``(h,)`` for a two-layer MLP.
+      head: widths of a projection head after the representation; ``()`` for none.
+      normalize: L2-normalise the projection (what the loss sees).
+      hidden_init_scale: variance-scaling factor of the Dense layers' init (2.0 = He).
+
+    Returns:
+      The encoder, a flax ``SparseEncoder`` module whose ``apply(params, points)`` maps
+      points with leading shape (...) to an :class:`EncoderOutput`: representation (..., p),
+      projection (..., head[-1] or p). Its parameters come from :func:`init_encoder`.
+
+    Raises:
+      ConfigError: a width that is not a positive integer, or ``hidden_init_scale <= 0``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, simdyn
+      >>> from simdyn.data import Points
+      >>> from simdyn.encoders import init_encoder
+      >>> config = simdyn.preset("fig2a").replace(d=16)  # p = 3, K = 4
+      >>> simdyn.make_encoder(config).widths  # the paper's linear map
+      (3,)
+      >>> mlp = simdyn.make_encoder(config, hidden=(8,), head=(4,), normalize=True)
+      >>> points = Points(jnp.ones((2, 5)), jnp.ones((2, 1), jnp.int32), jnp.zeros((2, 1)))
+      >>> out = jax.eval_shape(lambda k: mlp.apply(init_encoder(mlp, k, points), points),
+      ...                      jax.random.key(0))
+      >>> out.representation.shape, out.projection.shape  # (..., p), (..., head[-1])
+      ((2, 3), (2, 4))
+    """
     hidden, head = tuple(hidden), tuple(head)
     _check_widths("hidden", hidden)
     _check_widths("head", head)
