@@ -34,7 +34,7 @@ from simdyn import (  # noqa: E402
     init_theta,
     seed_training_set,
 )
-from simdyn.config import Config, ConfigError, supports_structured  # noqa: E402
+from simdyn.config import Config, ConfigError  # noqa: E402
 from simdyn.data import (  # noqa: E402
     Points,
     feature_block,
@@ -308,7 +308,8 @@ def gd_runs(
         "sigma_0": np.asarray([c.model.sigma_0 for c in configs], np_dtype),
         "rows": np.asarray([np.arange(p_max) < c.model.p for c in configs], np_dtype),
     }
-    build = structured_moments if supports_structured(dcfg) else dense_moments
+    exact_structured = simdyn.objectives.get("structured").applies(configs[0])
+    build = structured_moments if exact_structured else dense_moments
 
     def one(cell: dict[str, Array], sk: Array):
         ts = sample_training_set(streams(sk).data, dcfg, dtype)
@@ -336,22 +337,17 @@ def gd_runs(
         )
         return out.observed["o"], out.diverged
 
-    def batched(keys: Array, cell_rows: dict[str, Array]):
-        return jax.vmap(one)(cell_rows, keys)
-
     # The C x S (config, seed) pairs are the engine's runs, in one flat vmap (compiles faster
     # than nested vmaps); run r = (config r // S, seed r % S) gets simulate's key fold_in(key, s).
     num_c, num_s = len(configs), len(seed_list)
     flat = {k: np.repeat(v, num_s, axis=0) for k, v in cells.items()}
     idx = np.tile(np.asarray(seed_list, np.int64), num_c)
-    shapes = jax.eval_shape(one, jax.tree.map(lambda a: a[0], flat), jax.random.key(0))
-    (recs, bad), _ = engine.run_seeds(
-        lambda devices: engine.shard_seeds(batched, devices, True),
+    (recs, bad), _ = engine.run_per_seed(
+        lambda seed_key, cell: one(cell, seed_key),
         as_key(key),
         idx,
         flat,
         True,
-        empty=jax.tree.map(lambda a: np.zeros((0, *a.shape), a.dtype), shapes),
         chunk_size=len(idx),
         devices=1,
     )

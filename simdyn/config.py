@@ -15,16 +15,15 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from simdyn.objectives import names as representation_names  # a name table: no JAX
-
 NoiseModel = Literal["basis", "gaussian"]
 Sampling = Literal["iid", "balanced"]
 NoisePlacement = Literal["iid", "good_event"]
 Augmentation = Literal["standard", "imperfect"]
 LossName = Literal["scl", "ucl", "joint"]
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
-# The registered representations (simdyn.objectives.REGISTRY) besides auto; typing only.
-Backend = Literal["auto", "structured", "dense", "projected", "sample"]
+# A representation's registered name or "auto"; the registry (simdyn.objectives) owns the names
+# and their rules, so the config knows none of them.
+Backend = str
 DType = Literal["float32", "float64"]
 
 _OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
@@ -229,10 +228,10 @@ class TrainConfig:
       probe_every: linear-probe accuracies every this many steps (0 = only at the last step,
         -1 = never); must be a multiple of log_every.
       dtype: ``float32`` (default) or ``float64``.
-      backend: a registered representation (:mod:`simdyn.objectives`): ``auto`` (full batch:
-        the exact one with the lowest modelled cost per step, :func:`simdyn.objectives.choose`;
-        minibatch: sample), ``structured``, ``dense`` (matrix form), ``projected`` (matrix form
-        on the span of the data) or ``sample`` (per-point form).
+      backend: ``auto`` (the registry picks: full batch, the exact representation with the
+        lowest modelled cost per step; minibatch, the per-point form) or a representation's
+        registered name (:func:`simdyn.objectives.names`). The registry validates it
+        (:func:`simdyn.objectives.validate`), before any work.
       divergence_threshold: a seed whose loss or Theta becomes non-finite or |Theta| exceeds this
         is flagged as diverged (checked at every recorded step).
       save_theta: keep each seed's final Theta (p x (d + 1)) in the result.
@@ -283,7 +282,8 @@ class TrainConfig:
                 f"0, -1 or a multiple of log_every={self.log_every} dividing steps={self.steps}",
             )
         _check_choice("train.dtype", self.dtype, ("float32", "float64"))
-        _check_choice("train.backend", self.backend, ("auto", *representation_names()))
+        if not isinstance(self.backend, str) or not self.backend:
+            _fail("train.backend", self.backend, "'auto' or a registered representation's name")
         _check_real("train.divergence_threshold", self.divergence_threshold, 0.0, open_lo=True)
         if not isinstance(self.save_theta, bool):
             _fail("train.save_theta", self.save_theta, "true or false")
@@ -335,14 +335,6 @@ class Config:
             _fail("train.batch_size", t.batch_size, f"<= data.n={dt.n} (originals per batch)")
         if t.batch_size is None and t.fresh_augmentations:
             _fail("train.fresh_augmentations", True, "false for full-batch GD (batch_size=None)")
-        if t.backend == "structured" and not supports_structured(dt):
-            _fail(
-                "train.backend",
-                t.backend,
-                "'dense', 'projected' or 'sample' unless noise='basis' and augmentation='standard'",
-            )
-        if t.backend in ("structured", "dense", "projected") and not t.full_batch:
-            _fail("train.backend", t.backend, "'auto' or 'sample' for minibatch SGD")
 
     # --- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -381,11 +373,6 @@ class Config:
     def replace(self, **overrides: Any) -> Config:
         """Return a copy with ``field=value`` overrides (unique names or dotted paths)."""
         return apply_overrides(self, overrides)
-
-
-def supports_structured(data: DataConfig) -> bool:
-    """Whether the exact arrow-structured moments apply (one basis noise vector per point)."""
-    return data.noise == "basis" and data.augmentation == "standard"
 
 
 def _field_owners() -> dict[str, list[str]]:

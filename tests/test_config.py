@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import simdyn
 from simdyn import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, preset
 from simdyn.config import apply_overrides
 from simdyn.presets import PRESETS
@@ -58,8 +59,10 @@ def test_preset_settings_as_printed_in_paper():
             "train.batch_size",
         ),
         (
-            lambda: Config(
-                DataConfig(noise="gaussian"), ModelConfig(), TrainConfig(backend="structured")
+            lambda: simdyn.objectives.validate(
+                Config(
+                    DataConfig(noise="gaussian"), ModelConfig(), TrainConfig(backend="structured")
+                )
             ),
             "train.backend",
         ),

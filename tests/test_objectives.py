@@ -10,6 +10,7 @@ import pytest
 import simdyn
 from simdyn import (
     Config,
+    ConfigError,
     DataConfig,
     ModelConfig,
     TrainConfig,
@@ -239,8 +240,15 @@ def test_registry_names_errors_and_config_validation():
     assert "encoder" in objectives.REGISTRY and "encoder" not in BACKENDS
     with pytest.raises(ValueError, match="invalid backend='nope'"):
         objectives.get("nope")
-    with pytest.raises(Exception, match="train.backend"):
-        _small(backend="encoder")  # a model-parameterised form is no train.backend
+    with pytest.raises(ConfigError, match="train.backend"):
+        objectives.validate(_small(backend="encoder"))  # a model form is no train.backend
+    with pytest.raises(ConfigError, match="train.backend='structured'.*not exact"):
+        objectives.validate(_small(backend="structured", noise="gaussian"))
+    with pytest.raises(ConfigError, match="train.backend='dense'.*minibatch SGD"):
+        objectives.validate(_small(backend="dense").replace(batch_size=4))
+    for name in ("auto", "sample"):
+        sgd = _small(backend=name).replace(batch_size=4)
+        assert objectives.validate(sgd).train.backend == name
     for name in BACKENDS:
         rep = objectives.get(name)
         assert rep.name == name

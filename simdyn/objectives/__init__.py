@@ -68,6 +68,51 @@ def get(name: str) -> type[Representation]:
     return getattr(importlib.import_module(module), cls)
 
 
+def validate(config: Config) -> Config:
+    """Check ``train.backend`` against the registry: the rules of each representation live
+    with it (its ``applies`` for full-batch GD, its ``minibatch`` flag for SGD), not in the
+    config. Called before any work (:func:`resolve`, and so ``simulate`` and the CLI).
+
+    Args:
+      config: the run.
+
+    Returns:
+      ``config`` unchanged.
+
+    Raises:
+      ConfigError: naming ``train.backend``, its value and the values allowed for this config.
+
+    >>> from simdyn import preset
+    >>> from simdyn import objectives
+    >>> gaussian = preset("fig2a").replace(noise="gaussian", backend="structured")
+    >>> objectives.validate(gaussian)
+    Traceback (most recent call last):
+    ...
+    simdyn.config.ConfigError: invalid train.backend='structured': ...
+    """
+    from simdyn.config import ConfigError  # here: the config names no representation
+
+    name = config.train.backend
+    if name == "auto":
+        return config
+    if name not in names():
+        allowed = ("auto", *names())
+        raise ConfigError(f"invalid train.backend={name!r}: must be one of {allowed}")
+    if not config.train.full_batch:
+        if not getattr(get(name), "minibatch", False):
+            allowed = ("auto", *(n for n in names() if getattr(get(n), "minibatch", False)))
+            raise ConfigError(
+                f"invalid train.backend={name!r}: must be one of {allowed} for minibatch SGD"
+            )
+        return config
+    if not get(name).applies(config):
+        raise ConfigError(
+            f"invalid train.backend={name!r}: not exact for this data model; must be one of "
+            f"{('auto', *applicable(config))}"
+        )
+    return config
+
+
 def applicable(config: Config) -> tuple[str, ...]:
     """The registered representations that are exact full-batch paths for ``config``."""
     return tuple(name for name in names() if get(name).applies(config))
@@ -93,7 +138,7 @@ def resolve(config: Config) -> str:
     """The representation a run uses: ``train.backend`` unless it is ``auto``; ``auto`` is
     :func:`choose` for full-batch GD and ``sample`` for minibatch SGD (the batch loss is
     differentiated per point)."""
-    t = config.train
+    t = validate(config).train
     if t.backend != "auto":
         return t.backend
     return choose(config) if t.full_batch else "sample"
@@ -119,6 +164,7 @@ __all__ = [
     "applicable",
     "choose",
     "full_batch_name",
+    "validate",
     "get",
     "names",
     "resolve",

@@ -41,6 +41,7 @@ class Representation(Protocol):
     """A registered representation: a class with these classmethods (see the package doc)."""
 
     name: ClassVar[str]
+    minibatch: ClassVar[bool]  # whether it can run a minibatch (SGD) step
 
     @classmethod
     def applies(cls, config: Config) -> bool:
@@ -120,7 +121,10 @@ class _HasLossAndGrad(Protocol):
 
 class ExactForm:
     """Mixin of a representation: exact for every config unless ``applies`` says otherwise, and
-    ``loss`` is the first half of ``loss_and_grad``."""
+    ``loss`` is the first half of ``loss_and_grad``; full batch only unless a subclass says it
+    differentiates a minibatch (``minibatch = True``)."""
+
+    minibatch: ClassVar[bool] = False
 
     @classmethod
     def applies(cls, config: Config) -> bool:

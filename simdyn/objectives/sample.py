@@ -36,6 +36,7 @@ class SampleObjective(ExactForm):
     y: Array
     beta: Array
     name: ClassVar[str] = "sample"
+    minibatch: ClassVar[bool] = True  # the batch loss is differentiated per point
 
     @classmethod
     def build(cls, config: Config, ts: TrainingSet, beta: Array) -> SampleObjective:

@@ -17,10 +17,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from simdyn.config import Config, supports_structured
+from simdyn.config import Config, DataConfig
 from simdyn.cost import StepCost
 from simdyn.moments import structured_moments
 from simdyn.objectives.base import MomentObjective, common_memory, itemsize, pytree_dataclass
+
+
+def supports_structured(data: DataConfig) -> bool:
+    """Whether the exact arrow-structured moments apply: one basis noise vector per point
+    (basis noise and the standard augmentation)."""
+    return data.noise == "basis" and data.augmentation == "standard"
 
 
 @pytree_dataclass(data=("moments", "beta"), meta=("weight",))
