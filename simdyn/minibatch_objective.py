@@ -50,11 +50,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from numpy.typing import ArrayLike
 
 from simdyn.config import ConfigError
-from simdyn.loop import Record, run_loop
 
 Array = jax.Array
 
@@ -207,43 +205,3 @@ def expected_minibatch_grad(obj: ExpectedMinibatchObjective, theta: Array) -> Ar
     weighted = jnp.einsum("ipq,iaq->iap", h - t, emb)  # (n, m, p): rows (H_i - T) e_ia
     var_grad = jnp.einsum("iap,iad->pd", weighted, obj.points) / (n * m)
     return -4 * theta @ obj.p_exp + 4 * t @ tm + 4 * obj.var_coef * var_grad
-
-
-class ExpectedMinimizer(NamedTuple):
-    """Result of :func:`expected_objective_minimizer`.
-
-    theta: (p, D) final iterate. loss: () L_exp there. grad_norm: () ||grad L_exp||_F there.
-    """
-
-    theta: Array
-    loss: Array
-    grad_norm: Array
-
-
-def expected_objective_minimizer(
-    obj: ExpectedMinibatchObjective, theta0: Array, lr: float, steps: int
-) -> ExpectedMinimizer:
-    """The point that SGD's expected dynamics converge to: deterministic float64 GD on L_exp,
-    Theta <- Theta - lr grad L_exp(Theta), for ``steps`` steps from ``theta0`` (p, D).
-
-    E_B[grad L_B] = grad L_exp, so with a small step size simdyn's SGD follows this GD path up
-    to O(lr) noise. There is no Lemma-B.2 closed form (:func:`simdyn.theory.min_norm_minimizer`)
-    for L_exp: the variance term c (1/n) sum_i Tr(A (G_i - M) A (G_i - M)) is a quartic in
-    Theta that is not of the form Tr(A Q A Q), so the minimizer is only computed numerically
-    (check ``grad_norm``). As for the full loss, Theta's component on ker M stays at theta0.
-    """
-
-    @jax.jit
-    def run(theta):
-        out = run_loop(
-            theta,
-            lambda th, _: expected_minibatch_grad(obj, th),
-            optax.sgd(lr),
-            steps=steps,
-            record=Record(loss=False, final=True),
-        )
-        return out.final
-
-    theta = run(jnp.asarray(theta0, jnp.float64))
-    grad = expected_minibatch_grad(obj, theta)
-    return ExpectedMinimizer(theta, expected_minibatch_loss(obj, theta), jnp.linalg.norm(grad))

@@ -47,12 +47,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from simdyn import safe_linalg
 from simdyn.config import DataConfig
 from simdyn.data import Labels, Points, to_dense
-from simdyn.loop import Record, run_loop
 from simdyn.losses import loss_from_products
 from simdyn.moments import Products, dense_moments
 
@@ -204,49 +202,3 @@ def feature_alignment(theta_r: Array, theta0: Array, basis: Basis, num_features:
     rows = basis.u[: num_features + 1].T  # (r, K + 1): column j = U^T v_j
     cols = theta0[:, : num_features + 1] + (theta_r - reduce(theta0, basis)) @ rows
     return jnp.linalg.norm(cols, axis=0)
-
-
-class ReducedRun(NamedTuple):
-    """GD run entirely in the reduced coordinates. R = steps // record_every + 1.
-
-    theta_r: (p, r) final Theta_r.
-    alignment: (R, K + 1) ||Theta_t v_j|| at steps 0, record_every, ..., steps.
-    loss: (R,) the training loss at those steps.
-    """
-
-    theta_r: Array
-    alignment: Array
-    loss: Array
-
-
-def reduced_gd(
-    obj: ProjectedMoments,
-    theta0: Array,
-    lr: Array,
-    steps: int,
-    record_every: int,
-    num_features: int,
-) -> ReducedRun:
-    """Plain GD Theta_r <- Theta_r - lr G_r for ``steps`` steps (a multiple of record_every).
-
-    The state is Theta_r (p, r) only: each step is O(p r^2); the frozen Theta_0 (I - U U^T) is
-    used for the alignments alone.
-    """
-
-    theta_r0 = reduce(theta0, obj.basis)
-    out = run_loop(
-        theta_r0,
-        lambda theta_r, _: reduced_loss_and_grad(obj, theta_r)[1],
-        optax.sgd(lr),
-        steps=steps,
-        record=Record(
-            every=record_every,
-            observables={
-                "alignment": lambda th, _: feature_alignment(th, theta0, obj.basis, num_features)
-            },
-            final=True,
-        ),
-        loss=lambda theta_r: reduced_loss_and_grad(obj, theta_r)[0],
-    )
-    assert out.final is not None  # Record(final=True)
-    return ReducedRun(out.final, out.observed["alignment"], out.loss)

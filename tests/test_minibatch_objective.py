@@ -18,11 +18,11 @@ from simdyn.minibatch_objective import (
     expected_minibatch_grad,
     expected_minibatch_loss,
     expected_minibatch_objective,
-    expected_objective_minimizer,
     hypergeometric_pmf,
     variance_coefficient,
 )
 from simdyn.moments import dense_moments
+from simdyn.reference_gd import expected_objective_minimizer
 from simdyn.seeds import INIT, seed_key
 from simdyn.theory import loss_value, min_norm_minimizer
 from simdyn.train import init_theta

@@ -24,11 +24,11 @@ from simdyn.projected import (
     project_points,
     projected_moments,
     reduce,
-    reduced_gd,
 )
 from simdyn.projected import (
     loss_and_grad as projected_loss_and_grad,
 )
+from simdyn.reference_gd import reduced_gd
 from simdyn.seeds import DATA, INIT
 from simdyn.train import init_theta
 

@@ -10,11 +10,8 @@ import numpy as np
 import pytest
 
 import simdyn
-from simdyn.minibatch_objective import (
-    expected_minibatch_loss,
-    expected_minibatch_objective,
-    expected_objective_minimizer,
-)
+from simdyn.minibatch_objective import expected_minibatch_loss, expected_minibatch_objective
+from simdyn.reference_gd import expected_objective_minimizer
 from simdyn.verify import sgd_objective
 from simdyn.verify.claim import evaluate
 from simdyn.verify.registry import run_claim
