@@ -1,9 +1,10 @@
 """Generic training: any encoder (:mod:`simdyn.encoders`) with any contrastive loss, by autodiff.
 
 ``make_generic_train(config, encoder, loss) -> train(seed_key) -> GenericTrajectory`` for ONE
-seed; :func:`run_generic` / :func:`simulate_generic` run ``jit(vmap(train))`` over seed keys, so
-the compiled program is ``jit(vmap(scan(step)))`` with the seed axis outermost, as in
-:mod:`simdyn.train`.
+seed; :func:`simdyn.generic_simulation.run_generic` / ``simulate_generic`` hand it to the seed
+engine, which runs ``jit(vmap(train))`` over seed keys, so the compiled program is
+``jit(vmap(scan(step)))`` with the seed axis outermost, as in :mod:`simdyn.train`. This module
+is the trainer only: it imports neither the seed engine nor result I/O.
 
 Same data, same keys: a seed's training set, init, minibatches and probe test set come from the
 streams of :mod:`simdyn.seeds`, as in :mod:`simdyn.train`. A linear
@@ -19,29 +20,23 @@ final first-layer matrix when ``train.save_theta``.
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 
 from simdyn.config import Config, ConfigError
 from simdyn.data import TestSet, draw_minibatch, sample_test_set, sample_training_set
 from simdyn.encoders import SparseEncoder, first_layer, init_encoder
-from simdyn.engine import environment_attrs, run_seeds, shard_seeds
 from simdyn.loop import record_for, run_loop
 from simdyn.losses import loss_beta, sample_loss
 from simdyn.metrics import ProbeAccuracy, feature_alignment, probe_accuracy_from_embeddings
 from simdyn.nce_losses import joint_nce
 from simdyn.objectives.encoder import EncoderRepresentation
-from simdyn.seeds import as_key, key_data, step_key, streams
-from simdyn.simulation import TRAJ_DIMS, resolve_progress, seed_list_from, trajectories_to_dataset
+from simdyn.seeds import step_key, streams
 from simdyn.train import (
     Trajectory,
     make_optimizer,
@@ -203,102 +198,3 @@ def make_generic_train(
         return GenericTrajectory(*trajectory_of(out, dtype), out.observed["first_layer_norm"])
 
     return train
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled_runner(
-    config: Config, encoder: SparseEncoder, loss: ContrastiveLoss, num_devices: int = 1
-) -> Callable[[Array, tuple], GenericTrajectory]:
-    """jit(vmap(train)) over seed keys (split over ``num_devices``), cached so repeated runs
-    of one setting reuse the compiled program."""
-    batched = jax.vmap(make_generic_train(config, encoder, loss))
-    return shard_seeds(lambda keys, _: batched(keys), num_devices, False)
-
-
-def _empty(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> GenericTrajectory:
-    shapes = jax.eval_shape(make_generic_train(config, encoder, loss), jax.random.key(0))
-    return jax.tree.map(lambda s: np.zeros((0, *s.shape), s.dtype), shapes)
-
-
-def _describe(encoder: SparseEncoder, loss: ContrastiveLoss) -> dict:
-    """The encoder and loss as JSON-able dicts (result attributes, checkpoint manifests)."""
-    enc = {
-        "widths": list(encoder.widths),
-        "head": list(encoder.head),
-        "normalize": encoder.normalize,
-        "sigma_0": encoder.sigma_0,
-        "use_bias": encoder.use_bias,
-        "hidden_init_scale": encoder.hidden_init_scale,
-    }
-    return {"encoder": enc, "loss": asdict(loss) | {"name": loss.name}}
-
-
-def run_generic(
-    config: Config,
-    encoder: SparseEncoder,
-    loss: ContrastiveLoss,
-    seeds: int | Sequence[int] = 16,
-    key: int | Array = 0,
-    *,
-    chunk_size: int | None = None,
-    devices: int | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    progress: bool | Callable[[int, int, float], None] = False,
-) -> GenericTrajectory:
-    """Stacked GenericTrajectory (leading axis = seed) of ``jit(vmap(train))`` over seed indices,
-    run by the seed engine (:func:`simdyn.engine.run_seeds`) as :func:`simdyn.simulate` is:
-
-    Seed i's key is ``fold_in(key, i)`` whatever ``chunk_size`` (default: all seeds at once) or
-    ``devices``, so its result does not depend on which other seeds run beside it;
-    ``checkpoint_dir`` makes the run resumable (same manifest checks as ``simulate``);
-    ``progress`` prints or calls back after every chunk.
-    """
-    seed_list = seed_list_from(seeds)
-    base = as_key(key)
-    identity = {
-        "kind": "generic",
-        "config": json.loads(config.to_json()),
-        "key": key_data(base),
-        "seeds": seed_list,
-        **_describe(encoder, loss),
-    }
-    traj, _ = run_seeds(
-        lambda devices: _compiled_runner(config, encoder, loss, devices),
-        base,
-        np.asarray(seed_list),
-        (),
-        False,
-        empty=_empty(config, encoder, loss),
-        chunk_size=len(seed_list) if chunk_size is None else chunk_size,
-        devices=devices,
-        checkpoint_dir=checkpoint_dir,
-        identity=identity,
-        progress=resolve_progress(progress, "train"),
-        dims=TRAJ_DIMS | {"first_layer_norm": ("run", "step")},
-    )
-    return traj
-
-
-def simulate_generic(
-    config: Config,
-    encoder: SparseEncoder,
-    loss: ContrastiveLoss,
-    seeds: int | Sequence[int] = 16,
-    key: int | Array = 0,
-    **engine: Any,
-) -> xr.Dataset:
-    """:func:`run_generic` labelled like :func:`simdyn.simulate` (dims seed, step, feature,
-    probe_step), with the encoder and loss recorded in the attributes. ``engine``: run_generic's
-    keywords (chunk_size, devices, checkpoint_dir, progress)."""
-    seed_list = seed_list_from(seeds)
-    traj = run_generic(config, encoder, loss, seed_list, key, **engine)
-    ds = trajectories_to_dataset(config, traj.core(), seed_list)
-    ds["first_layer_norm"] = (("seed", "step"), np.asarray(traj.first_layer_norm))
-    ds["alignment"].attrs["description"] = "first layer: norm of column j, feature 0 = bias"
-    ds.attrs["backend"] = "generic"
-    described = _describe(encoder, loss)
-    ds.attrs["encoder"] = json.dumps(described["encoder"])
-    ds.attrs["loss"] = json.dumps(described["loss"])
-    ds.attrs["num_diverged"] = int(ds["diverged"].sum())
-    ds.attrs.update(environment_attrs())
-    return ds

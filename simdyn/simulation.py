@@ -32,8 +32,7 @@ from simdyn.data import TestSet, TrainingSet
 from simdyn.engine import (
     Layout,
     environment_attrs,
-    run_seeds,
-    shard_seeds,
+    run_per_seed,
     write_atomic,
 )
 from simdyn.losses import STATIC_BETA
@@ -160,23 +159,10 @@ def auto_chunk_size(config: Config, num_seeds: int, fraction: float = 0.25) -> i
 
 # --- compiled programs -----------------------------------------------------------------------
 @functools.lru_cache(maxsize=32)
-def _compiled_runner(
-    config: Config, num_devices: int = 1, per_run_hparams: bool = False
-) -> Callable[[Array, HyperParams], Trajectory]:
-    """``jit(vmap(train))`` over (keys (G,), hparams () or (G,)), split over ``num_devices``.
-
-    Cached: repeated runs of one config (chunks, resumes, tests) reuse the compiled program.
-    """
-    hp_axis = 0 if per_run_hparams else None
-    batched = jax.vmap(make_train(config), in_axes=(0, hp_axis))
-    return shard_seeds(batched, num_devices, per_run_hparams)
-
-
-def _empty_trajectory(config: Config) -> Trajectory:
-    """Zero-run numpy Trajectory with the right trailing shapes and dtypes."""
-    hp = default_hparams(config)
-    shapes = jax.eval_shape(make_train(config), jax.random.key(0), hp)
-    return jax.tree.map(lambda s: np.zeros((0, *s.shape), s.dtype), shapes)
+def _train_fn(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
+    """One seed's ``make_train(config)``, cached: the seed engine keys its compiled program by
+    the function's identity, so repeated runs of one config (chunks, resumes, tests) reuse it."""
+    return make_train(config)
 
 
 # --- datasets --------------------------------------------------------------------------------
@@ -485,15 +471,14 @@ def run_batched(
     **engine: Any,
 ) -> tuple[Trajectory, Layout]:
     """Train runs ``r = 0..R-1`` (seed ``seeds[r]``, hparams row ``r`` or shared) of ``config``
-    through the seed engine (:func:`simdyn.engine.run_seeds`; ``engine`` are its keywords:
+    through the seed engine (:func:`simdyn.engine.run_per_seed`; ``engine`` are its keywords:
     devices, checkpoint_dir, identity, progress). ``chunk_size`` None: from free memory."""
-    return run_seeds(
-        lambda devices: _compiled_runner(config, devices, per_run_hparams),
+    return run_per_seed(
+        _train_fn(config),
         key,
         seeds,
         hparams,
         per_run_hparams,
-        empty=_empty_trajectory(config),
         chunk_size=(lambda n: auto_chunk_size(config, n)) if chunk_size is None else chunk_size,
         dims=TRAJ_DIMS,
         **engine,

@@ -8,12 +8,8 @@ import pytest
 from simdyn import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
 from simdyn.data import sample_test_set
 from simdyn.encoders import make_encoder
-from simdyn.generic_train import (
-    ContrastiveLoss,
-    make_generic_train,
-    run_generic,
-    simulate_generic,
-)
+from simdyn.generic_simulation import run_generic, simulate_generic
+from simdyn.generic_train import ContrastiveLoss, make_generic_train
 from simdyn.metrics import probe_accuracy, probe_accuracy_from_embeddings
 
 SMALL = Config(

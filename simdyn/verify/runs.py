@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simdyn.config import Config
-from simdyn.engine import run_seeds, shard_seeds
+from simdyn.engine import run_per_seed
 from simdyn.losses import loss_beta
 from simdyn.progress import progress_bar
 from simdyn.seeds import as_key, seed_keys, streams
@@ -44,14 +44,11 @@ class Runs(NamedTuple):
     hparams: HyperParams
 
 
-def _train(config: Config, sim: Simulator):
-    return make_train(config, objective=sim.objective, training_set=sim.training_set_factory())
-
-
 @functools.lru_cache(maxsize=16)
-def _program(config: Config, sim: Simulator, num_devices: int = 1):
-    batched = jax.vmap(_train(config, sim), in_axes=(0, 0))
-    return shard_seeds(batched, num_devices, True)
+def _train(config: Config, sim: Simulator):
+    """One unit's training function; cached, so the seed engine's compiled program (keyed by
+    the function's identity) serves every chunk and every call with this config."""
+    return make_train(config, objective=sim.objective, training_set=sim.training_set_factory())
 
 
 _MEMO: dict[tuple, Runs] = {}
@@ -141,23 +138,18 @@ UNIT_CHUNK = 512  # units per compiled call: bounds memory at the full design's 
 
 
 def _chunked(config: Config, sim: Simulator, key: jax.Array, seeds, hp: HyperParams) -> Trajectory:
-    """The units through the seed engine (:func:`simdyn.engine.run_seeds`), at most UNIT_CHUNK
+    """The units through the seed engine (:func:`simdyn.engine.run_per_seed`), at most UNIT_CHUNK
     per compiled call: one compilation serves every chunk, and a unit's result depends only on
     its own key and hyper-parameters, never on which chunk it ran in. Several chunks (the full
     design): progress per chunk with an ETA (plain lines in a log)."""
     u = len(seeds)
-    shapes = jax.eval_shape(
-        _train(config, sim), jax.random.key(0), jax.tree.map(lambda a: a[0], hp)
-    )
-    empty = jax.tree.map(lambda s: np.zeros((0, *s.shape), s.dtype), shapes)
     report = progress_bar(f"verify: training {u} units", unit="units") if u > UNIT_CHUNK else None
-    traj, _ = run_seeds(
-        lambda devices: _program(config, sim, devices),
+    traj, _ = run_per_seed(
+        _train(config, sim),
         key,
         seeds,
         hp,
         True,
-        empty=empty,
         chunk_size=UNIT_CHUNK,
         devices=1,
         progress=report,
