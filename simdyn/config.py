@@ -34,12 +34,39 @@ class ConfigError(ValueError):
 
     The message names the parameter and its allowed range or values. A subclass of
     ``ValueError``, so code that catches ``ValueError`` keeps working.
+
+    Examples:
+      >>> import simdyn
+      >>> try:
+      ...     simdyn.preset("fig2a").replace(lr=-1.0)
+      ... except simdyn.ConfigError as error:
+      ...     print(error)
+      invalid train.lr=-1.0: must be in (0.0, inf)
+      >>> issubclass(simdyn.ConfigError, ValueError)
+      True
     """
 
 
 class ResultFileError(ConfigError):
     """A result or checkpoint file cannot be used: unreadable, not a simdyn result,
-    incomplete, or corrupted (its bytes or numbers differ from those it was written with)."""
+    incomplete, or corrupted (its bytes or numbers differ from those it was written with).
+
+    A subclass of :class:`ConfigError` (the file is bad input). :func:`simdyn.load` raises it;
+    a missing file is a ``FileNotFoundError`` instead.
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> import simdyn
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     path = pathlib.Path(folder) / "notes.nc"
+      ...     _ = path.write_text("not a simdyn result")
+      ...     simdyn.load(path)
+      Traceback (most recent call last):
+        ...
+      simdyn.config.ResultFileError: .../notes.nc is not a readable result file (...)
+      >>> issubclass(simdyn.ResultFileError, simdyn.ConfigError)
+      True
+    """
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:

@@ -66,13 +66,35 @@ def run_generic(
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int, float], None] = False,
 ) -> GenericTrajectory:
-    """Stacked GenericTrajectory (leading axis = seed) of ``jit(vmap(train))`` over seed indices,
-    run by the seed engine (:func:`simdyn.engine.run_per_seed`) as :func:`simdyn.simulate` is:
+    """Train ``encoder`` with ``loss`` by autodiff for many seeds at once, through the seed
+    engine (:func:`simdyn.engine.run_per_seed`) as :func:`simdyn.simulate` is.
 
-    Seed i's key is ``fold_in(key, i)`` whatever ``chunk_size`` (default: all seeds at once) or
-    ``devices``, so its result does not depend on which other seeds run beside it;
-    ``checkpoint_dir`` makes the run resumable (same manifest checks as ``simulate``);
-    ``progress`` prints or calls back after every chunk.
+    Seed i's key is ``fold_in(key, i)`` whatever ``chunk_size`` or ``devices``, so its result
+    does not depend on which other seeds run beside it.
+
+    Args:
+      config: the data model and training settings (``train.steps``, ``lr``, ...).
+      encoder: the model (:func:`simdyn.make_encoder`); its input width must be ``data.d``.
+      loss: the contrastive loss on views (:class:`ContrastiveLoss`).
+      seeds: a count S (seeds 0..S-1) or a list of distinct seed indices.
+      key: the base key (an int or a JAX key).
+      chunk_size: seeds per compiled call (default: all at once).
+      devices: devices to shard the seeds over (default: all).
+      checkpoint_dir: makes the run resumable (same manifest checks as ``simulate``).
+      progress: print, or call back ``(done, total, seconds)``, after every chunk.
+
+    Returns:
+      The stacked :class:`~simdyn.generic_train.GenericTrajectory`, leading axis = seed:
+      alignment (S, T, K + 1) of the first layer with each feature, loss (S, T), the probes,
+      divergence flags and ``first_layer_norm`` (S, T).
+
+    Examples:
+      >>> import simdyn
+      >>> from simdyn.generic_train import loss_for
+      >>> cfg = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, log_every=2, probe_every=-1)
+      >>> traj = simdyn.run_generic(cfg, simdyn.make_encoder(cfg), loss_for(cfg), seeds=2)
+      >>> traj.alignment.shape, traj.loss.shape  # 2 seeds, steps 0, 2, 4, features 0..K
+      ((2, 3, 5), (2, 3))
     """
     seed_list = seed_list_from(seeds)
     base = as_key(key)
@@ -107,9 +129,30 @@ def simulate_generic(
     key: int | Array = 0,
     **engine: Any,
 ) -> xr.Dataset:
-    """:func:`run_generic` labelled like :func:`simdyn.simulate` (dims seed, step, feature,
-    probe_step), with the encoder and loss recorded in the attributes. ``engine``: run_generic's
-    keywords (chunk_size, devices, checkpoint_dir, progress)."""
+    """:func:`run_generic` labelled like :func:`simdyn.simulate`, with the encoder and the
+    loss recorded in the attributes.
+
+    Args:
+      config: as :func:`run_generic`.
+      encoder: as :func:`run_generic`.
+      loss: as :func:`run_generic`.
+      seeds: as :func:`run_generic`.
+      key: as :func:`run_generic`.
+      **engine: run_generic's keywords (chunk_size, devices, checkpoint_dir, progress).
+
+    Returns:
+      An ``xarray.Dataset`` with dims seed, step, feature (and probe_step): alignment of the
+      first layer (seed, step, feature), loss (seed, step), first_layer_norm (seed, step),
+      diverged (seed); attributes ``backend="generic"``, ``encoder`` and ``loss`` (JSON).
+
+    Examples:
+      >>> import simdyn
+      >>> from simdyn.generic_train import loss_for
+      >>> cfg = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, log_every=2, probe_every=-1)
+      >>> ds = simdyn.simulate_generic(cfg, simdyn.make_encoder(cfg), loss_for(cfg), seeds=2)
+      >>> dict(ds["alignment"].sizes), ds.attrs["backend"]
+      ({'seed': 2, 'step': 3, 'feature': 5}, 'generic')
+    """
     seed_list = seed_list_from(seeds)
     traj = run_generic(config, encoder, loss, seed_list, key, **engine)
     ds = trajectories_to_dataset(config, traj.core(), seed_list)

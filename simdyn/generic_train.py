@@ -49,13 +49,30 @@ LossFamily = Literal["spectral", "nce"]
 
 @dataclass(frozen=True)
 class ContrastiveLoss:
-    """A loss on views ``z`` (n, m, p) with class labels ``y`` (n,).
+    """A contrastive loss on views: ``loss(z, y)`` with embeddings ``z`` (n, m, p) of n
+    originals' m views and class labels ``y`` (n,), a scalar.
 
-    family: ``spectral`` (HaoChen et al., the paper's loss: :func:`simdyn.losses.sample_loss`)
-      or ``nce`` (SupCon / InfoNCE, :mod:`simdyn.nce_losses`).
-    beta: weight of the supervised term: 1 = SCL / SupCon, 0 = UCL / InfoNCE, in between the
-      joint loss beta * supervised + (1 - beta) * unsupervised.
-    temperature, cosine: NCE only (tau; cosine similarities as in SimCLR and SupCon).
+    Attributes:
+      family: ``spectral`` (HaoChen et al., the paper's loss: :func:`simdyn.losses.sample_loss`)
+        or ``nce`` (SupCon / InfoNCE, :mod:`simdyn.nce_losses`).
+      beta: weight of the supervised term: 1 = SCL / SupCon, 0 = UCL / InfoNCE, in between
+        the joint loss beta * supervised + (1 - beta) * unsupervised; in [0, 1].
+      temperature: NCE only: tau > 0.
+      cosine: NCE only: cosine similarities (as in SimCLR and SupCon) instead of dot products.
+
+    Raises:
+      ConfigError: a family other than spectral / nce, beta outside [0, 1], temperature <= 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from simdyn import ContrastiveLoss
+      >>> loss = ContrastiveLoss("nce", beta=0.0, temperature=0.5)
+      >>> loss.name
+      'nce:infonce'
+      >>> z = jnp.arange(24.0).reshape(4, 2, 3) / 24  # 4 originals, 2 views, p = 3
+      >>> y = jnp.array([1, 1, -1, -1])
+      >>> bool(jnp.isfinite(loss(z, y))), loss(z, y).shape
+      (True, ())
     """
 
     family: LossFamily = "spectral"

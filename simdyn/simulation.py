@@ -71,12 +71,45 @@ def seed_training_set(config: Config, seed: int, key: int | Array = 0) -> Traini
     """The training set that seed ``seed`` of ``simulate(config, key=key)`` trains on.
 
     Closed forms (:mod:`simdyn.theory`) computed on it refer to exactly that seed's data.
+
+    Args:
+      config: the run's configuration.
+      seed: the seed index, as in ``simulate(config, seeds=...)``.
+      key: the base key (or int) passed to :func:`simulate`.
+
+    Returns:
+      The seed's ``simdyn.data.TrainingSet`` in ``train.dtype``: points with leading shape
+      (n, m) (n originals, m augmentations each), labels (n,), originals (n,).
+
+    Examples:
+      >>> import simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16)
+      >>> ts = simdyn.seed_training_set(config, seed=3)
+      >>> ts.points.features.shape, ts.labels.y.shape  # (n, m, K + 1), (n,)
+      ((8, 5, 5), (8,))
     """
     return _training_set_of(config, seed_key(key, seed))
 
 
 def seed_test_set(config: Config, seed: int, key: int | Array = 0, n: int | None = None) -> TestSet:
-    """The fresh test set of that seed's probes (``n`` points instead of data.n_test if given)."""
+    """The fresh test set of that seed's probes (``n`` points instead of data.n_test if given).
+
+    Args:
+      config: the run's configuration.
+      seed: the seed index, as in ``simulate(config, seeds=...)``.
+      key: the base key (or int) passed to :func:`simulate`.
+      n: the number of test points; default ``data.n_test``.
+
+    Returns:
+      The seed's ``simdyn.data.TestSet`` of ``n`` points, in ``train.dtype``.
+
+    Examples:
+      >>> import simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16)
+      >>> test = simdyn.seed_test_set(config, seed=3, n=6)
+      >>> test.points.features.shape  # (n, K + 1)
+      (6, 5)
+    """
     return _fresh_test_set_of(config, seed_key(key, seed), n)
 
 
@@ -260,8 +293,24 @@ def save(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) ->
       path: the .nc file to write; its folder must exist.
       overwrite: replace an existing file (default: refuse).
 
+    Returns:
+      None; ``path`` then holds the complete file.
+
     Raises:
       ConfigError: a folder, a missing folder, or an existing file without ``overwrite``.
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> import simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16, steps=2, log_every=1,
+      ...                                         probe_every=-1)
+      >>> ds = simdyn.simulate(config, seeds=2)
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     path = pathlib.Path(folder) / "run.nc"
+      ...     simdyn.save(ds, path)
+      ...     back = simdyn.load(path)
+      >>> bool((back["alignment"] == ds["alignment"]).all()), "data_sha256" in back.attrs
+      (True, True)
     """
     p = Path(path)
     if p.is_dir():
@@ -345,8 +394,30 @@ _RESULT_VARS = ("alignment", "loss", "probe_class", "probe_subclass", "diverged"
 def load(path: str | os.PathLike) -> xr.Dataset:
     """Load a result file and check that it is a consistent simdyn result.
 
-    Raises FileNotFoundError if there is no file, and :class:`simdyn.config.ResultFileError` (a
-    ``ConfigError``) if it is unreadable, not a simdyn result, incomplete or corrupted."""
+    Args:
+      path: a .nc file written by :func:`save` (or the command line).
+
+    Returns:
+      The ``xarray.Dataset`` as :func:`simulate` returned it: dims (seed, step, feature,
+      probe_step), the config and run attributes, loaded into memory (the file is closed).
+
+    Raises:
+      FileNotFoundError: there is no file at ``path``.
+      ResultFileError: the file is unreadable, not a simdyn result, incomplete or corrupted
+        (a ``ConfigError``).
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> import simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16, steps=2, log_every=1,
+      ...                                         probe_every=-1)
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     path = pathlib.Path(folder) / "run.nc"
+      ...     simdyn.save(simdyn.simulate(config, seeds=2), path)
+      ...     ds = simdyn.load(path)
+      >>> ds["alignment"].dims, ds["alignment"].shape
+      (('seed', 'step', 'feature'), (2, 3, 5))
+    """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no result file at {p}")
@@ -557,8 +628,22 @@ def simulate(
       progress: True for a progress bar on stderr (:func:`simdyn.progress.progress_bar`), or
         a callback(done, total, elapsed_s).
 
-    Returns a Dataset with dims (seed, step, feature, probe_step); under jax.distributed every
-    process returns the full dataset (write it from process 0).
+    Returns:
+      An ``xarray.Dataset`` with dims (seed, step, feature, probe_step): alignment (seed, step,
+      feature = K + 1), loss (seed, step), probe_class and probe_subclass (seed, probe_step),
+      diverged and diverged_step (seed,), plus the config, key and hyper-parameters as
+      attributes. Under jax.distributed every process returns the full dataset (write it from
+      process 0).
+
+    Examples:
+      >>> import simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16, steps=2, log_every=1,
+      ...                                         probe_every=-1)
+      >>> ds = simdyn.simulate(config, seeds=2)
+      >>> ds["alignment"].dims, ds["alignment"].shape  # steps 0, 1, 2; bias + K features
+      (('seed', 'step', 'feature'), (2, 3, 5))
+      >>> ds["loss"].shape, int(ds.attrs["num_diverged"])
+      ((2, 3), 0)
     """
     if not isinstance(config, Config):
         raise ConfigError(f"invalid config of type {type(config).__name__}: must be a Config")

@@ -27,6 +27,47 @@ def _block(module: str, members: list[str] | None, heading: bool, inspect: bool 
     return f"::: {module}\n" + "\n".join(options) + "\n"
 
 
+def _home(name: str) -> str:
+    """The module that defines the public name ``simdyn.<name>``."""
+    import importlib
+
+    import simdyn
+
+    module = getattr(getattr(simdyn, name), "__module__", None)
+    if not isinstance(module, str) or not hasattr(importlib.import_module(module), name):
+        module = simdyn._LAZY.get(name, "simdyn")  # a constant (PRESETS): its lazy-load home
+    return module
+
+
+def _module_block(module: str) -> str:
+    """A public module's page section, leaving out the names documented on the simdyn page
+    (one primary anchor per object)."""
+    import simdyn
+
+    mine = sorted(n for n in simdyn.__all__ if _home(n) == module)
+    filters = ['"!^_[^_]"'] + ([f'"!^({"|".join(mine)})$"'] if mine else [])
+    return (
+        f"::: {module}\n"
+        "    options:\n"
+        "      show_root_heading: true\n"
+        "      show_submodules: false\n"
+        f"      filters: [{', '.join(filters)}]\n"
+    )
+
+
+def _name_block(name: str) -> str:
+    """One public name, documented where it is defined (``simdyn.<module>.<name>``) and shown as
+    ``simdyn.<name>``. simdyn loads most names lazily (PEP 562), which a ``::: simdyn`` block with
+    a members list silently drops; addressing each name by its defining module does not."""
+    return (
+        f"::: {_home(name)}.{name}\n"
+        "    options:\n"
+        "      show_root_heading: true\n"
+        "      show_root_full_path: false\n"
+        f"      heading: simdyn.{name}\n"
+    )
+
+
 def render(markdown: str) -> str:
     """``markdown`` with every ``<!-- api: ... -->`` marker replaced by mkdocstrings blocks."""
     import simdyn
@@ -34,9 +75,9 @@ def render(markdown: str) -> str:
     def replace(match: re.Match) -> str:
         what = match.group(1)
         if what == "simdyn":
-            return _block("simdyn", sorted(simdyn.__all__), heading=False, inspect=True)
+            return "\n".join(_name_block(name) for name in sorted(simdyn.__all__))
         if what == "public-modules":
-            return "\n".join(_block(m, None, heading=True) for m in simdyn.PUBLIC_MODULES)
+            return "\n".join(_module_block(m) for m in simdyn.PUBLIC_MODULES)
         return _block(what, None, heading=True)
 
     return MARKER.sub(replace, markdown)
