@@ -133,11 +133,8 @@ def simulate_generic(
     loss recorded in the attributes.
 
     Args:
-      config: as :func:`run_generic`.
-      encoder: as :func:`run_generic`.
-      loss: as :func:`run_generic`.
-      seeds: as :func:`run_generic`.
-      key: as :func:`run_generic`.
+      config: the run's settings; it, ``encoder``, ``loss``, ``seeds`` and ``key`` are passed
+        to :func:`run_generic` unchanged.
       **engine: run_generic's keywords (chunk_size, devices, checkpoint_dir, progress).
 
     Returns:
