@@ -20,7 +20,6 @@ CHILD = """
 import json, sys, time
 import jax
 from simdyn import apply_overrides, preset, simulate
-
 args = json.loads(sys.argv[1])
 cfg = apply_overrides(preset("fig1"), args["sets"])
 seeds, devices = args["seeds"], args["devices"]

@@ -4,7 +4,7 @@
 
 Plain script, not a test. Each chunk size runs twice in alternating rounds: the first call of a
 chunk size compiles its program (``cold``), the second reuses it (``warm``), so the two columns
-separate compile time from run time. ``auto`` is :func:`simdyn.simulation.auto_chunk_size`.
+separate compile time from run time. ``auto`` is :func:`simdyn.chunking.auto_chunk_size`.
 Every chunk size's dataset must equal the first one's: a seed's result may not depend on the
 chunking (exit status 1 otherwise).
 """
@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 import simdyn
+from simdyn import chunking as sim
 from simdyn import preset
-from simdyn import simulation as sim
 
 
 def main(argv=None) -> int:

@@ -197,7 +197,7 @@ setup() {
         echo "pip install -e . failed: using PYTHONPATH=$ROOT and a simdyn wrapper instead"
         export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
         mkdir -p /tmp/simdyn-bin
-        printf '#!/bin/sh\nexec %q -m simdyn.cli "$@"\n' "$PY" >/tmp/simdyn-bin/simdyn
+        printf '#!/bin/sh\nexec %q -m simdyn "$@"\n' "$PY" >/tmp/simdyn-bin/simdyn
         chmod +x /tmp/simdyn-bin/simdyn
         export PATH=/tmp/simdyn-bin:$PATH
     fi

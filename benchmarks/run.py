@@ -48,12 +48,12 @@ import peers  # noqa: E402
 
 import simdyn  # noqa: E402
 from simdyn import (  # noqa: E402
+    chunking,  # noqa: E402
     default_hparams,
     init_theta,
     make_train,
     objectives,  # noqa: E402
     preset,
-    simulation,  # noqa: E402
 )
 from simdyn.config import Config  # noqa: E402
 from simdyn.cost import estimated_seconds  # noqa: E402
@@ -471,7 +471,7 @@ def section_fig2a(args, peaks) -> dict:
     )
     # What simulate runs on the CPU: the static SCL step in cache-resident chunks of seeds (an
     # accelerator run's chunk is not the CPU cap, so that row is CPU-only).
-    chunk = simulation.cpu_chunk_cap(cfg)
+    chunk = chunking.cpu_chunk_cap(cfg)
     if not args.gpu:
         rows[CHUNKED.format(chunk=chunk)] = measure_simdyn(
             cfg, "structured", s_big, t_big, reps, static=1.0, chunk=chunk

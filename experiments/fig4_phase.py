@@ -2,7 +2,7 @@
 
 Panels K = p = 3 (preset ``fig4a``) and K = p = 50 (``fig4b``); phi_1 = 0.8, phi_2 = 1, mu = 0,
 d = 2000, every irrelevant feature of strength phi_k^2/(K-2) = x, x on a log grid in [1e-2, 1e1].
-The paper does not give n, m, sigma_xi, eta, sigma_0; the presets' choices (simdyn/presets.py):
+The paper does not give n, m, sigma_xi, eta, sigma_0; the presets' choices (simdyn/_src/presets.py):
 exactly balanced originals (n = 96 for K = 3, 384 for K = 50, multiples of 8 (K-2)), m = 2,
 sigma_xi = 1, the good event (distinct noise coordinates outside the feature block),
 sigma_0 = 0.001. Step size: large x makes the largest P eigenvalue a_max = max(1, x) + O(s), so

@@ -1,9 +1,11 @@
 """simdyn: exact, vmapped simulation of (S)GD training of linear contrastive learners.
 
 The public API is what this module exports, plus the modules in :data:`PUBLIC_MODULES` (one
-concept each: the loop, the key protocol, the seed engine, the data model, the moments, the
-losses, the metrics, the closed forms, the cost model, the projected form, the encoders).
-Everything else may change. Experiments and benchmarks use only this API (a test checks it).
+concept each: the loop, the key protocol, the seed engine and its chunk sizes, multi-process
+setup, the data model, the moments, the losses, the metrics, the closed forms, the cost model,
+the representations and their extension base, the projected form, the encoders, the
+summaries). The internal modules live in ``simdyn._src``, private by name, and may change.
+Experiments, benchmarks and docs use only this API (a test checks it).
 
 Example:
   >>> import simdyn
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from simdyn._src.presets import PRESETS, fig4_config, preset  # noqa: E402  (no JAX: cheap)
 from simdyn.config import (  # noqa: E402  (no JAX: cheap)
     Config,
     ConfigError,
@@ -26,29 +29,30 @@ from simdyn.config import (  # noqa: E402  (no JAX: cheap)
     TrainConfig,
     apply_overrides,
 )
-from simdyn.presets import PRESETS, fig4_config, preset  # noqa: E402  (no JAX: cheap)
 
 # The names below pull in JAX (seconds to import). They load on first use (PEP 562), so
 # ``import simdyn`` and the command line's --help, typos and bad input answer at once.
 _LAZY = {
     "enable_deterministic": "simdyn.distributed",
-    "load": "simdyn.simulation",
-    "save": "simdyn.simulation",
-    "seed_test_set": "simdyn.simulation",
-    "seed_training_set": "simdyn.simulation",
-    "simulate": "simdyn.simulation",
+    "load": "simdyn._src.simulation",
+    "save": "simdyn._src.simulation",
+    "seed_test_set": "simdyn._src.simulation",
+    "seed_training_set": "simdyn._src.simulation",
+    "simulate": "simdyn._src.simulation",
     "LoopResult": "simdyn.loop",
     "Record": "simdyn.loop",
     "run_loop": "simdyn.loop",
-    "ContrastiveLoss": "simdyn.generic_train",
-    "run_generic": "simdyn.generic_simulation",
-    "simulate_generic": "simdyn.generic_simulation",
+    "ContrastiveLoss": "simdyn._src.generic_train",
+    "run_generic": "simdyn._src.generic_simulation",
+    "simulate_generic": "simdyn._src.generic_simulation",
+    "sweep": "simdyn._src.sweep",
+    "sweep_configs": "simdyn._src.sweep",
     "make_encoder": "simdyn.encoders",
     "init_theta": "simdyn.initialization",
-    "HyperParams": "simdyn.train",
-    "Trajectory": "simdyn.train",
-    "default_hparams": "simdyn.train",
-    "make_train": "simdyn.train",
+    "HyperParams": "simdyn._src.train",
+    "Trajectory": "simdyn._src.train",
+    "default_hparams": "simdyn._src.train",
+    "make_train": "simdyn._src.train",
 }
 
 
@@ -88,9 +92,11 @@ def enable_x64() -> None:
 
 
 PUBLIC_MODULES = (
+    "simdyn.chunking",
     "simdyn.config",
     "simdyn.cost",
     "simdyn.data",
+    "simdyn.distributed",
     "simdyn.encoders",
     "simdyn.engine",
     "simdyn.initialization",
@@ -99,8 +105,11 @@ PUBLIC_MODULES = (
     "simdyn.metrics",
     "simdyn.moments",
     "simdyn.objectives",
+    "simdyn.objectives.base",
+    "simdyn.objectives.dense",
     "simdyn.projected",
     "simdyn.seeds",
+    "simdyn.summary",
     "simdyn.theory",
 )
 
@@ -134,4 +143,6 @@ __all__ = [
     "seed_training_set",
     "simulate",
     "simulate_generic",
+    "sweep",
+    "sweep_configs",
 ]

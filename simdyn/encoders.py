@@ -49,7 +49,7 @@ class EncoderOutput(NamedTuple):
 
 def first_layer_initializer(d: int, sigma_0: float, use_bias: bool):
     """flax initializer with the paper's law: entries ~ N(0, sigma_0^2 / d), bias column 0 when
-    the bias is off (same function as simdyn.train.init_theta)."""
+    the bias is off (same function as simdyn.init_theta)."""
 
     def init(key: Array, shape: tuple[int, int], dtype=jnp.float32) -> Array:
         return init_theta(key, shape[0], d, sigma_0, use_bias, dtype)
@@ -76,7 +76,7 @@ class SparseLinear(nn.Module):
         )
         if not self.use_bias:
             # Column 0 multiplies the constant input: masking it gives it a zero gradient, so the
-            # bias stays at its (zero) init, as in simdyn.train.
+            # bias stays at its (zero) init, as in simdyn._src.train.
             theta = theta.at[:, 0].set(0.0)
         return embed(theta, points)
 
@@ -203,7 +203,7 @@ def make_encoder(
 def init_encoder(encoder: SparseEncoder, key: Array, points: Points) -> dict:
     """Parameters for ``encoder``; ``points`` (any leading shape) only fixes shapes.
 
-    The first layer is drawn from ``key`` itself exactly as simdyn.train.init_theta draws Theta
+    The first layer is drawn from ``key`` itself exactly as simdyn.init_theta draws Theta
     (so a linear encoder starts at the fast path's Theta_0, bit for bit); the Dense layers use
     ``fold_in(key, 1)`` through flax's own key derivation.
     """

@@ -1,6 +1,6 @@
 """Text summaries of result datasets: median and 5-95% band across (non-diverged) seeds.
 
-Diverged seeds (``diverged`` flag, see :class:`simdyn.train.Trajectory`) stay in the datasets
+Diverged seeds (``diverged`` flag, see :class:`simdyn.Trajectory`) stay in the datasets
 but every statistic here excludes them and says how many it excluded; other modules use
 :func:`kept_seeds` / :func:`mask_diverged` for the same rule.
 """
@@ -269,8 +269,8 @@ def describe_origin(ds: xr.Dataset) -> str:
     Returns:
       e.g. ``"preset fig2a, --set lr=0.1"`` or ``"preset fig1 with steps=4, n=16"``.
     """
+    from simdyn._src.presets import PRESETS
     from simdyn.config import Config
-    from simdyn.presets import PRESETS
 
     preset = ds.attrs.get("preset")
     if preset:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import doctest
 import importlib
+import re
 import types
 from pathlib import Path
 
@@ -53,26 +54,69 @@ def test_the_core_imports_no_paper():
     assert not offenders, offenders
 
 
-def test_simulate_is_the_function_and_simulation_the_module():
-    import simdyn.simulation  # noqa: F401  (binding the submodule must not shadow the function)
+def test_internal_modules_are_private_by_name():
+    # The internal modules live in simdyn._src: `from simdyn import simulation` is an error, and
+    # the public function keeps its name.
+    for internal in ("simulation", "train", "cli", "sweep_module_that_never_existed"):
+        with pytest.raises(ImportError):
+            exec(f"from simdyn import {internal}", {})
+    assert callable(simdyn.simulate) and callable(simdyn.sweep)
+    assert not isinstance(simdyn.sweep, types.ModuleType)
 
-    assert callable(simdyn.simulate) and not isinstance(simdyn.simulate, types.ModuleType)
-    assert isinstance(simdyn.simulation, types.ModuleType)
-    assert simdyn.simulation.simulate is simdyn.simulate
+
+PUBLIC_NAMES = set(simdyn.__all__) | {"__version__", "PUBLIC_MODULES"}
+PUBLIC_NAMES |= {m.split(".")[1] for m in simdyn.PUBLIC_MODULES}
 
 
-def _simdyn_imports(path: Path) -> list[str]:
-    """Every simdyn module a script imports from, and every simdyn.<attr> it uses."""
+def _module_public(module: str) -> set[str]:
+    mod = importlib.import_module(module)
+    names = getattr(mod, "__all__", None)
+    return set(names) if names is not None else {n for n in vars(mod) if not n.startswith("_")}
+
+
+def public_api_violations(source: str) -> list[str]:
+    """What ``source`` (Python) uses of simdyn beyond its public API: a module outside
+    simdyn / PUBLIC_MODULES, a name that module does not export, or simdyn.<attr> not public."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simdyn"):
-            found.append(node.module)
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "simdyn"
+        ):
+            if node.module == "simdyn":
+                found += [f"simdyn.{a.name}" for a in node.names if a.name not in PUBLIC_NAMES]
+            elif node.module in simdyn.PUBLIC_MODULES:
+                public = _module_public(node.module)
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name not in public]
+            else:
+                found.append(node.module)
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.startswith("simdyn")]
+            found += [
+                a.name
+                for a in node.names
+                if a.name.split(".")[0] == "simdyn"
+                and a.name != "simdyn"
+                and a.name not in simdyn.PUBLIC_MODULES
+            ]
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if node.value.id == "simdyn":
-                found.append(f"simdyn:{node.attr}")
+            if node.value.id == "simdyn" and node.attr not in PUBLIC_NAMES:
+                found.append(f"simdyn.{node.attr}")
     return found
+
+
+def test_the_public_api_checker_catches_internal_uses():
+    assert public_api_violations("from simdyn import simulation") == ["simdyn.simulation"]
+    assert public_api_violations("from simdyn._src.train import make_train") == [
+        "simdyn._src.train"
+    ]
+    assert public_api_violations("from simdyn.seeds import _fold") == ["simdyn.seeds._fold"]
+    assert public_api_violations("import simdyn\nsimdyn._src") == ["simdyn._src"]
+    assert public_api_violations("from simdyn import simulate, theory\nimport simdyn.loop") == []
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
 
 
 @pytest.mark.parametrize(
@@ -81,13 +125,22 @@ def _simdyn_imports(path: Path) -> list[str]:
     ids=lambda p: p.name,
 )
 def test_scripts_use_only_the_public_api(path):
-    public = set(simdyn.__all__) | {"__version__", "PUBLIC_MODULES"}
-    public |= {m.split(".")[1] for m in simdyn.PUBLIC_MODULES}
-    for ref in _simdyn_imports(path):
-        if ref.startswith("simdyn:"):
-            assert ref.split(":")[1] in public, f"{path.name} uses simdyn.{ref.split(':')[1]}"
-        else:
-            assert ref == "simdyn" or ref in simdyn.PUBLIC_MODULES, f"{path.name} imports {ref}"
+    assert public_api_violations(path.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    "path", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: p.name
+)
+def test_docs_code_uses_only_the_public_api(path):
+    for block in _python_blocks(path.read_text()):
+        code = "\n".join(
+            line.removeprefix(">>> ").removeprefix("... ") for line in block.splitlines()
+        )
+        try:
+            ast.parse(code)
+        except SyntaxError:
+            continue  # a fragment or output, not a program
+        assert public_api_violations(code) == [], block
 
 
 @pytest.mark.parametrize(

@@ -123,22 +123,28 @@ def test_the_config_imports_nothing_above_it_and_names_no_representation():
         m
         for m in MODULES
         if m.startswith("simdyn.objectives")
-        or m in ("simdyn.projected", "simdyn.minibatch_objective", "simdyn.moments")
+        or m in ("simdyn.projected", "simdyn._src.minibatch_objective", "simdyn.moments")
     ),
 )
 def test_representations_never_import_the_loop_or_a_trainer(module):
-    assert not imports_of(module) & {"simdyn.loop", "simdyn.train", "simdyn.generic_train"}
+    assert not imports_of(module) & {
+        "simdyn.loop",
+        "simdyn._src.train",
+        "simdyn._src.generic_train",
+    }
 
 
-@pytest.mark.parametrize("module", ["simdyn.loop", "simdyn.train", "simdyn.generic_train"])
+@pytest.mark.parametrize(
+    "module", ["simdyn.loop", "simdyn._src.train", "simdyn._src.generic_train"]
+)
 def test_the_loop_and_trainers_never_import_the_seed_engine_or_result_io(module):
     engine_and_io = {
         "simdyn.engine",
         "simdyn.distributed",
-        "simdyn.simulation",
-        "simdyn.generic_simulation",
+        "simdyn._src.simulation",
+        "simdyn._src.generic_simulation",
         "simdyn.summary",
-        "simdyn.plots",
+        "simdyn._src.plots",
     }
     assert not imports_of(module) & engine_and_io
 

@@ -10,12 +10,12 @@ import pytest
 import xarray as xr
 
 from simdyn import Config, load
-from simdyn.cli import build_parser
+from simdyn._src.cli import build_parser
 
 
 def _run(*args, check=True):
     proc = subprocess.run(
-        [sys.executable, "-m", "simdyn.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "simdyn", *args], capture_output=True, text=True, timeout=300
     )
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -132,9 +132,9 @@ def test_top_level_help_is_a_description_not_a_docstring():
 
 
 def test_cli_import_pulls_in_no_jax():
-    code = "import sys, simdyn.cli; sys.exit(int('jax' in sys.modules))"
+    code = "import sys, simdyn._src.cli; sys.exit(int('jax' in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
-    assert proc.returncode == 0, "importing simdyn.cli imports JAX: --help would be slow"
+    assert proc.returncode == 0, "importing simdyn._src.cli imports JAX: --help would be slow"
 
 
 def test_typo_exits_2_without_importing_jax():
@@ -166,7 +166,7 @@ def test_show_plot_bad_target_is_one_line_exit_2(tmp_path):
 
 
 def test_plot_alignment_writes_png_with_bands(tmp_path):
-    from simdyn.plots import alignment_bands, plot_alignment
+    from simdyn._src.plots import alignment_bands, plot_alignment
 
     rng = np.random.default_rng(0)
     steps = np.arange(0, 11)
@@ -199,7 +199,7 @@ def test_show_plot_of_a_real_run_writes_png(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     # The dashed levels are the SCL min-norm closed form of the run's own config.
     from simdyn import theory
-    from simdyn.plots import closed_form_levels
+    from simdyn._src.plots import closed_form_levels
 
     ds = load(out)
     d = Config.from_json(ds.attrs["config"]).data

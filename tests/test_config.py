@@ -4,8 +4,8 @@ import pytest
 
 import simdyn
 from simdyn import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, preset
+from simdyn._src.presets import PRESETS
 from simdyn.config import apply_overrides
-from simdyn.presets import PRESETS
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

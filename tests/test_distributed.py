@@ -39,7 +39,7 @@ DEVICES_SCRIPT = textwrap.dedent(
     import jax
     jax.config.update("jax_enable_x64", True)
     from simdyn import apply_overrides, preset, save, simulate
-    from simdyn.sweep import sweep
+    from simdyn._src.sweep import sweep
 
     out = sys.argv[1]
     assert jax.local_device_count() == 4, jax.devices()
@@ -86,7 +86,7 @@ def _assert_same(a, b, names=VARS):
 
 def _cli_process(out, port: int, process_id: int) -> list[str]:
     sets = [arg for k, v in SETS.items() if k != "steps" for arg in ("--set", f"{k}={v}")]
-    cmd = [sys.executable, "-m", "simdyn.cli", "simulate", "fig1", "--seeds", str(SEEDS)]
+    cmd = [sys.executable, "-m", "simdyn", "simulate", "fig1", "--seeds", str(SEEDS)]
     cmd += ["--key", str(KEY), "--chunk-size", "2", "--devices", "1", "--steps", "10"]
     cmd += [*sets, "--out", str(out), "--quiet"]
     cmd += ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]

@@ -60,7 +60,7 @@ def test_the_readme_test_command_is_the_one_ci_runs():
 
 def test_the_cli_reference_covers_every_subcommand():
     hook = _hook("cli_reference")
-    from simdyn.cli import build_parser
+    from simdyn._src.cli import build_parser
 
     names = [
         name

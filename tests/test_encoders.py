@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from simdyn import Config, ConfigError, DataConfig, ModelConfig, TrainConfig, default_hparams
+from simdyn._src.generic_train import loss_for, make_generic_train
+from simdyn._src.train import init_theta, make_train
 from simdyn.data import sample_training_set, to_dense
 from simdyn.encoders import first_layer, init_encoder, make_encoder
-from simdyn.generic_train import loss_for, make_generic_train
-from simdyn.train import init_theta, make_train
 
 TINY = Config(
     DataConfig(n=16, m=2, d=40, K=4, phi=(1.0, 1.0, 1.0, 1.0), mu=1.0, sigma_xi=2.0, n_test=40),

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import simdyn
-from simdyn.presets import PRESETS
+from simdyn._src.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def shrink(command: str, tmp: Path) -> tuple[list[str], dict[str, str]]:
         target = tmp / out[out.index("--out") + 1]
         if target.exists():
             target.unlink()  # each line is an example on its own
-    return [sys.executable, "-m", "simdyn.cli", *out[1:]], env
+    return [sys.executable, "-m", "simdyn", *out[1:]], env
 
 
 def _runnable(command: str) -> bool:

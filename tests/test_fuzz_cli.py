@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simdyn import ConfigError, load, preset, save, simulate
-from simdyn.cli import auto_checkpoint_dir, main
-from simdyn.sweep import sweep
+from simdyn._src.cli import auto_checkpoint_dir, main
+from simdyn._src.sweep import sweep
 
 FUZZ = settings(
     derandomize=True,
@@ -111,11 +111,11 @@ def _argv(draw, folder: str) -> list[str]:
 @given(data=st.data())
 @FUZZ
 def test_cli_fuzz_never_a_traceback_nor_a_partial_file(canned, monkeypatch, data):
-    import simdyn.simulation
-    import simdyn.sweep
+    import simdyn._src.simulation
+    import simdyn._src.sweep
 
-    monkeypatch.setattr(simdyn.simulation, "simulate", lambda *a, **k: canned[0].copy())
-    monkeypatch.setattr(simdyn.sweep, "sweep", lambda *a, **k: canned[1].copy())
+    monkeypatch.setattr(simdyn._src.simulation, "simulate", lambda *a, **k: canned[0].copy())
+    monkeypatch.setattr(simdyn._src.sweep, "sweep", lambda *a, **k: canned[1].copy())
     with tempfile.TemporaryDirectory() as folder:
         existing = Path(folder) / "existing.nc"
         save(canned[0], existing)
@@ -222,7 +222,7 @@ KILL_RUN = [
 
 def _cli(argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "simdyn.cli", *argv],
+        [sys.executable, "-m", "simdyn", *argv],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,4 +1,4 @@
-"""Generic training (simdyn.generic_train): MLPs and NCE losses, vmapped over seeds."""
+"""Generic training (simdyn._src.generic_train): MLPs and NCE losses, vmapped over seeds."""
 
 import jax
 import jax.numpy as jnp
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from simdyn import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
+from simdyn._src.generic_simulation import run_generic, simulate_generic
+from simdyn._src.generic_train import ContrastiveLoss, make_generic_train
 from simdyn.data import sample_test_set
 from simdyn.encoders import make_encoder
-from simdyn.generic_simulation import run_generic, simulate_generic
-from simdyn.generic_train import ContrastiveLoss, make_generic_train
 from simdyn.metrics import probe_accuracy, probe_accuracy_from_embeddings
 
 SMALL = Config(

@@ -7,11 +7,11 @@ import ast
 import logging
 from pathlib import Path
 
-from simdyn import cli
+from simdyn._src import cli
 
 PACKAGE = Path(__file__).resolve().parents[1] / "simdyn"
 # Modules whose job is to print: the command lines and verify's terminal formatting.
-PRINTING_MODULES = {"cli.py", "verify/cli.py", "verify/terminal.py"}
+PRINTING_MODULES = {"_src/cli.py", "verify/cli.py", "verify/terminal.py"}
 
 
 def _prints_outside_entry_points(path: Path) -> list[int]:

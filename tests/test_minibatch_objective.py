@@ -1,4 +1,4 @@
-"""The exact expected minibatch objective (simdyn.minibatch_objective) against simdyn's own
+"""The exact expected minibatch objective (simdyn._src.minibatch_objective) against simdyn's own
 in-batch loss averaged over ALL C(n, B) batches, the full loss at B = n, autodiff, negative
 controls, and (slow) simdyn SGD ending near the expected objective's minimizer."""
 
@@ -11,9 +11,7 @@ import pytest
 
 import simdyn
 from simdyn import Config, DataConfig, ModelConfig, TrainConfig
-from simdyn.data import embed, to_dense
-from simdyn.losses import matrix_gradient, matrix_loss, sample_loss
-from simdyn.minibatch_objective import (
+from simdyn._src.minibatch_objective import (
     class_mean_coefficients,
     expected_minibatch_grad,
     expected_minibatch_loss,
@@ -21,11 +19,13 @@ from simdyn.minibatch_objective import (
     hypergeometric_pmf,
     variance_coefficient,
 )
+from simdyn._src.reference_gd import expected_objective_minimizer
+from simdyn._src.train import init_theta
+from simdyn.data import embed, to_dense
+from simdyn.losses import matrix_gradient, matrix_loss, sample_loss
 from simdyn.moments import dense_moments
-from simdyn.reference_gd import expected_objective_minimizer
 from simdyn.seeds import INIT, seed_key
 from simdyn.theory import loss_value, min_norm_minimizer
-from simdyn.train import init_theta
 
 RTOL = 1e-10
 N, M, D, P = 6, 2, 4, 3

@@ -1,4 +1,4 @@
-"""NCE losses (simdyn.nce_losses) against literal loops over anchors, positives and negatives."""
+"""NCE losses (simdyn._src.nce_losses) against literal loops over anchors, positives, negatives."""
 
 import math
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simdyn.nce_losses import info_nce, joint_nce, supcon
+from simdyn._src.nce_losses import info_nce, joint_nce, supcon
 
 
 def _reference(z, same, temperature, cosine):

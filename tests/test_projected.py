@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from simdyn import Config, DataConfig, ModelConfig, TrainConfig, default_hparams, make_train
+from simdyn._src.reference_gd import reduced_gd
+from simdyn._src.train import init_theta
 from simdyn.cost import projected_rank
 from simdyn.data import sample_training_set, to_dense
 from simdyn.losses import matrix_gradient
@@ -28,9 +30,7 @@ from simdyn.projected import (
 from simdyn.projected import (
     loss_and_grad as projected_loss_and_grad,
 )
-from simdyn.reference_gd import reduced_gd
 from simdyn.seeds import DATA, INIT
-from simdyn.train import init_theta
 
 SEED_KEY = jax.random.fold_in(jax.random.key(11), 5)
 F64 = jnp.float64

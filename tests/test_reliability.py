@@ -17,9 +17,9 @@ import pytest
 import xarray as xr
 
 from simdyn import Config, ConfigError, DataConfig, HyperParams, ModelConfig, TrainConfig, simulate
-from simdyn.cli import main
+from simdyn._src.cli import main
+from simdyn._src.sweep import sweep, sweep_configs
 from simdyn.summary import format_summary, kept_seeds, mask_diverged, num_excluded
-from simdyn.sweep import sweep, sweep_configs
 
 KEY = 3
 CFG = Config(
@@ -108,7 +108,6 @@ KILL_SCRIPT = textwrap.dedent(
     import jax
     jax.config.update("jax_enable_x64", True)
     from simdyn import Config, simulate
-
     cfg = Config.from_json(sys.argv[1])
 
     def slow(done, total, elapsed):
@@ -317,7 +316,7 @@ def test_enable_deterministic_sets_flag_before_start_and_refuses_after():
         import jax
         from simdyn.config import ConfigError
         from simdyn.distributed import enable_deterministic
-        from simdyn.simulation import environment_attrs
+        from simdyn._src.simulation import environment_attrs
         enable_deterministic()
         jax.devices()  # the backend starts with the flag
         assert "--xla_gpu_deterministic_ops=true" in environment_attrs()["xla_flags"]

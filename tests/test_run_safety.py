@@ -21,8 +21,8 @@ import pytest
 import xarray as xr
 
 from simdyn import ConfigError, load, preset, save, simulate
-from simdyn.cli import auto_checkpoint_dir, main
-from simdyn.preflight import (
+from simdyn._src.cli import auto_checkpoint_dir, main
+from simdyn._src.preflight import (
     HOST_COPIES,
     check_output_path,
     check_resources,
@@ -38,7 +38,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"JAX_PLATFORM
 
 def _cli(*args, timeout=120):
     return subprocess.run(
-        [sys.executable, "-m", "simdyn.cli", *args],
+        [sys.executable, "-m", "simdyn", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -209,7 +209,7 @@ RUN = ["simulate", "fig1", *TINY, "--seeds", str(SIGNAL_SEEDS), "--chunk-size", 
 
 def _start(argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "simdyn.cli", *argv], stderr=subprocess.PIPE, text=True, env=ENV
+        [sys.executable, "-m", "simdyn", *argv], stderr=subprocess.PIPE, text=True, env=ENV
     )
 
 
@@ -306,7 +306,7 @@ def test_a_corrupted_result_is_refused_by_load_and_show(small_result, tmp_path, 
 def test_the_data_checksum_catches_what_the_file_trailer_no_longer_covers(small_result, tmp_path):
     """A file copied without its trailing bytes (or rewritten by another tool) keeps the
     data_sha256 attribute, and that alone refuses changed numbers."""
-    from simdyn.simulation import TRAILER_SIZE
+    from simdyn._src.simulation import TRAILER_SIZE
 
     raw = small_result.read_bytes()
     stripped = tmp_path / "stripped.nc"
@@ -428,7 +428,7 @@ def test_presets_listing_abbreviates_long_phi(capsys):
 
 
 def test_plot_legend_names_the_bias_as_the_table_does():
-    from simdyn.plots import feature_label
+    from simdyn._src.plots import feature_label
 
     assert feature_label(0) == "||b||" and feature_label(2) == "||W v2||"
 
@@ -489,7 +489,7 @@ def test_sweep_table_shows_median_peaks_and_steps():
 
 
 def test_show_plot_draws_a_sweep(tmp_path):
-    from simdyn.plots import plot_result, sweep_bands
+    from simdyn._src.plots import plot_result, sweep_bands
 
     ds, peak, at = _synthetic_sweep()
     field, x, bands = sweep_bands(ds)

@@ -1,4 +1,4 @@
-"""simdyn.safe_linalg: bit-identical to jnp.linalg, never a batched LAPACK call on the CPU.
+"""simdyn._src.safe_linalg: bit-identical to jnp.linalg, never a batched LAPACK call on the CPU.
 
 The deadlock it avoids (issue 29) is a jaxlib defect: batched CPU LAPACK kernels block pool
 threads waiting for work queued on the same pool. The minimal program is kept here as a test
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simdyn import safe_linalg
+from simdyn._src import safe_linalg
 
 PACKAGE = Path(__file__).resolve().parents[1] / "simdyn"
 
@@ -91,7 +91,7 @@ def test_no_stray_lapack_calls_in_traced_code():
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if _LAPACK.search(line.split("#")[0]):
                 stray.append(f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}")
-    assert not stray, "use simdyn.safe_linalg instead:\n" + "\n".join(stray)
+    assert not stray, "use simdyn._src.safe_linalg instead:\n" + "\n".join(stray)
 
 
 # Two independent batched solves whose operands come from matmuls: XLA's thunk executor starts

@@ -203,7 +203,7 @@ def test_auto_chunk_is_capped_on_cpu_and_by_memory(monkeypatch):
 
     from simdyn import preset
 
-    sim = importlib.import_module("simdyn.simulation")
+    sim = importlib.import_module("simdyn.chunking")
 
     assert jax.default_backend() == "cpu"  # the test suite runs on the CPU
     cfg = preset("fig2a")
@@ -224,7 +224,7 @@ def test_cpu_chunk_cap_keeps_the_chunk_in_the_last_level_cache(monkeypatch):
 
     from simdyn import objectives, preset
 
-    sim = importlib.import_module("simdyn.simulation")
+    sim = importlib.import_module("simdyn.chunking")
     cfg = preset("fig2a")
     per = objectives.get(objectives.resolve(cfg)).memory_per_seed(cfg)
     assert sim.last_level_cache_bytes() > 0

@@ -49,7 +49,7 @@ def test_outside_its_setting_it_refuses(change, field):
 def test_sweep_plot_overlays_the_prediction_only_where_it_applies():
     import xarray as xr
 
-    from simdyn.plots import sweep_theory
+    from simdyn._src.plots import sweep_theory
 
     cfg = preset("fig2a")
     ds = xr.Dataset(coords={"lr": [0.02, 0.05]})

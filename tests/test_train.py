@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from simdyn import Config, DataConfig, ModelConfig, TrainConfig, default_hparams, make_train
+from simdyn._src.train import init_theta
 from simdyn.data import sample_training_set, to_dense
 from simdyn.seeds import DATA, INIT
-from simdyn.train import init_theta
 
 SEED_KEY = jax.random.fold_in(jax.random.key(7), 3)
 
@@ -219,9 +219,9 @@ def test_static_loss_weight_skips_a_product_and_changes_nothing(backend, loss):
     # must equal the all-products computation with that weight traced (beta X + (1 - beta) Y is
     # X exactly; XLA may still fuse the two programs' sums differently: 1 ulp seen on the loss),
     # and the skipped product must really be absent (zeros), not computed.
+    from simdyn._src.train import full_objective
     from simdyn.losses import STATIC_BETA, gradient_from_products, loss_from_products
     from simdyn.moments import dense_moments, products, structured_moments
-    from simdyn.train import full_objective
 
     cfg = _small(loss=loss, backend=backend)
     ts = sample_training_set(jax.random.fold_in(SEED_KEY, DATA), cfg.data, jnp.float64)
@@ -259,7 +259,7 @@ def test_hparams_beta_is_refused_for_a_static_loss():
 def test_scl_structured_step_compiles_no_m_tilde_gathers():
     # The point of the static weight: the SCL step's program has none of Theta M~'s gathers and
     # one scatter-add fewer than the joint step (which needs all three products).
-    from simdyn.train import full_objective
+    from simdyn._src.train import full_objective
 
     def primitives(loss):
         cfg = _small(loss=loss, backend="structured")

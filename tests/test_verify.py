@@ -172,7 +172,7 @@ def test_fs_dim_small_values_match_the_theory_example(outcomes):
 
 
 def test_cli_verify_writes_reports(tmp_path, monkeypatch, capsys):
-    from simdyn.cli import main
+    from simdyn._src.cli import main
     from simdyn.verify import cc_train
 
     # The CLI path of `--quick` end to end on the small design (the quick one trains for a
@@ -194,7 +194,7 @@ def test_cli_verify_writes_reports(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_rejects_unknown_claim(tmp_path, capsys):
-    from simdyn.cli import main
+    from simdyn._src.cli import main
 
     assert main(["verify", "--claims", "NOPE", "--out", str(tmp_path)]) == 2
     assert "--claims" in capsys.readouterr().err
@@ -223,7 +223,7 @@ def test_runs_in_chunks_match_one_call(monkeypatch):
 
 @pytest.mark.slow
 def test_interrupted_verify_resumes_finished_claims(tmp_path, monkeypatch, capsys):
-    from simdyn.cli import main
+    from simdyn._src.cli import main
     from simdyn.verify import cc_train, cli, fs_aug
 
     monkeypatch.setitem(cc_train.DESIGNS, "quick", cc_train.DESIGNS["small"])
@@ -243,7 +243,7 @@ def test_interrupted_verify_resumes_finished_claims(tmp_path, monkeypatch, capsy
 
     real = registry.run_claim
     monkeypatch.setattr(registry, "run_claim", crash_on_fs_aug)
-    # simdyn.cli turns Ctrl-C into exit status 130 (docs/cli.md), with the finished claim kept.
+    # simdyn._src.cli turns Ctrl-C into exit status 130 (docs/cli.md), with the finished claim kept.
     assert main(args) == 130
     assert not (out / "report.json").exists()
     monkeypatch.setattr(

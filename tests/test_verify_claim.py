@@ -136,7 +136,7 @@ def test_every_test_of_the_committed_full_report_comes_from_a_declared_rule():
 
 
 def test_verify_rules_prints_the_declared_rules_without_running(capsys):
-    from simdyn.cli import main
+    from simdyn._src.cli import main
 
     assert main(["verify", "--rules", "--claims", "CC-minnorm,GOOD-EVENT"]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from simdyn.cli import main
+from simdyn._src.cli import main
 from simdyn.verify import expect
 from simdyn.verify.common import ClaimOutcome
 from simdyn.verify.stats import exact_test

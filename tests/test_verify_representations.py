@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simdyn import simulation
+from simdyn._src import simulation
 from simdyn.objectives.structured import StructuredObjective
 from simdyn.verify import representations as repr_claim
 from simdyn.verify.claim import evaluate

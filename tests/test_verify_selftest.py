@@ -324,7 +324,7 @@ def test_grad_fault_is_inconsistent_with_its_loss_and_the_reference_is_not(x64):
     beta = jnp.asarray(1.0)
     for name, consistent in (("reference", True), ("grad-term-x1.1", False)):
         obj = simulators.by_name(name).objective
-        from simdyn.train import full_objective
+        from simdyn._src.train import full_objective
 
         def grads(theta, obj=obj):
             built = (obj or full_objective)(cfg, ts, beta)

@@ -1,5 +1,5 @@
 """SGD-OBJ's pieces: the padded, vmapped relaxation on L_exp against the per-instance reference
-(:func:`simdyn.minibatch_objective.expected_objective_minimizer`), and the row's verdict logic
+(:func:`simdyn._src.minibatch_objective.expected_objective_minimizer`), and the row's verdict logic
 on units with known answers (a unit at L_exp's minimizer, one at the full loss's, a non-relaxed
 unit), including the near-miss control."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import simdyn
-from simdyn.minibatch_objective import expected_minibatch_loss, expected_minibatch_objective
-from simdyn.reference_gd import expected_objective_minimizer
+from simdyn._src.minibatch_objective import expected_minibatch_loss, expected_minibatch_objective
+from simdyn._src.reference_gd import expected_objective_minimizer
 from simdyn.verify import sgd_objective
 from simdyn.verify.claim import evaluate
 from simdyn.verify.registry import run_claim

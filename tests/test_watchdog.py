@@ -114,7 +114,7 @@ def test_the_command_line_exits_at_once_with_code_4_and_the_resume_line(
 ):
     """simdyn simulate: a StalledChunkError prints the message and the resume command, and the
     process ends through os._exit (a normal exit could wait on the stuck thread)."""
-    from simdyn import cli, simulation
+    from simdyn._src import cli, simulation
     from simdyn.engine import StalledChunkError
 
     def stalled(*args, **kwargs):

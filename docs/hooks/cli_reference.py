@@ -2,7 +2,7 @@
 
 ``docs/cli.md`` holds the prose; each ``<!-- cli-help: NAME -->`` marker in it is replaced, when
 the site is built, by the ``--help`` text of ``simdyn NAME`` (``simdyn`` itself for the top
-level) as :func:`simdyn.cli.build_parser` prints it. Nothing is copied by hand, so the page
+level) as :func:`simdyn._src.cli.build_parser` prints it. Nothing is copied by hand, so the page
 cannot drift from the program. ``tests/test_docs.py`` imports this module.
 """
 
@@ -18,7 +18,7 @@ WIDTH = "100"  # columns argparse formats the help to (independent of the build'
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
     """``{"simdyn": top-level parser, "simulate": its subparser, ...}`` in the parser's order."""
-    from simdyn.cli import build_parser
+    from simdyn._src.cli import build_parser
 
     saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = WIDTH

@@ -4,7 +4,7 @@ ReLU MLP, optional head and normalisation) with any contrastive loss on its proj
 Unlike the linear forms this representation is parameterised by a model, so the registry
 holds :class:`EncoderRepresentation` and a run builds one from its encoder and loss
 (``objectives.get("encoder")(encoder, loss)``). ``auto`` never picks it: it is the slow,
-general reference the generic path (:mod:`simdyn.generic_train`) trains with. Its step cost is
+general reference the generic path (:mod:`simdyn._src.generic_train`) trains with. Its step cost is
 XLA's own count for the compiled full-batch gradient (``cost_analysis``), not a hand count.
 """
 

@@ -193,8 +193,8 @@ def escape(design: Design, seeds: list[int], sig: np.ndarray, key: int) -> Escap
     term turns the saturating row, through M, away from v_2 (toward the bias): the peak is where
     the two balance. Units are batched PEAK_CHUNK at a time (their (r, r) moments stacked).
     """
+    from simdyn._src.train import init_theta
     from simdyn.seeds import as_key, seed_keys, streams
-    from simdyn.train import init_theta
     from simdyn.verify.instances import compressed_moments, instance, sample_instances
 
     batch = sample_instances(config(design).data, seeds, key)

@@ -38,7 +38,7 @@ def scale_key(scale: str) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Entry point called by ``simdyn.cli`` (args: claims, seeds, quick, out, key, self_test,
+    """Entry point called by ``simdyn._src.cli`` (args: claims, seeds, quick, out, key, self_test,
     list, rules, expect).
 
     Returns EXIT_OK (0) when every negative control failed as it must (whatever the claims'
@@ -46,7 +46,7 @@ def run_verify(args: argparse.Namespace) -> int:
     with ``--expect FILE``, EXIT_FAILED also when any row's verdict or controls' verdict deviates
     from FILE's (:mod:`simdyn.verify.expect`; each deviation is printed); with ``--self-test``,
     EXIT_OK when every broken simulator was caught and EXIT_FAILED otherwise. Bad input raises
-    ConfigError (``simdyn.cli`` exits 2).
+    ConfigError (``simdyn._src.cli`` exits 2).
     """
     from simdyn.verify.registry import CLAIM_IDS, module, resolve_claims
 

@@ -83,7 +83,7 @@ STEP_FACTOR = _src(
     "step-factor",
     "optimiser",
     "the optimiser steps with x eta instead of eta (a learning-rate or loss-scale slip)",
-    "train.py",
+    "_src/train.py",
     (
         "make_optimizer(t.optimizer, hp.lr, t.momentum)",
         "make_optimizer(t.optimizer, hp.lr * {x}, t.momentum)",
@@ -183,7 +183,7 @@ FAULTS: tuple[Fault, ...] = (
         "sgd-never-reshuffled",
         "SGD batching",
         "every SGD step uses step 0's minibatch (the batch key never advances)",
-        "train.py",
+        "_src/train.py",
         (
             "g = batch_grad(theta, step_key(keys.batch, step))",
             "g = batch_grad(theta, step_key(keys.batch, 0))",

@@ -64,13 +64,13 @@ import numpy as np
 import optax
 
 from simdyn import theory
+from simdyn._src.train import full_objective, training_set_of
 from simdyn.config import Config, ModelConfig, TrainConfig
 from simdyn.initialization import init_theta
 from simdyn.loop import Record, run_loop
 from simdyn.metrics import feature_alignment
 from simdyn.moments import products, structured_moments
 from simdyn.seeds import as_key, seed_keys, streams
-from simdyn.train import full_objective, training_set_of
 from simdyn.verify import common, simulators
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale

@@ -109,8 +109,8 @@ DESIGNS: dict[Scale, Design] = {
 def _simulate(config: Config, seeds: int, key: int, lr: float | None = None):
     import jax.numpy as jnp
 
-    from simdyn.simulation import simulate
-    from simdyn.train import default_hparams
+    from simdyn._src.simulation import simulate
+    from simdyn._src.train import default_hparams
 
     # lr replaced, beta and sigma_0 the config's (what HyperParams(lr, None, None) means)
     hp = (

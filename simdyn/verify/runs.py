@@ -2,7 +2,7 @@
 
 ``run(config, seeds, key, hparams)`` is ``jit(vmap(make_train(config)))`` over (seed key,
 hyper-parameters) pairs, so a sweep of sigma_0 / lr / beta across units costs one compilation
-(numeric hyper-parameters are traced arrays, see :class:`simdyn.train.HyperParams`). Seed i's key
+(numeric hyper-parameters are traced arrays, see :class:`simdyn.HyperParams`). Seed i's key
 is ``fold_in(key, i)`` exactly as in :func:`simdyn.simulate`, so a unit's training data is the
 instance :func:`simdyn.verify.instances.sample_instances` returns for the same seed.
 """
@@ -17,18 +17,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simdyn._src.progress import progress_bar
+from simdyn._src.train import HyperParams, Trajectory, make_train
 from simdyn.config import Config
 from simdyn.engine import run_per_seed
 from simdyn.losses import loss_beta
-from simdyn.progress import progress_bar
 from simdyn.seeds import as_key, seed_keys, streams
-from simdyn.train import HyperParams, Trajectory, make_train
 from simdyn.verify import simulators
 from simdyn.verify.simulators import Simulator
 
 
 class Runs(NamedTuple):
-    """Stacked trajectories of U units (numpy). See :class:`simdyn.train.Trajectory`.
+    """Stacked trajectories of U units (numpy). See :class:`simdyn.Trajectory`.
 
     alignment (U, R, K+1), loss (U, R), probe_subclass (U, Q), diverged (U,), theta (U, p, D) or
     (U, 0), steps (R,) the recorded steps, seeds (U,), hparams: HyperParams of (U,) arrays.
@@ -165,8 +165,8 @@ def oracle_trajectories(config: Config, keys: jax.Array, hp: HyperParams) -> Tra
     subclass probe recorded at every later step.
     """
     from simdyn import theory
+    from simdyn._src.train import fresh_test_set_of, init_theta, training_set_of
     from simdyn.metrics import feature_alignment, probe_accuracy
-    from simdyn.train import fresh_test_set_of, init_theta, training_set_of
     from simdyn.verify.instances import compressed_moments, expand
 
     t, dcfg = config.train, config.data

@@ -2,8 +2,8 @@
 at the minimum value of the in-batch objective E_B[L_B] - the README's explanation of JOINT [SGD].
 
 The README explains JOINT [SGD]'s failure at small beta by SGD sitting at minimizers of
-L_exp = E_B[L_B] (:mod:`simdyn.minibatch_objective`, exact), which include points that have lost
-v_2, rather than at the full loss's. This row tests the value part of that explanation.
+L_exp = E_B[L_B] (:mod:`simdyn._src.minibatch_objective`, exact), which include points that
+have lost v_2, rather than at the full loss's. This row tests the value part of that explanation.
 
 Design: SGD-OBJ's instance and SGD (JOINT's data, beta = 0.25, batch 16 of 32, lr 0.05 for
 T = 1000 steps; :func:`simdyn.verify.sgd_objective.sgd_config`, under SGD-OBJ's seed stream, so a
@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simdyn import theory
-from simdyn.minibatch_objective import expected_minibatch_objective
+from simdyn._src.minibatch_objective import expected_minibatch_objective
 from simdyn.verify import common, joint, sgd_objective
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale

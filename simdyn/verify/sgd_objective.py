@@ -1,11 +1,12 @@
 """SGD-OBJ: what minibatch SGD converges to, the expected minibatch objective E_B[L_B].
 
 simdyn's SGD forms its positive pairs and class means inside the batch, so its mean gradient is
-the gradient of L_exp(Theta) = E_B[L_B(Theta)] (:mod:`simdyn.minibatch_objective`, exact), not of
-the full loss. L_exp's minimizers are not the full loss's: on the JOINT instance at beta = 0.25,
-batch 16 of 32, ||W v_1|| is 1.811 at L_exp's minimum against 1.882 at the full loss's, and L_exp
-has a flat set of minimizers along which v_2's slot can pass to v_3, v_4 (the loss of v_2 that
-makes ``JOINT [SGD]`` fail at small beta is a drift inside L_exp's minimizer set).
+the gradient of L_exp(Theta) = E_B[L_B(Theta)] (:mod:`simdyn._src.minibatch_objective`,
+exact), not of the full loss. L_exp's minimizers are not the full loss's: on the JOINT
+instance at beta = 0.25, batch 16 of 32, ||W v_1|| is 1.811 at L_exp's minimum against 1.882
+at the full loss's, and L_exp has a flat set of minimizers along which v_2's slot can pass to
+v_3, v_4 (the loss of v_2 that makes ``JOINT [SGD]`` fail at small beta is a drift inside
+L_exp's minimizer set).
 
 Design: the JOINT design's instance (:mod:`simdyn.verify.joint`, same data config, its own seed
 stream), beta = ``beta``, batch ``batch``; constant step sizes ``lrs`` for T = ``time`` / lr
@@ -52,14 +53,14 @@ import numpy as np
 import optax
 
 from simdyn import theory
-from simdyn.config import Config
-from simdyn.loop import Record, run_loop
-from simdyn.minibatch_objective import (
+from simdyn._src.minibatch_objective import (
     ExpectedMinibatchObjective,
     expected_minibatch_grad,
     expected_minibatch_loss,
     expected_minibatch_objective,
 )
+from simdyn.config import Config
+from simdyn.loop import Record, run_loop
 from simdyn.verify import common, joint
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale

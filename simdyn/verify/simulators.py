@@ -39,13 +39,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simdyn._src.train import ObjectiveFactory
 from simdyn.config import Config, DataConfig
 from simdyn.data import TrainingSet, sample_training_set
 from simdyn.losses import gradient_from_products, loss_from_products
 from simdyn.moments import StructuredMoments, structured_moments, structured_products
 from simdyn.objectives.base import pytree_dataclass
 from simdyn.seeds import streams
-from simdyn.train import ObjectiveFactory
 
 Array = jax.Array
 Sampler = Callable[[Array, DataConfig, object], TrainingSet]

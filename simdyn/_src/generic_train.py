@@ -1,18 +1,18 @@
 """Generic training: any encoder (:mod:`simdyn.encoders`) with any contrastive loss, by autodiff.
 
 ``make_generic_train(config, encoder, loss) -> train(seed_key) -> GenericTrajectory`` for ONE
-seed; :func:`simdyn.generic_simulation.run_generic` / ``simulate_generic`` hand it to the seed
+seed; :func:`simdyn.run_generic` / ``simulate_generic`` hand it to the seed
 engine, which runs ``jit(vmap(train))`` over seed keys, so the compiled program is
-``jit(vmap(scan(step)))`` with the seed axis outermost, as in :mod:`simdyn.train`. This module
+``jit(vmap(scan(step)))`` with the seed axis outermost, as in :mod:`simdyn._src.train`. This module
 is the trainer only: it imports neither the seed engine nor result I/O.
 
 Same data, same keys: a seed's training set, init, minibatches and probe test set come from the
-streams of :mod:`simdyn.seeds`, as in :mod:`simdyn.train`. A linear
-encoder with the spectral loss therefore reproduces :func:`simdyn.train.make_train` step for step
+streams of :mod:`simdyn.seeds`, as in :mod:`simdyn._src.train`. A linear
+encoder with the spectral loss therefore reproduces :func:`simdyn.make_train` step for step
 (tested to ~1e-10 in float64); that fast path stays the default wherever it applies. This one is
 the slow, general reference for nonlinear encoders and NCE losses.
 
-Recorded (:class:`simdyn.train.Trajectory`'s fields plus ||W_1||_F): the alignment of the FIRST
+Recorded (:class:`simdyn.Trajectory`'s fields plus ||W_1||_F): the alignment of the FIRST
 layer with each feature (norm of its column j, j = 0 bias .. K), the full training loss, linear
 probes (class; subclass within class) on the test representations, divergence flags, and the
 final first-layer matrix when ``train.save_theta``.
@@ -28,20 +28,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simdyn._src.nce_losses import joint_nce
+from simdyn._src.train import (
+    Trajectory,
+    make_optimizer,
+    trajectory_of,
+)
 from simdyn.config import Config, ConfigError
 from simdyn.data import TestSet, draw_minibatch, sample_test_set, sample_training_set
 from simdyn.encoders import SparseEncoder, first_layer, init_encoder
 from simdyn.loop import record_for, run_loop
 from simdyn.losses import loss_beta, sample_loss
 from simdyn.metrics import ProbeAccuracy, feature_alignment, probe_accuracy_from_embeddings
-from simdyn.nce_losses import joint_nce
 from simdyn.objectives.encoder import EncoderRepresentation
 from simdyn.seeds import step_key, streams
-from simdyn.train import (
-    Trajectory,
-    make_optimizer,
-    trajectory_of,
-)
 
 Array = jax.Array
 LossFamily = Literal["spectral", "nce"]
@@ -54,7 +54,7 @@ class ContrastiveLoss:
 
     Attributes:
       family: ``spectral`` (HaoChen et al., the paper's loss: :func:`simdyn.losses.sample_loss`)
-        or ``nce`` (SupCon / InfoNCE, :mod:`simdyn.nce_losses`).
+        or ``nce`` (SupCon / InfoNCE, :mod:`simdyn._src.nce_losses`).
       beta: weight of the supervised term: 1 = SCL / SupCon, 0 = UCL / InfoNCE, in between
         the joint loss beta * supervised + (1 - beta) * unsupervised; in [0, 1].
       temperature: NCE only: tau > 0.
@@ -129,7 +129,7 @@ def _check(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> Non
 
 
 class GenericTrajectory(NamedTuple):
-    """:class:`simdyn.train.Trajectory`'s fields (alignment = FIRST layer's columns) plus
+    """:class:`simdyn.Trajectory`'s fields (alignment = FIRST layer's columns) plus
     first_layer_norm: (R,) ||W_1||_F, bias column included, at the recorded steps (a scale for
     scale-free statements: NCE losses with cosine similarities do not fix ||W_1||)."""
 

@@ -24,9 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from simdyn.config import Config, ConfigError
-from simdyn.seeds import as_key, key_data
-from simdyn.simulation import (
+from simdyn._src.simulation import (
     broadcast_hparams,
     resolve_progress,
     run_attrs,
@@ -34,7 +32,9 @@ from simdyn.simulation import (
     seed_list_from,
     trajectories_to_dataset,
 )
-from simdyn.train import HyperParams, default_hparams
+from simdyn._src.train import HyperParams, default_hparams
+from simdyn.config import Config, ConfigError
+from simdyn.seeds import as_key, key_data
 
 GRID_FIELDS = ("lr", "beta", "sigma_0")
 
@@ -99,13 +99,32 @@ def sweep(
 ) -> xr.Dataset:
     """Every seed at every point of a hyper-parameter grid, in one compiled program.
 
+    The numeric hyper-parameters (lr, beta, sigma_0) are traced arrays, so the whole grid runs
+    in one ``jit(vmap(scan(step)))`` program; seed i's key is ``fold_in(key, i)`` at every grid
+    point, so the points differ only by their hyper-parameters.
+
     Args:
       config: the simulation; grid fields override its lr / beta / sigma_0.
-      grid: e.g. ``{"lr": [0.01, 0.05], "beta": [0.25, 0.5, 0.75]}`` (see validate_grid).
-      seeds, key, chunk_size, devices, checkpoint_dir, progress: as in simulate; chunk_size
-        counts runs (grid point x seed) per device per call.
+      grid: e.g. ``{"lr": [0.01, 0.05], "beta": [0.25, 0.5, 0.75]}``: field -> values.
+      seeds: a count S (seeds 0..S-1) or a list of distinct seed indices.
+      key: the base key.
+      chunk_size: runs (grid point x seed) per device per compiled call (default: by memory).
+      devices: devices to shard the runs over (default: all).
+      checkpoint_dir: makes the sweep resumable, as for :func:`simdyn.simulate`.
+      progress: print, or call back ``(done, total, seconds)``, after every chunk.
 
-    Returns a Dataset with dims (*grid fields, seed, step, feature, probe_step).
+    Returns:
+      An ``xarray.Dataset`` with dims (*grid fields, seed, step, feature, probe_step).
+
+    Raises:
+      ConfigError: a grid field that is not lr / beta / sigma_0, or a value out of its range.
+
+    Examples:
+      >>> import simdyn
+      >>> cfg = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, log_every=2, probe_every=-1)
+      >>> ds = simdyn.sweep(cfg, {"lr": [0.01, 0.02]}, seeds=2)
+      >>> dict(ds["alignment"].sizes)
+      {'lr': 2, 'seed': 2, 'step': 3, 'feature': 5}
     """
     if not isinstance(config, Config):
         raise ConfigError(f"invalid config of type {type(config).__name__}: must be a Config")
@@ -176,12 +195,32 @@ def sweep_configs(
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int, float], None] = False,
 ) -> dict[str, xr.Dataset]:
-    """``simulate`` each named config with the same seeds and key (one program per config).
+    """``simulate`` each named config with the same seeds and key (one program per config),
+    for fields that change shapes (p, n, d, ...), which one compiled program cannot sweep.
 
-    Each config's seeds are split over all devices; with ``checkpoint_dir`` each config resumes
-    from its own sub-folder ``checkpoint_dir/<name>``.
+    Args:
+      configs: name -> Config; names are folder names (letters, digits and _ . = -).
+      seeds: a count S or a list of distinct seed indices, the same for every config.
+      key: the base key, the same for every config.
+      chunk_size: as :func:`simdyn.simulate`.
+      devices: as :func:`simdyn.simulate` (each config's seeds are split over them).
+      checkpoint_dir: each config resumes from its own sub-folder ``checkpoint_dir/<name>``.
+      progress: as :func:`simdyn.simulate`.
+
+    Returns:
+      name -> the config's ``xarray.Dataset`` (as :func:`simdyn.simulate` returns it).
+
+    Raises:
+      ConfigError: an empty mapping, a name that is not a safe folder name, or a non-Config.
+
+    Examples:
+      >>> import simdyn
+      >>> cfg = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, log_every=2, probe_every=-1)
+      >>> out = simdyn.sweep_configs({"p3": cfg, "p5": cfg.replace(p=5)}, seeds=2)
+      >>> sorted(out), out["p5"].attrs["config"].count('"p": 5')
+      (['p3', 'p5'], 1)
     """
-    from simdyn.simulation import simulate
+    from simdyn._src.simulation import simulate
 
     if not isinstance(configs, Mapping) or not configs:
         raise ConfigError("invalid configs: must be a non-empty mapping name -> Config")

@@ -46,7 +46,7 @@ def format_bytes(n: float) -> str:
 def result_bytes_per_run(config: Config) -> int:
     """Bytes one run (a seed at one grid point) adds to a result file's data variables.
 
-    Counts what :func:`simdyn.simulation.trajectories_to_dataset` stores: the alignments
+    Counts what :func:`simdyn._src.simulation.trajectories_to_dataset` stores: the alignments
     (recorded steps x (K + 1)), the loss per recorded step, the two probe accuracies per probe
     step, the divergence flag and step, and Theta (p x (d + 1)) when ``train.save_theta``.
     Integers are counted at 8 bytes, an upper bound for either integer width.
@@ -250,7 +250,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Delete hidden temporary files that a killed writer of ``path`` left in its folder.
 
     They are named ``.NAME.tmp-PID``, ``.NAME.part-PID`` or ``..NAME.part-PID.tmp-PID``
-    (:func:`simdyn.simulation.save`); one is removed only when no process ``PID`` is alive.
+    (:func:`simdyn.save`); one is removed only when no process ``PID`` is alive.
 
     Args:
       path: the result file.

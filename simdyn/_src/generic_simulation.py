@@ -1,7 +1,7 @@
-"""Generic simulation: :func:`simdyn.generic_train.make_generic_train` (any encoder, any
+"""Generic simulation: :func:`simdyn._src.generic_train.make_generic_train` (any encoder, any
 contrastive loss) over many seeds through the seed engine, and its labelled dataset.
 
-:func:`run_generic` returns the stacked :class:`~simdyn.generic_train.GenericTrajectory`;
+:func:`run_generic` returns the stacked :class:`~simdyn._src.generic_train.GenericTrajectory`;
 :func:`simulate_generic` labels it like :func:`simdyn.simulate` (dims seed, step, feature,
 probe_step) and records the encoder and the loss in the attributes. Seed i's key is
 ``fold_in(key, i)`` whatever the chunking or the devices, as for :func:`simdyn.simulate`.
@@ -20,12 +20,17 @@ import jax
 import numpy as np
 import xarray as xr
 
+from simdyn._src.generic_train import ContrastiveLoss, GenericTrajectory, make_generic_train
+from simdyn._src.simulation import (
+    TRAJ_DIMS,
+    resolve_progress,
+    seed_list_from,
+    trajectories_to_dataset,
+)
 from simdyn.config import Config
 from simdyn.encoders import SparseEncoder
 from simdyn.engine import environment_attrs, run_per_seed
-from simdyn.generic_train import ContrastiveLoss, GenericTrajectory, make_generic_train
 from simdyn.seeds import as_key, key_data
-from simdyn.simulation import TRAJ_DIMS, resolve_progress, seed_list_from, trajectories_to_dataset
 
 Array = jax.Array
 
@@ -84,13 +89,13 @@ def run_generic(
       progress: print, or call back ``(done, total, seconds)``, after every chunk.
 
     Returns:
-      The stacked :class:`~simdyn.generic_train.GenericTrajectory`, leading axis = seed:
+      The stacked :class:`~simdyn._src.generic_train.GenericTrajectory`, leading axis = seed:
       alignment (S, T, K + 1) of the first layer with each feature, loss (S, T), the probes,
       divergence flags and ``first_layer_norm`` (S, T).
 
     Examples:
       >>> import simdyn
-      >>> from simdyn.generic_train import loss_for
+      >>> from simdyn._src.generic_train import loss_for
       >>> cfg = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, log_every=2, probe_every=-1)
       >>> traj = simdyn.run_generic(cfg, simdyn.make_encoder(cfg), loss_for(cfg), seeds=2)
       >>> traj.alignment.shape, traj.loss.shape  # 2 seeds, steps 0, 2, 4, features 0..K
@@ -144,7 +149,7 @@ def simulate_generic(
 
     Examples:
       >>> import simdyn
-      >>> from simdyn.generic_train import loss_for
+      >>> from simdyn._src.generic_train import loss_for
       >>> cfg = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, log_every=2, probe_every=-1)
       >>> ds = simdyn.simulate_generic(cfg, simdyn.make_encoder(cfg), loss_for(cfg), seeds=2)
       >>> dict(ds["alignment"].sizes), ds.attrs["backend"]

@@ -27,6 +27,16 @@ import numpy as np
 import xarray as xr
 
 from simdyn import objectives
+from simdyn._src.preflight import check_resources, host_available_bytes
+from simdyn._src.train import (
+    HyperParams,
+    Trajectory,
+    default_hparams,
+    fresh_test_set_of,
+    make_train,
+    training_set_of,
+)
+from simdyn.chunking import auto_chunk_size
 from simdyn.config import Config, ConfigError, ResultFileError
 from simdyn.data import TestSet, TrainingSet
 from simdyn.engine import (
@@ -36,16 +46,7 @@ from simdyn.engine import (
     write_atomic,
 )
 from simdyn.losses import STATIC_BETA
-from simdyn.preflight import check_resources, host_available_bytes
 from simdyn.seeds import as_key, key_data, seed_key
-from simdyn.train import (
-    HyperParams,
-    Trajectory,
-    default_hparams,
-    fresh_test_set_of,
-    make_train,
-    training_set_of,
-)
 
 Array = jax.Array
 
@@ -113,83 +114,6 @@ def seed_test_set(config: Config, seed: int, key: int | Array = 0, n: int | None
     return _fresh_test_set_of(config, seed_key(key, seed), n)
 
 
-# --- memory ----------------------------------------------------------------------------------
-def bytes_per_seed(config: Config) -> int:
-    """A deliberately generous estimate of one seed's device memory in the vmapped program:
-    twice the ``memory_per_seed`` of the representation the run resolves to."""
-    return 2 * objectives.get(objectives.resolve(config)).memory_per_seed(config)
-
-
-def available_memory() -> int:
-    """Free memory of the first local device (bytes); host RAM for the CPU."""
-    dev = jax.local_devices()[0]
-    try:
-        stats = dev.memory_stats()
-    except Exception:  # noqa: BLE001 - backends without memory stats
-        stats = None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
-
-
-# On the CPU a vmapped chunk larger than this stops paying (the step is memory-bound, and
-# bigger chunks fall out of cache): benchmarks/README.md measured fig2a at 1024 seeds in 627 s
-# as one chunk vs 171 s in chunks of 64.
-CPU_MAX_CHUNK = 64
-# The CPU step is bound by memory traffic (benchmarks/README.md, roofline), so the chunk is the
-# one whose working set (chunk x the representation's memory_per_seed, the cost model's count)
-# fits the last-level cache, rather than a fixed number. Measured with
-# benchmarks/chunk_sizes.py (fig2a, 652 kB per seed, 32 MiB L3): the resulting 25 was 3% faster
-# than 64 at 1024 seeds and level with it at 256 seeds (where 16-32 were 10-15% faster); seeds
-# are bit-identical across chunk sizes there. Half the cache: two cores share it, and XLA's
-# temporaries need room. The cap applies only where at least CACHE_MIN_CHUNK seeds fit;
-# larger seeds are not cache-resident at any useful chunk, and CPU_MAX_CHUNK stands.
-CPU_CACHE_FRACTION = 0.5
-CACHE_MIN_CHUNK = 8
-DEFAULT_LAST_LEVEL_CACHE = 32 << 20
-
-
-def last_level_cache_bytes() -> int:
-    """Size of the CPU's last-level cache (bytes), from sysconf or sysfs; 32 MiB if unknown."""
-    for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
-        try:
-            size = int(os.sysconf(name))
-        except (ValueError, OSError, AttributeError):
-            size = 0
-        if size > 0:
-            return size
-    sizes = []
-    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        text = f.read_text().strip().upper()
-        factor = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
-        digits = text.rstrip("KM")
-        if digits.isdigit():
-            sizes.append(int(digits) * factor)
-    return max(sizes, default=DEFAULT_LAST_LEVEL_CACHE)
-
-
-def cpu_chunk_cap(config: Config) -> int:
-    """Seeds per CPU chunk that keep its working set in CPU_CACHE_FRACTION of the last-level
-    cache (at most CPU_MAX_CHUNK); CPU_MAX_CHUNK where fewer than CACHE_MIN_CHUNK seeds fit."""
-    per_seed = max(objectives.get(objectives.resolve(config)).memory_per_seed(config), 1)
-    fit = int(CPU_CACHE_FRACTION * last_level_cache_bytes() // per_seed)
-    return CPU_MAX_CHUNK if fit < CACHE_MIN_CHUNK else min(fit, CPU_MAX_CHUNK)
-
-
-def auto_chunk_size(config: Config, num_seeds: int, fraction: float = 0.25) -> int:
-    """Largest per-device chunk that fits ``fraction`` of free memory, at most num_seeds.
-
-    Capped at :func:`cpu_chunk_cap` on the CPU (the cache-resident chunk of the cost model's
-    memory per seed) and at 4096 on accelerators.
-    """
-    fit = int(fraction * available_memory() // max(bytes_per_seed(config), 1))
-    cap = cpu_chunk_cap(config) if jax.default_backend() == "cpu" else 4096
-    return int(max(1, min(num_seeds, fit, cap)))
-
-
 # --- compiled programs -----------------------------------------------------------------------
 @functools.lru_cache(maxsize=32)
 def _train_fn(config: Config) -> Callable[[Array, HyperParams], Trajectory]:
@@ -222,7 +146,7 @@ def trajectories_to_dataset(
     ds["alignment"].attrs["description"] = "||Theta_t v_j||, feature 0 = bias"
     ds["diverged"].attrs["description"] = (
         "non-finite loss/Theta or |Theta| > train.divergence_threshold at a recorded step; "
-        "such seeds are kept here and excluded from every statistic (simdyn.summary.kept_seeds)"
+        "such seeds are kept here and excluded from every statistic (simdyn show, the summaries)"
     )
     ds.attrs["config"] = config.to_json()
     ds.attrs["backend"] = objectives.resolve(config)
@@ -559,10 +483,10 @@ def run_batched(
 def resolve_progress(
     progress: bool | Callable[[int, int, float], None], desc: str = "simulate"
 ) -> Callable[[int, int, float], None] | None:
-    """True -> :func:`simdyn.progress.progress_bar` on stderr (process 0 only: a tqdm bar on a
+    """True -> :func:`simdyn._src.progress.progress_bar` on stderr (process 0 only: a tqdm bar on a
     terminal, plain lines in a log); a callable is used as is; False/None -> no reporting."""
     if progress is True:
-        from simdyn.progress import progress_bar
+        from simdyn._src.progress import progress_bar
 
         return progress_bar(desc) if jax.process_index() == 0 else None
     return progress or None
@@ -574,7 +498,7 @@ def seed_list_from(
     """Seed indices from a count (0..seeds-1) or an explicit list (distinct, >= 0).
 
     With ``config``, a count whose result cannot fit in the host's memory is refused before
-    anything is allocated (:func:`simdyn.preflight.check_resources`).
+    anything is allocated (:func:`simdyn._src.preflight.check_resources`).
     """
     if isinstance(seeds, bool):
         raise ConfigError(f"invalid seeds={seeds!r}: must be a count >= 1 or a list of indices")
@@ -625,7 +549,7 @@ def simulate(
       checkpoint_dir: each finished chunk is written there atomically and a later call with the
         same folder resumes; a different config, key, seeds, hyper-parameters, layout or
         simdyn/JAX version is refused; damaged chunks are recomputed.
-      progress: True for a progress bar on stderr (:func:`simdyn.progress.progress_bar`), or
+      progress: True for a progress bar on stderr (:func:`simdyn._src.progress.progress_bar`), or
         a callback(done, total, elapsed_s).
 
     Returns:

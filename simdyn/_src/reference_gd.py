@@ -3,7 +3,7 @@ deterministic GD on SGD's expected in-batch objective.
 
 They live here, at the trainer layer, because they run the training loop
 (:func:`simdyn.loop.run_loop`): the representations they use (:mod:`simdyn.projected`,
-:mod:`simdyn.minibatch_objective`) only state losses and gradients and never import the loop.
+:mod:`simdyn._src.minibatch_objective`) only state losses and gradients and never import the loop.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from simdyn.loop import Record, run_loop
-from simdyn.minibatch_objective import (
+from simdyn._src.minibatch_objective import (
     ExpectedMinibatchObjective,
     expected_minibatch_grad,
     expected_minibatch_loss,
 )
+from simdyn.loop import Record, run_loop
 from simdyn.projected import ProjectedMoments, feature_alignment, reduce, reduced_loss_and_grad
 
 Array = jax.Array

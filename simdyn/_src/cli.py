@@ -22,8 +22,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from simdyn._src.presets import PRESETS, preset
 from simdyn.config import ConfigError, apply_overrides
-from simdyn.presets import PRESETS, preset
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
@@ -84,7 +84,7 @@ def _progress(args: argparse.Namespace, desc: str, unit: str):
     nothing with --quiet or on processes other than 0."""
     if args.quiet or not _is_writer():
         return False
-    from simdyn.progress import progress_bar
+    from simdyn._src.progress import progress_bar
 
     return progress_bar(f"{args.preset} {desc}", unit=unit)
 
@@ -165,11 +165,12 @@ def _checkpoint_dir(args: argparse.Namespace, out: Path) -> tuple[Path | None, b
 
 def _check_resources(args, config, out: Path, runs_per_seed: int, checkpoint: bool) -> None:
     """Refuse, before compiling, a run whose result cannot fit in memory or on disk, or whose
-    explicit --chunk-size cannot fit the device (simdyn.preflight)."""
+    explicit --chunk-size cannot fit the device (simdyn._src.preflight)."""
     import jax
 
-    from simdyn import objectives, preflight
-    from simdyn.simulation import auto_chunk_size, available_memory
+    from simdyn import objectives
+    from simdyn._src import preflight
+    from simdyn.chunking import auto_chunk_size, available_memory
 
     per_run = objectives.get(objectives.resolve(config)).memory_per_seed(config)
     chunk = args.chunk_size or auto_chunk_size(config, args.seeds * runs_per_seed)
@@ -223,13 +224,13 @@ def _exit_stalled(err: Exception, resume: str) -> None:
 
 def _run(args: argparse.Namespace, kind: str) -> int:
     """simulate or sweep: check everything, compute (interruptibly), save, summarise."""
-    from simdyn.preflight import check_output_path
+    from simdyn._src.preflight import check_output_path
 
     out = check_output_path(args.out, overwrite=args.overwrite)  # before JAX: milliseconds
     config = _config_from_args(args)
     grid = None
     if kind == "sweep":
-        from simdyn.sweep import validate_grid
+        from simdyn._src.sweep import validate_grid
 
         grid = validate_grid(config, _parse_grid(args.grid or []))
     _prepare_run(args)
@@ -253,12 +254,12 @@ def _run(args: argparse.Namespace, kind: str) -> int:
     start = time.perf_counter()
     try:
         if kind == "sweep":
-            from simdyn.sweep import sweep
+            from simdyn._src.sweep import sweep
 
             assert grid is not None  # validated above for a sweep
             ds = sweep(config, grid, **common)
         else:
-            from simdyn.simulation import simulate
+            from simdyn._src.simulation import simulate
 
             ds = simulate(config, **common)
         wall = time.perf_counter() - start
@@ -298,7 +299,7 @@ def _save(args: argparse.Namespace, ds, out: Path, auto_ckpt: Path | None) -> No
     the automatic checkpoints it no longer needs."""
     import shutil
 
-    from simdyn.simulation import save
+    from simdyn._src.simulation import save
 
     ds.attrs["preset"] = args.preset
     ds.attrs["overrides"] = json.dumps(list(args.set or []))
@@ -375,7 +376,7 @@ def _check_input_file(path: str) -> Path:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from simdyn.preflight import check_output_path
+    from simdyn._src.preflight import check_output_path
 
     path = _check_input_file(args.file)
     # A figure is cheap to redraw from the data: --plot replaces an existing one.
@@ -384,7 +385,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if (args.plot)
         else None
     )
-    from simdyn.simulation import load
+    from simdyn._src.simulation import load
     from simdyn.summary import describe_origin, divergence_verdict, format_summary
 
     ds = load(path)
@@ -394,7 +395,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if message:
         print(f"simdyn: {level}: {message}", file=sys.stderr)
     if plot is not None:
-        from simdyn.plots import plot_result
+        from simdyn._src.plots import plot_result
 
         plot_result(ds, plot, title=path.name)
         print(f"wrote {plot}")
