@@ -132,7 +132,7 @@ def _run_repro(solve_import: str, timeout: float) -> bool:
 
 @pytest.mark.slow
 def test_safe_path_finishes_where_the_raw_path_deadlocks():
-    safe = "from simdyn import safe_linalg\nsolve = jax.vmap(safe_linalg.solve)"
+    safe = "from simdyn._src import safe_linalg\nsolve = jax.vmap(safe_linalg.solve)"
     assert _run_repro(safe, timeout=120), "the safe_linalg program did not finish in 120 s"
 
 

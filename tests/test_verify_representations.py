@@ -22,7 +22,7 @@ def one_point():
 
 
 def _verdicts(design):
-    simulation._compiled_runner.cache_clear()  # no program compiled before a fault was planted
+    simulation._train_fn.cache_clear()  # no program compiled before a fault was planted
     (row,) = evaluate(repr_claim.CLAIM, design, KEY)
     return row
 
@@ -50,7 +50,7 @@ def test_a_one_percent_fault_in_the_structured_gradient_fails_the_row(one_point,
     try:
         row = _verdicts(one_point)
     finally:
-        simulation._compiled_runner.cache_clear()
+        simulation._train_fn.cache_clear()
     test = next(t for t in row.tests if t.name == "same-trajectory[scl-basis]")
     assert test.p_fail == 0.0 and test.estimate > repr_claim.TOL
     # the deviation is the structured form's alone
