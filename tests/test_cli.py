@@ -145,6 +145,7 @@ def test_typo_exits_2_without_importing_jax():
     assert "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["missing", "folder", "garbage"])
 def test_show_bad_file_is_one_line_exit_2(tmp_path, kind):
     path = {"missing": tmp_path / "nope.nc", "folder": tmp_path}.get(kind, tmp_path / "bad.nc")

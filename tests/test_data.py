@@ -21,6 +21,7 @@ from simdyn.data import (
 KEY = jax.random.key(1234)
 
 
+@pytest.mark.slow
 def test_exact_balance_enumerates_every_combination_equally():
     cfg = DataConfig(n=48, m=2, d=200, K=5, phi=(1.0,) * 5, sampling="balanced")
     ts = sample_training_set(KEY, cfg)
@@ -103,6 +104,7 @@ def test_good_event_noise_is_distinct_and_outside_features():
     assert idx.min() >= cfg.K + 1 and idx.max() <= cfg.d
 
 
+@pytest.mark.slow
 def test_gaussian_noise_has_variance_sigma2_over_d():
     cfg = DataConfig(n=100, m=4, d=250, K=4, phi=(1.0,) * 4, sigma_xi=3.0, noise="gaussian")
     vals = np.asarray(sample_training_set(KEY, cfg).points.noise_val)
@@ -113,6 +115,7 @@ def test_gaussian_noise_has_variance_sigma2_over_d():
     assert abs(vals.mean()) < 5 * np.sqrt(9.0 / 250 / vals.size)
 
 
+@pytest.mark.slow
 def test_imperfect_augmentation_jitters_class_and_subclass_only():
     cfg = DataConfig(
         n=400,

@@ -150,6 +150,7 @@ def test_random_inputs_bit_identical_on_any_device_count(runs):
     np.testing.assert_array_equal(inputs["on4"], inputs["on1"])
 
 
+@pytest.mark.slow
 def test_sweep_spreads_over_devices(runs):
     s4, one = runs[0]["sweep4"], runs[0]["one"]
     assert dict(s4.sizes)["lr"] == 2 and s4.attrs["devices"] == 4
@@ -165,6 +166,7 @@ def test_sweep_spreads_over_devices(runs):
     assert np.isfinite(s4["alignment"].values).all() and not s4["diverged"].any()
 
 
+@pytest.mark.slow
 def test_two_processes_gather_equals_single_process(runs):
     """A real two-process jax.distributed run on localhost, launched through the CLI."""
     results, outputs = runs

@@ -123,7 +123,18 @@ def _all() -> list[str]:
     return sorted(simdyn.__all__)
 
 
-@pytest.mark.parametrize("name", sorted(set(_all()) - PENDING - CONSTANTS))
+# Examples that compile a training run (seconds each): in the slow tier, which CI also runs.
+COMPILING_EXAMPLES = {"load", "run_generic", "save", "simulate", "simulate_generic", "sweep",
+                      "sweep_configs", "ContrastiveLoss"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in COMPILING_EXAMPLES else n
+        for n in sorted(set(_all()) - PENDING - CONSTANTS)
+    ],
+)
 def test_public_name_has_args_returns_and_a_passing_example(name):
     assert not _missing_sections(name), f"{name} lacks {_missing_sections(name)}"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)

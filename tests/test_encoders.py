@@ -51,6 +51,7 @@ def test_linear_encoder_matches_fast_path_minibatch_fresh():
     np.testing.assert_allclose(generic.alignment, fast.alignment, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_first_layer_init_is_the_fast_paths_theta0_and_law():
     cfg = TINY
     key = jax.random.key(5)

@@ -91,6 +91,7 @@ def test_script_writes_png_and_finite_data(outputs, name):
             assert np.all(np.isfinite(a)), f"{name}: {key} has non-finite values"
 
 
+@pytest.mark.slow
 def test_fig2_shapes_and_subclass_rises_then_falls(outputs):
     _, arrays, meta = outputs["fig2_alignment"]
     for tag, p in (("a", 3), ("b", 80)):  # panel b keeps p >= 70 (the issue-29 deadlock size)
@@ -116,6 +117,7 @@ def test_fig2_shapes_and_subclass_rises_then_falls(outputs):
     assert np.isfinite(crossing["measured_shift"]) and crossing["predicted_shift"] > 0
 
 
+@pytest.mark.slow
 def test_fig6_ratio_starts_huge_and_ends_at_stationarity(outputs):
     _, arrays, meta = outputs["fig6_term_ratio"]
     ratio = arrays["ratio_band"][1]
@@ -127,6 +129,7 @@ def test_fig6_ratio_starts_huge_and_ends_at_stationarity(outputs):
     assert arrays["v2_band"].shape == (3, 151)
 
 
+@pytest.mark.slow
 def test_fig1_embeddings_shapes_and_growth(outputs):
     _, arrays, _ = outputs["fig1_embeddings"]
     emb, align = arrays["embeddings"], arrays["alignment"]
@@ -138,6 +141,7 @@ def test_fig1_embeddings_shapes_and_growth(outputs):
     assert align[-1, 1] > 0.5
 
 
+@pytest.mark.slow
 def test_joint_matches_min_norm_prediction(outputs):
     _, arrays, meta = outputs["joint_beta_sweep"]
     final = arrays["final_v1_v2"]  # (B, S, 2)
@@ -149,6 +153,7 @@ def test_joint_matches_min_norm_prediction(outputs):
     np.testing.assert_allclose(final[1], np.broadcast_to(pred[1], final[1].shape), rtol=0.02)
 
 
+@pytest.mark.slow
 def test_fig4_suppression_step(outputs):
     _, arrays, meta = outputs["fig4_phase"]
     x, mean, pred = arrays["x"], arrays["a_band"][3], arrays["a_pred"]

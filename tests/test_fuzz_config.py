@@ -235,6 +235,7 @@ def test_valid_hparams_share_one_program_and_flag_divergence(lr, beta, sigma_0):
     np.testing.assert_array_equal(ds["lr"].values, lr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma_0", [0.0, 0.1])
 def test_small_hparams_never_diverge(sigma_0):
     # With ||Theta_0|| ~ sigma_0 small the cubic term of the gradient is negligible over 3

@@ -95,6 +95,7 @@ def test_enumeration_on_a_simdyn_training_set_through_embed():
     assert abs(float(expected_minibatch_loss(obj, theta)) - want) <= RTOL * abs(want)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beta", BETAS)
 def test_full_batch_reduces_to_the_full_loss(beta):
     x, theta = _instance(1)
@@ -122,6 +123,7 @@ def _as_labels(y):
     return simdyn.data.Labels(y, y, y, y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 2, 4, 6])
 @pytest.mark.parametrize("beta", BETAS)
 def test_gradient_matches_autodiff(batch_size, beta):
@@ -150,6 +152,7 @@ def test_coefficients():
         variance_coefficient(6, 7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beta", BETAS)
 def test_negative_controls_in_batch_effects_matter(beta):
     """The full loss, and an objective that drops either in-batch effect, all miss the exact

@@ -45,6 +45,7 @@ def _batch(seed, n, m, p):
     return z, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m", [pytest.param(2, marks=pytest.mark.slow), 3])
 @pytest.mark.parametrize("cosine", [True, False])
 def test_info_nce_matches_loops(m, cosine):
@@ -65,6 +66,7 @@ def test_info_nce_with_two_views_is_nt_xent():
     assert float(info_nce(jnp.asarray(z), 0.5)) == pytest.approx(np.mean(terms), rel=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m", [pytest.param(2, marks=pytest.mark.slow), 3])
 @pytest.mark.parametrize("cosine", [True, False])
 def test_supcon_matches_loops(m, cosine):

@@ -78,6 +78,7 @@ def test_flop_count_matches_xla(noise, backend):
     assert hand.bytes <= 1.1 * xla["bytes accessed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["structured", "dense"])
 def test_flop_count_bounds_the_static_weight_step(backend):
     # SCL compiles no Theta M~ (train.full_objective), so XLA counts fewer FLOPs than step_cost,

@@ -301,6 +301,7 @@ def test_cli_rejects_bad_paths_and_grids(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+@pytest.mark.slow
 def test_cli_resume_with_other_settings_is_refused(finished, tmp_path, capsys):
     argv = ["simulate", "fig1", *TINY, "--seeds", "6", "--resume", str(finished)]
     assert main([*argv, "--out", str(tmp_path / "r.nc"), "--quiet"]) == 2

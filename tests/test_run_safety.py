@@ -289,6 +289,7 @@ def _alter_alignment_bytes(src: Path, dst: Path) -> None:
     dst.write_bytes(raw[:cell] + np.array([np.nan], "<f8").tobytes() + raw[cell + 8 :])
 
 
+@pytest.mark.slow
 def test_a_corrupted_result_is_refused_by_load_and_show(small_result, tmp_path, capsys):
     bad = tmp_path / "bad.nc"
     _alter_alignment_bytes(small_result, bad)

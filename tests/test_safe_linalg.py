@@ -54,6 +54,7 @@ def test_vmapped_calls_are_bit_identical_to_jnp_linalg(dtype):
         )
 
 
+@pytest.mark.slow
 def test_nested_vmap_and_jit():
     a = _batch(jax.random.key(3), 6, 5, jnp.float64).reshape(2, 3, 5, 5)
     rhs = jnp.ones((2, 3, 5), jnp.float64)

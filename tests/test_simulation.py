@@ -134,6 +134,7 @@ def test_explicit_seed_list_matches_count(run5):
     _assert_identical_values(sub, run5.sel(seed=[4, 1]))
 
 
+@pytest.mark.slow
 def test_same_layout_twice_is_bit_identical(run5):
     again = simulate(CFG, 5, KEY, chunk_size=5)
     _assert_identical_values(run5, again)

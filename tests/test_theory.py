@@ -346,6 +346,7 @@ def test_gd_from_small_init_converges_to_min_norm():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mu", [0.0, 0.7])
 def test_good_event_spectra(mu):
     phi, sigma, m = [0.8, 1.2, 0.9, 1.1], 1.5, 3

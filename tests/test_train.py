@@ -256,6 +256,7 @@ def test_hparams_beta_is_refused_for_a_static_loss():
     simdyn.simulate(cfg, 2, key=0, hparams=simdyn.HyperParams(None, 1.0, None))  # its own weight
 
 
+@pytest.mark.slow
 def test_scl_structured_step_compiles_no_m_tilde_gathers():
     # The point of the static weight: the SCL step's program has none of Theta M~'s gathers and
     # one scatter-add fewer than the joint step (which needs all three products).

@@ -140,6 +140,7 @@ def test_each_claim_runs_and_is_well_formed(outcomes, claim):
         assert r.verdict in ("holds", "fails", "inconclusive")
 
 
+@pytest.mark.slow
 def test_minloss_every_small_unit_reaches_the_minimum_and_no_control_unit_does(outcomes):
     # GD reaches min_loss to ~1e-10 relative vs a control off by >= 1/p relative. The tests are
     # exact (every unit): count the failing units directly.
@@ -149,6 +150,7 @@ def test_minloss_every_small_unit_reaches_the_minimum_and_no_control_unit_does(o
     assert all(c.failures == c.n_units > 0 for c in row.controls)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("claim", ["CC-train", "CC-minnorm", "FS-dim"])
 def test_claim_holds_and_its_control_fails_at_small_size(outcomes, claim):
     # CC-train: r ~ 1e-5 (GD) / 1e-14 (exact) vs O(1) for UCL.
@@ -159,6 +161,7 @@ def test_claim_holds_and_its_control_fails_at_small_size(outcomes, claim):
     assert main.control_verdict == "fails"
 
 
+@pytest.mark.slow
 def test_fs_dim_small_values_match_the_theory_example(outcomes):
     # THEORY.md section 1: ||W v_1|| ~ 1.21 for phi_3^2 in {0.3, 0.6}, exactly 0 for {0.7, 1.5}.
     test = {t.name: t for t in outcomes["FS-dim"][0].tests}["prediction"]
@@ -171,6 +174,7 @@ def test_fs_dim_small_values_match_the_theory_example(outcomes):
 # --- the command line -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_verify_writes_reports(tmp_path, monkeypatch, capsys):
     from simdyn._src.cli import main
     from simdyn.verify import cc_train

@@ -176,6 +176,7 @@ def test_corrupt_seeds_are_one_in_every_fifty_consecutive():
     assert not simulators.REFERENCE.corrupted(range(100)).any()
 
 
+@pytest.mark.slow
 def test_corrupt_instances_scale_noise_of_the_chosen_seeds_only():
     data = common.good_event_data(8, 2, 200, (1.0, 1.0, 1.0), 1.0)
     seeds = list(range(20, 30))

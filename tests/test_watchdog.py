@@ -74,6 +74,7 @@ def test_a_stalled_chunk_ends_the_run_and_resume_keeps_finished_chunks(tmp_path)
     np.testing.assert_array_equal(resumed.x, clean.x)
 
 
+@pytest.mark.slow
 def test_a_busy_chunk_is_not_a_stall_until_the_hard_limit(tmp_path):
     """A chunk that computes past its deadline is given hard_factor deadlines, then ended."""
 
