@@ -14,17 +14,10 @@ import re
 MARKER = re.compile(r"<!--\s*api:\s*([\w.-]+)\s*-->")
 
 
-def _block(module: str, members: list[str] | None, heading: bool, inspect: bool = False) -> str:
-    options = [
-        "    options:",
-        f"      show_root_heading: {str(heading).lower()}",
-        "      show_submodules: false",
-    ]
-    if inspect:  # simdyn's names load lazily (PEP 562): found by importing, not by parsing
-        options.append("      force_inspection: true")
-    if members is not None:
-        options.append(f"      members: [{', '.join(members)}]")
-    return f"::: {module}\n" + "\n".join(options) + "\n"
+def _block(module: str) -> str:
+    """Any other module named by a marker: the whole module, with its heading."""
+    options = "    options:\n      show_root_heading: true\n      show_submodules: false\n"
+    return f"::: {module}\n{options}"
 
 
 def _home(name: str) -> str:
@@ -78,7 +71,7 @@ def render(markdown: str) -> str:
             return "\n".join(_name_block(name) for name in sorted(simdyn.__all__))
         if what == "public-modules":
             return "\n".join(_module_block(m) for m in simdyn.PUBLIC_MODULES)
-        return _block(what, None, heading=True)
+        return _block(what)
 
     return MARKER.sub(replace, markdown)
 
