@@ -108,6 +108,7 @@ PUBLIC_MODULES = (
     "simdyn.objectives.base",
     "simdyn.objectives.dense",
     "simdyn.projected",
+    "simdyn.safe_linalg",
     "simdyn.seeds",
     "simdyn.summary",
     "simdyn.theory",

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simdyn._src import safe_linalg
+from simdyn import safe_linalg
 from simdyn.data import Labels, TestSet, embed
 
 Array = jax.Array

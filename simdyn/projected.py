@@ -48,7 +48,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simdyn._src import safe_linalg
+from simdyn import safe_linalg
 from simdyn.config import DataConfig
 from simdyn.data import Labels, Points, to_dense
 from simdyn.losses import loss_from_products

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from simdyn._src import safe_linalg
+from simdyn import safe_linalg
 from simdyn.config import ConfigError
 
 Array = jax.Array

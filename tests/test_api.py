@@ -54,6 +54,15 @@ def test_the_core_imports_no_paper():
     assert not offenders, offenders
 
 
+def test_paper_packages_use_only_the_public_core():
+    """A paper plugs into the core through its public API, never its private modules."""
+    offenders = []
+    for path in sorted((ROOT / "simdyn" / "papers").rglob("*.py")):
+        offenders += [f"{path.name}: {v}" for v in public_api_violations(path.read_text())
+                      if not v.startswith("simdyn.papers")]  # fmt: skip
+    assert not offenders, offenders
+
+
 def test_internal_modules_are_private_by_name():
     # The internal modules live in simdyn._src: `from simdyn import simulation` is an error, and
     # the public function keeps its name.

@@ -1,4 +1,4 @@
-"""simdyn._src.safe_linalg: bit-identical to jnp.linalg, never a batched LAPACK call on the CPU.
+"""simdyn.safe_linalg: bit-identical to jnp.linalg, never a batched LAPACK call on the CPU.
 
 The deadlock it avoids (issue 29) is a jaxlib defect: batched CPU LAPACK kernels block pool
 threads waiting for work queued on the same pool. The minimal program is kept here as a test
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simdyn._src import safe_linalg
+from simdyn import safe_linalg
 
 PACKAGE = Path(__file__).resolve().parents[1] / "simdyn"
 
@@ -92,7 +92,7 @@ def test_no_stray_lapack_calls_in_traced_code():
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if _LAPACK.search(line.split("#")[0]):
                 stray.append(f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}")
-    assert not stray, "use simdyn._src.safe_linalg instead:\n" + "\n".join(stray)
+    assert not stray, "use simdyn.safe_linalg instead:\n" + "\n".join(stray)
 
 
 # Two independent batched solves whose operands come from matmuls: XLA's thunk executor starts
@@ -133,7 +133,7 @@ def _run_repro(solve_import: str, timeout: float) -> bool:
 
 @pytest.mark.slow
 def test_safe_path_finishes_where_the_raw_path_deadlocks():
-    safe = "from simdyn._src import safe_linalg\nsolve = jax.vmap(safe_linalg.solve)"
+    safe = "from simdyn import safe_linalg\nsolve = jax.vmap(safe_linalg.solve)"
     assert _run_repro(safe, timeout=120), "the safe_linalg program did not finish in 120 s"
 
 

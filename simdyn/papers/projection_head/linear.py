@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from simdyn._src import safe_linalg
+from simdyn import safe_linalg
 from simdyn.config import ConfigError
 from simdyn.engine import run_per_seed
 from simdyn.loop import Record, run_loop
