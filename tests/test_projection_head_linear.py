@@ -54,7 +54,7 @@ def test_the_loop_matches_an_independent_numpy_recursion():
 def test_seeds_do_not_depend_on_chunking_and_match_the_per_seed_loop():
     a = linear.simulate(RUN, seeds=5, key=7, chunk_size=2)
     b = linear.simulate(RUN, seeds=5, key=7, chunk_size=5)
-    for x, y in zip(a, b, strict=True):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
     train = jax.jit(linear.make_train(RUN))
     for i in range(5):
@@ -87,6 +87,39 @@ def test_momentum_and_three_layers_run():
     out = linear.simulate(run, seeds=2, key=0)
     assert out.weights.shape == (2, RUN.steps // RUN.log_every + 1, 3, 4)
     assert out.imbalance.shape[-1] == 2 and np.all(np.isfinite(out.loss))
+
+
+@pytest.mark.slow
+def test_a_sweep_is_one_program_and_equals_separate_runs():
+    """simulate_sweep traces the per-point settings; each point's seeds equal a plain simulate
+    of that point with the same global run indices (fold_in(key, r))."""
+    points = [{"balanced_init": True}, {"sigma_0": 0.2, "lr": 0.02, "balanced_init": False}]
+    sweep = linear.simulate_sweep(RUN, points, seeds=2, key=7)
+    for i, point in enumerate(points):
+        alone = linear.simulate(linear.LinearRun(**{**RUN.__dict__, **point}), seeds=4, key=7)
+        rows = slice(2 * i, 2 * i + 2)
+        for x, y in zip(jax.tree.leaves(alone), jax.tree.leaves(sweep), strict=True):
+            np.testing.assert_array_equal(x[rows], y[rows])
+    # the drift observable is ||D(t) - D(0)||_F of the recorded parameters
+    key = jax.random.fold_in(as_key(7), 3)
+    params0 = linear.init_params(
+        streams(key).init, linear.LinearRun(**{**RUN.__dict__, **points[1]})
+    )
+    d0 = linear.imbalance_matrices(params0)[0]
+    d_end = linear.imbalance_matrices(tuple(f[3] for f in sweep.final))[0]
+    assert sweep.drift[3, -1, 0] == pytest.approx(float(np.linalg.norm(d_end - d0)), rel=1e-12)
+    assert sweep.drift[3, 0, 0] == 0.0
+
+
+def test_log_at_and_sweep_fields_are_checked():
+    run = linear.LinearRun(**{**RUN.__dict__, "log_at": (0, 5, 400)})
+    assert run.log_steps.tolist() == [0, 5, 400]
+    with pytest.raises(ConfigError, match="log_at"):
+        linear.LinearRun(**{**RUN.__dict__, "log_at": (0, 500)})
+    with pytest.raises(ConfigError, match="sweep field"):
+        linear.simulate_sweep(RUN, [{"p": 3}], seeds=1)
+    with pytest.raises(ConfigError, match="d="):
+        linear.simulate_sweep(RUN, [{"phi": (1.0,), "alpha": (0.0,)}], seeds=1)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,14 @@ chunking). What is recorded at every log step, per seed:
 
 * ``weights`` (R, L, d): the feature weights ||f_l(e_i)|| of every layer (Thm 3.5's quantity);
 * ``imbalance`` (R, L - 1): ||W_l W_l^T - W_{l+1}^T W_{l+1}||_F (Thm 3.4's conserved quantity);
-* ``loss`` (R,): the population loss.
+* ``drift`` (R, L - 1): ||D_l(t) - D_l(0)||_F, how far that imbalance matrix D_l has moved;
+* ``loss`` (R,): the population loss;
+* ``final``: the final layers (W_1, ..., W_L).
+
+:func:`simulate_sweep` trains several settings of one shape (same d, p, L, steps and log
+schedule) in ONE compiled program: the per-setting values (moments, init scale, step size,
+balanced or random init) are traced per-seed inputs (:class:`Hyper`), not constants, so a sweep
+over sigma_0, eta or the data costs one compile.
 
 Init (a choice the paper leaves open): entries of W_1 ~ N(0, sigma_0^2 / d), of W_l (l >= 2)
 ~ N(0, sigma_0^2 / p); with ``balanced_init`` the head layers are instead set so that
@@ -22,10 +29,11 @@ W_{l+1}^T W_{l+1} = W_l W_l^T (two layers: W_2 = (W_1 W_1^T)^(1/2)), Thm 3.5's p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +63,8 @@ class LinearRun:
       sigma_0: init scale.
       lr: step size. momentum: heavy-ball coefficient (0: plain GD).
       steps: optimizer steps. log_every: record every this many steps (divides steps).
+      log_at: alternatively, the explicit log steps (sorted, distinct, in [0, steps]); when
+        given, ``log_every`` is not used.
       balanced_init: start from a balanced factorisation (see module docs).
       dtype: "float64" (needs 64-bit JAX) or "float32".
     """
@@ -71,6 +81,7 @@ class LinearRun:
     log_every: int = 10
     balanced_init: bool = False
     dtype: str = "float64"
+    log_at: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phi", tuple(float(v) for v in self.phi))
@@ -83,7 +94,15 @@ class LinearRun:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < lo:
                 raise ConfigError(f"invalid {name}={value!r}: must be an integer >= {lo}")
-        if self.steps % self.log_every:
+        object.__setattr__(self, "log_at", tuple(int(s) for s in self.log_at))
+        if self.log_at:
+            at = self.log_at
+            unsorted = any(b <= a for a, b in zip(at, at[1:], strict=False))
+            if at[0] < 0 or at[-1] > self.steps or unsorted:
+                raise ConfigError(
+                    f"invalid log_at={at}: sorted distinct steps in [0, steps={self.steps}]"
+                )
+        elif self.steps % self.log_every:
             raise ConfigError(f"invalid log_every={self.log_every}: must divide steps={self.steps}")
         for name in ("sigma", "sigma_0", "lr"):
             value = getattr(self, name)
@@ -98,15 +117,51 @@ class LinearRun:
     def d(self) -> int:
         return len(self.phi)
 
+    @property
+    def log_steps(self) -> np.ndarray:
+        """The recorded steps, (R,)."""
+        if self.log_at:
+            return np.asarray(self.log_at, np.int64)
+        return np.arange(0, self.steps + 1, self.log_every, dtype=np.int64)
+
 
 class Trajectory(NamedTuple):
-    """One seed's record (R = steps / log_every + 1 log steps); see the module docs."""
+    """One seed's record (R log steps, :attr:`LinearRun.log_steps`); see the module docs."""
 
     weights: Array  # (R, L, d)
     imbalance: Array  # (R, L - 1)
     loss: Array  # (R,)
     diverged: Array  # ()
     diverged_step: Array  # ()
+    drift: Array  # (R, L - 1)
+    final: Params  # (W_1 (p, d), W_2 (p, p), ..., W_L (p, p))
+
+
+class Hyper(NamedTuple):
+    """The traced per-seed settings of a run (:func:`simulate_sweep`): m, m_plus (d,) the
+    diagonals of M and M+; sigma_0, lr: scalars; balanced: 1.0 for a balanced init, else 0.0."""
+
+    m: Array
+    m_plus: Array
+    sigma_0: Array
+    lr: Array
+    balanced: Array
+
+
+SWEEPABLE = ("phi", "alpha", "sigma", "sigma_0", "lr", "balanced_init")
+
+
+def hyper(run: LinearRun) -> Hyper:
+    """The traced settings of ``run`` (numpy, in the run's dtype)."""
+    m, m_plus = population_moments(run.phi, run.alpha, run.sigma)
+    dt = np.dtype(run.dtype)
+    return Hyper(
+        m.astype(dt),
+        m_plus.astype(dt),
+        np.asarray(run.sigma_0, dt),
+        np.asarray(run.lr, dt),
+        np.asarray(float(run.balanced_init), dt),
+    )
 
 
 def end_to_end(params: Params) -> Array:
@@ -126,55 +181,84 @@ def layer_maps(params: Params) -> list[Array]:
     return maps
 
 
+def imbalance_matrices(params: Params) -> list[Array]:
+    """[W_l W_l^T - W_{l+1}^T W_{l+1} for l = 1..L-1], each (p, p)."""
+    return [a @ a.T - b.T @ b for a, b in zip(params[:-1], params[1:], strict=True)]
+
+
 def population_loss(params: Params, m: Array, m_plus: Array) -> Array:
     """-2 Tr(W M+ W^T) + ||W M W^T||_F^2 for diagonal M = diag(m), M+ = diag(m_plus)."""
     w = end_to_end(params)
     return -2.0 * jnp.sum(w**2 * m_plus) + jnp.sum(((w * m) @ w.T) ** 2)
 
 
-def init_params(key: Array, run: LinearRun) -> Params:
-    """The init of one seed (module docs); a tuple of L arrays."""
+def _balanced_rest(w1: Array, layers: int) -> list[Array]:
+    out, w = [], w1
+    for _ in range(1, layers):
+        evals, evecs = safe_linalg.eigh(w @ w.T)
+        nxt = (evecs * jnp.sqrt(jnp.maximum(evals, 0.0))) @ evecs.T  # (W W^T)^(1/2)
+        out.append(nxt)
+        w = nxt
+    return out
+
+
+def _init(key: Array, run: LinearRun, sigma_0, balanced) -> Params:
     dtype = jnp.dtype(run.dtype)
     keys = jax.random.split(key, run.layers)
-    w1 = run.sigma_0 / np.sqrt(run.d) * jax.random.normal(keys[0], (run.p, run.d), dtype)
-    if run.balanced_init:
-        layers, w = [w1], w1
-        for _ in range(1, run.layers):
-            evals, evecs = safe_linalg.eigh(w @ w.T)
-            nxt = (evecs * jnp.sqrt(jnp.maximum(evals, 0.0))) @ evecs.T  # (W W^T)^(1/2)
-            layers.append(nxt)
-            w = nxt
-        return tuple(layers)
-    rest = tuple(
-        run.sigma_0 / np.sqrt(run.p) * jax.random.normal(k, (run.p, run.p), dtype) for k in keys[1:]
-    )
-    return (w1, *rest)
+    w1 = sigma_0 / np.sqrt(run.d) * jax.random.normal(keys[0], (run.p, run.d), dtype)
+    scale = sigma_0 / np.sqrt(run.p)
+    rest = [scale * jax.random.normal(k, (run.p, run.p), dtype) for k in keys[1:]]
+    if balanced is True:
+        return (w1, *_balanced_rest(w1, run.layers))
+    if balanced is False:
+        return (w1, *rest)
+    bal = _balanced_rest(w1, run.layers)
+    return (w1, *(jnp.where(balanced > 0.5, b, r) for b, r in zip(bal, rest, strict=True)))
 
 
-def make_train(run: LinearRun) -> Callable[[Array, None], Trajectory]:
-    """``train(seed_key, None) -> Trajectory`` for one seed (pure, jit- and vmap-compatible)."""
+def init_params(key: Array, run: LinearRun) -> Params:
+    """The init of one seed (module docs); a tuple of L arrays."""
+    return _init(key, run, run.sigma_0, bool(run.balanced_init))
+
+
+def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
+    """``train(seed_key, hyper) -> Trajectory`` for one seed (pure, jit- and vmap-compatible).
+
+    With ``hyper=None`` the run's own settings are compiled in as constants; with a
+    :class:`Hyper` they are traced inputs (then only the shape of ``run`` is used: d, p, layers,
+    momentum, steps, the log schedule and dtype).
+    """
     dtype = jnp.dtype(run.dtype)
     if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
         raise ConfigError("dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() first")
-    m_np, mp_np = population_moments(run.phi, run.alpha, run.sigma)
-    m, m_plus = jnp.asarray(m_np, dtype), jnp.asarray(mp_np, dtype)
-    loss = functools.partial(population_loss, m=m, m_plus=m_plus)
-    grad = jax.grad(loss)
-    optimizer = optax.sgd(run.lr, momentum=run.momentum or None)
+    own = hyper(run)
 
     def weights(params: Params, _ctx) -> Array:
         return jnp.stack([jnp.linalg.norm(f, axis=0) for f in layer_maps(params)])
 
     def imbalance(params: Params, _ctx) -> Array:
-        gaps = [
-            jnp.linalg.norm(a @ a.T - b.T @ b) for a, b in zip(params[:-1], params[1:], strict=True)
-        ]
-        return jnp.stack(gaps)
+        return jnp.stack([jnp.linalg.norm(g) for g in imbalance_matrices(params)])
 
-    record = Record(every=run.log_every, observables={"weights": weights, "imbalance": imbalance})
+    def drift(params: Params, d0: list[Array]) -> Array:
+        now = imbalance_matrices(params)
+        return jnp.stack([jnp.linalg.norm(a - b) for a, b in zip(now, d0, strict=True)])
 
-    def train(seed_key: Array, _hparams: None = None) -> Trajectory:
-        params0 = init_params(streams(seed_key).init, run)
+    observables = {"weights": weights, "imbalance": imbalance, "drift": drift}
+    if run.log_at:
+        record = Record(at=run.log_at, observables=observables, final=True)
+    else:
+        record = Record(every=run.log_every, observables=observables, final=True)
+
+    def train(seed_key: Array, hp: Hyper | None = None) -> Trajectory:
+        if hp is None:
+            m, m_plus = jnp.asarray(own.m, dtype), jnp.asarray(own.m_plus, dtype)
+            lr, params0 = run.lr, init_params(streams(seed_key).init, run)
+        else:
+            m, m_plus, lr = hp.m, hp.m_plus, hp.lr
+            params0 = _init(streams(seed_key).init, run, hp.sigma_0, hp.balanced)
+        loss = functools.partial(population_loss, m=m, m_plus=m_plus)
+        grad = jax.grad(loss)
+        optimizer = optax.sgd(lr, momentum=run.momentum or None)
         out = run_loop(
             params0,
             lambda params, step: grad(params),
@@ -182,6 +266,7 @@ def make_train(run: LinearRun) -> Callable[[Array, None], Trajectory]:
             steps=run.steps,
             record=record,
             loss=loss,
+            context=imbalance_matrices(params0),
         )
         return Trajectory(
             out.observed["weights"],
@@ -189,6 +274,8 @@ def make_train(run: LinearRun) -> Callable[[Array, None], Trajectory]:
             out.loss,
             out.diverged,
             out.diverged_step,
+            out.observed["drift"],
+            tuple(out.final),
         )
 
     return train
@@ -216,5 +303,66 @@ def simulate(
         raise ConfigError(f"invalid seeds={seeds!r}: must be an integer >= 1")
     out, _ = run_per_seed(
         _train_of(run), as_key(key), np.arange(int(seeds)), None, chunk_size=chunk_size, devices=1
+    )
+    return out
+
+
+def _shape_of(run: LinearRun) -> LinearRun:
+    """``run`` with its sweepable settings replaced by fixed placeholders: the cache key of the
+    traced program, so every sweep of one shape shares one compile."""
+    return dataclasses.replace(
+        run,
+        phi=(1.0,) * run.d,
+        alpha=(0.0,) * run.d,
+        sigma=0.0,
+        sigma_0=1.0,
+        lr=1.0,
+        balanced_init=False,
+    )
+
+
+def simulate_sweep(
+    run: LinearRun,
+    points: Sequence[Mapping[str, Any]],
+    seeds: int,
+    key: int | Array = 0,
+    *,
+    chunk_size: int = 512,
+) -> Trajectory:
+    """Train ``seeds`` seeds at each of several settings of one shape, in one compiled program.
+
+    Args:
+      run: the shape and the defaults (d, p, layers, momentum, steps, log schedule, dtype).
+      points: per point, overrides of ``run``'s fields among :data:`SWEEPABLE` (phi, alpha,
+        sigma, sigma_0, lr, balanced_init); each point is checked as a :class:`LinearRun`.
+      seeds: seeds per point.
+      key: base PRNG key: run r = point (r // seeds), seed (r % seeds) trains from
+        ``fold_in(key, r)``, so no two points share a seed.
+      chunk_size: runs per compiled call (results do not depend on it).
+
+    Returns:
+      :class:`Trajectory` of (P * seeds, ...) numpy arrays, point-major.
+    """
+    if isinstance(seeds, bool) or int(seeds) < 1 or not points:
+        raise ConfigError(f"invalid seeds={seeds!r} or no points: need >= 1 of each")
+    hypers = []
+    for point in points:
+        bad = set(point) - set(SWEEPABLE)
+        if bad:
+            raise ConfigError(f"invalid sweep field(s) {sorted(bad)}: must be among {SWEEPABLE}")
+        one = dataclasses.replace(run, **point)
+        if one.d != run.d:
+            raise ConfigError(f"invalid sweep point: d={one.d}, the run's shape has d={run.d}")
+        hypers.append(hyper(one))
+    fields = zip(*hypers, strict=True)
+    stacked = Hyper(*(np.repeat(np.stack(f), int(seeds), axis=0) for f in fields))
+    out, _ = run_per_seed(
+        _train_of(_shape_of(run)),
+        as_key(key),
+        np.arange(len(hypers) * int(seeds)),
+        stacked,
+        per_run_hparams=True,
+        chunk_size=chunk_size,
+        devices=1,
     )
     return out
