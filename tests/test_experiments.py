@@ -9,9 +9,12 @@ reliable at the tiny sizes (each states where its threshold comes from). The sha
 from __future__ import annotations
 
 import json
+import platform
 import sys
 from pathlib import Path
 
+import jax
+import jaxlib
 import numpy as np
 import pytest
 
@@ -32,6 +35,7 @@ from experiments import (  # noqa: E402
     phase_joint,
 )
 from experiments._common import alignment_observer, gd_runs, seed_band  # noqa: E402
+from experiments.fig6_term_ratio import term_ratio_observer  # noqa: E402
 from simdyn import ConfigError, preset, simulate, theory  # noqa: E402
 
 SCRIPTS = {
@@ -236,6 +240,71 @@ def test_gd_runs_matches_simulate_and_keeps_zero_rows():
     assert np.all(thetas[1][:, :, 2, :] == 0.0)  # row p = 2 of the p = 2 config stays exactly 0
     assert np.all(np.abs(thetas[1][:, -1, :2, :]).max(axis=-1) > 0)  # its live rows moved
     assert not runs.diverged.any()
+
+
+# gd_runs' outputs on fixed keys, recorded from its earlier hand-written loop body (before it ran
+# through make_train's extension points); _record_golden() writes the file again after a
+# deliberate change of the numbers.
+GOLDEN = ROOT / "tests" / "data" / "gd_runs_golden.npz"
+
+
+def _golden_runs() -> dict[str, np.ndarray]:
+    """Both moment forms, every cell field varied (phi, mu, lr, p, loss/beta, sigma_0), Theta
+    itself and a moment observable (fig6's term ratio, which reads the (moments, beta) context)."""
+    base = preset("fig2a").replace(n=40, d=60, steps=30, probe_every=-1, backend="structured")
+    structured = [
+        base,
+        base.replace(phi=(0.7, 1.2, 1.0, 0.5), mu=0.4, lr=0.04),
+        base.replace(p=2),
+        base.replace(loss="joint", beta=0.3),
+        base.replace(loss="ucl", sigma_0=0.01),
+    ]
+    runs = gd_runs(structured, [0, 3], 5, [0, 7, 30], lambda theta, context: theta)
+    dense = base.replace(augmentation="imperfect", backend="dense", steps=20)
+    cells = [dense, dense.replace(loss="joint", beta=0.6, p=2)]
+    moments = gd_runs(cells, 2, 11, [0, 5, 20], term_ratio_observer(4))
+    return {
+        "structured_theta": runs.observed,  # (5 configs, 2 seeds, 3 steps, p_max, D)
+        "structured_diverged": runs.diverged,
+        "dense_ratio": moments.observed[0],  # (2, 2, 3)
+        "dense_alignment": moments.observed[1],  # (2, 2, 3, K + 1)
+        "dense_diverged": moments.diverged,
+    }
+
+
+def _build() -> dict[str, str]:
+    """What decides float round-off: the JAX build and the CPU it compiles for."""
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "cpu": cpu}
+
+
+def _record_golden() -> None:
+    GOLDEN.parent.mkdir(exist_ok=True)
+    build = {f"build_{k}": np.asarray(v) for k, v in _build().items()}
+    np.savez_compressed(GOLDEN, **_golden_runs(), **build)
+
+
+@pytest.mark.slow
+def test_gd_runs_reproduces_its_recorded_outputs_bit_for_bit():
+    # Same key, same numbers: on the JAX build and CPU that recorded them, bit for bit
+    # (np.array_equal); elsewhere XLA may round differently, so to float32 round-off.
+    simdyn.enable_x64()
+    with np.load(GOLDEN) as z:
+        want = {k: z[k] for k in z.files}
+    recorded = {k.removeprefix("build_"): str(want.pop(k)) for k in list(want) if k[:6] == "build_"}
+    got = _golden_runs()
+    assert sorted(got) == sorted(want)
+    for name, value in got.items():
+        assert value.shape == want[name].shape and value.dtype == want[name].dtype, name
+        if recorded == _build():
+            assert np.array_equal(value, want[name]), name
+        else:
+            scale = np.abs(want[name]).max() if want[name].dtype.kind == "f" else 0
+            np.testing.assert_allclose(value, want[name], rtol=1e-5, atol=1e-5 * scale)
 
 
 def test_gd_runs_refuses_structural_differences():
