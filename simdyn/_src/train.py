@@ -16,7 +16,8 @@ augmentations or fresh ones every step (:func:`simdyn.objectives.sample.minibatc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +28,7 @@ from simdyn import objectives
 from simdyn.config import Config, ConfigError
 from simdyn.data import TestSet, TrainingSet, sample_test_set, sample_training_set
 from simdyn.initialization import init_theta
-from simdyn.loop import LoopResult, record_for, run_loop
+from simdyn.loop import LoopResult, Record, record_for, run_loop
 from simdyn.losses import loss_beta
 from simdyn.metrics import feature_alignment, probe_accuracy
 from simdyn.objectives.base import Objective
@@ -35,6 +36,7 @@ from simdyn.objectives.sample import minibatch_gradient
 from simdyn.seeds import step_key, streams
 
 Array = jax.Array
+R = TypeVar("R")
 
 
 class HyperParams(NamedTuple):
@@ -178,6 +180,88 @@ def full_objective(config: Config, ts: TrainingSet, beta: Array) -> Objective:
 
 ObjectiveFactory = Callable[[Config, TrainingSet, Array], Objective]
 TrainingSetFactory = Callable[[Config, Array], TrainingSet]
+InitFactory = Callable[[Config, Array, HyperParams], Array]
+ContextFactory = Callable[[Config, Array, Objective], Any]
+
+
+def init_of(config: Config, seed_key: Array, hp: HyperParams) -> Array:
+    """Theta_0, (p, d + 1), of the seed with key ``seed_key`` (its init stream, ``hp.sigma_0``)."""
+    dcfg, mcfg = config.data, config.model
+    dtype = jnp.dtype(config.train.dtype)
+    return init_theta(streams(seed_key).init, mcfg.p, dcfg.d, hp.sigma_0, mcfg.bias, dtype)
+
+
+def _no_context(config: Config, seed_key: Array, objective: Objective) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Recording(Generic[R]):
+    """What :func:`make_train`'s run records and returns: its extension point for recording
+    other quantities than a :class:`Trajectory` (the experiments record Theta itself, or
+    observables of the seed's moments).
+
+    Attributes:
+      record: the loop's :class:`simdyn.Record` spec; its steps must fit ``train.steps``.
+      result: ``result(loop_result) -> R``, what ``train`` returns, from the
+        :class:`simdyn.LoopResult` (R log steps: ``observed[name]`` is (R, ...)).
+      context: ``context(config, seed_key, objective) -> c``, the second argument of every
+        observable and probe (``objective`` is the seed's full objective, e.g. a moment form
+        with ``.moments`` and ``.beta``); default None.
+
+    Examples:
+      >>> import jax, simdyn
+      >>> config = simdyn.preset("fig2a").replace(n=8, d=16, steps=4, probe_every=-1)
+      >>> norm = {"norm": lambda theta, ctx: jax.numpy.linalg.norm(theta)}
+      >>> recording = simdyn.Recording(
+      ...     simdyn.Record(at=(0, 4), loss=False, observables=norm),
+      ...     result=lambda out: out.observed["norm"])
+      >>> train = simdyn.make_train(config, recording=recording)
+      >>> jax.eval_shape(train, jax.random.key(0), simdyn.default_hparams(config)).shape
+      (2,)
+    """
+
+    record: Record
+    result: Callable[[LoopResult], R]
+    context: ContextFactory = _no_context
+
+
+def trajectory_recording(config: Config) -> Recording[Trajectory]:
+    """:func:`make_train`'s default :class:`Recording`: a :class:`Trajectory` (alignments and
+    loss every ``log_every`` steps, probes on the seed's fresh test set, final Theta)."""
+    spec = record_for(
+        config.train,
+        {"alignment": lambda theta, test: feature_alignment(theta, config.data.K)},
+        {"probe": lambda theta, test: probe_accuracy(theta, test)},
+    )
+
+    def test_set(config: Config, seed_key: Array, objective: Objective) -> TestSet | None:
+        return fresh_test_set_of(config, seed_key) if spec.probes else None
+
+    dtype = jnp.dtype(config.train.dtype)
+    return Recording(spec, lambda out: trajectory_of(out, dtype), test_set)
+
+
+@overload
+def make_train(
+    config: Config,
+    *,
+    objective: ObjectiveFactory | None = None,
+    training_set: TrainingSetFactory | None = None,
+    init: InitFactory | None = None,
+    recording: None = None,
+) -> Callable[[Array, HyperParams], Trajectory]: ...
+
+
+@overload
+def make_train(
+    config: Config,
+    *,
+    objective: ObjectiveFactory | None = None,
+    training_set: TrainingSetFactory | None = None,
+    init: InitFactory | None = None,
+    recording: Recording[R],
+) -> Callable[[Array, HyperParams], R]: ...
 
 
 def make_train(
@@ -185,7 +269,9 @@ def make_train(
     *,
     objective: ObjectiveFactory | None = None,
     training_set: TrainingSetFactory | None = None,
-) -> Callable[[Array, HyperParams], Trajectory]:
+    init: InitFactory | None = None,
+    recording: Recording[Any] | None = None,
+) -> Callable[[Array, HyperParams], Any]:
     """Build the per-seed training function for a (static) config.
 
     Args:
@@ -195,13 +281,19 @@ def make_train(
         (the registered representation ``train.backend`` resolves to). An extension point:
         ``simdyn verify --self-test`` passes deliberately broken objectives through it.
       training_set: ``(config, seed_key) -> TrainingSet``; default :func:`training_set_of`.
+      init: ``(config, seed_key, hparams) -> Theta_0`` (p, d + 1); default :func:`init_of`.
+      recording: what the run records and returns (:class:`Recording`); default
+        :func:`trajectory_recording`, a :class:`Trajectory`.
+
+    The factories may close over traced values: built inside a vmapped per-seed function,
+    ``make_train`` runs one grid cell's data or init (the experiments' ``gd_runs`` does this).
 
     Returns:
-      The per-seed function ``train(seed_key, hparams) -> Trajectory``, which runs one seed
-      from its () PRNG key and its :class:`HyperParams` (scalars); pure, jit- and
-      vmap-compatible (:func:`simdyn.simulate` runs ``jit(vmap(train))`` over seed keys). The
-      :class:`Trajectory` has R = steps / log_every + 1 recorded steps: alignment (R, K + 1),
-      loss (R,).
+      The per-seed function ``train(seed_key, hparams) -> Trajectory`` (or the recording's
+      result), which runs one seed from its () PRNG key and its :class:`HyperParams` (scalars);
+      pure, jit- and vmap-compatible (:func:`simdyn.simulate` runs ``jit(vmap(train))`` over
+      seed keys). The :class:`Trajectory` has R = steps / log_every + 1 recorded steps:
+      alignment (R, K + 1), loss (R,).
 
     Raises:
       ConfigError: ``train.dtype='float64'`` while JAX runs 32-bit (call
@@ -220,25 +312,22 @@ def make_train(
     """
     objective = full_objective if objective is None else objective
     training_set = training_set_of if training_set is None else training_set
-    t, dcfg, mcfg = config.train, config.data, config.model
+    init = init_of if init is None else init
+    t, mcfg = config.train, config.model
     dtype = jnp.dtype(t.dtype)
     if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
         raise ConfigError(
             "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
             "(or set JAX_ENABLE_X64=1) before building the run"
         )
-    spec = record_for(
-        t,
-        {"alignment": lambda theta, test: feature_alignment(theta, dcfg.K)},
-        {"probe": lambda theta, test: probe_accuracy(theta, test)},
-    )
+    recording = trajectory_recording(config) if recording is None else recording
 
-    def train(seed_key: Array, hp: HyperParams) -> Trajectory:
+    def train(seed_key: Array, hp: HyperParams) -> Any:
         ts = training_set(config, seed_key)
         keys = streams(seed_key)
         full = objective(config, ts, hp.beta)
         batch_grad = None if t.full_batch else minibatch_gradient(config, ts, hp.beta)
-        theta0 = init_theta(keys.init, mcfg.p, dcfg.d, hp.sigma_0, mcfg.bias, dtype)
+        theta0 = init(config, seed_key, hp)
 
         def direction(theta: Array, step: Array) -> Array:
             if batch_grad is None:
@@ -252,11 +341,11 @@ def make_train(
             direction,
             make_optimizer(t.optimizer, hp.lr, t.momentum),
             steps=t.steps,
-            record=spec,
+            record=recording.record,
             loss=full.loss,
-            context=fresh_test_set_of(config, seed_key) if spec.probes else None,
+            context=recording.context(config, seed_key, full),
             divergence_threshold=t.divergence_threshold,
         )
-        return trajectory_of(out, dtype)
+        return recording.result(out)
 
     return train
