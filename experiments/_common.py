@@ -1,12 +1,12 @@
 """Shared plumbing of the experiment scripts: CLI, seed bands, GD paths that keep Theta, output.
 
-Everything here uses only simdyn's public API (``simulate``, presets, configs, ``run_loop`` and
-``Record``, the key protocol of ``simdyn.seeds``, and the public modules ``simdyn.data``,
-``simdyn.moments``, ``simdyn.theory``). :func:`gd_runs` runs a whole grid of configs in one
-compiled program (``simulate`` compiles once per config, seconds each on 2 CPU cores) through
-``simdyn.run_loop``, recording any observable ``fn(theta, (moments, beta))`` of Theta; it uses
-the same data, init and gradient as ``simdyn.make_train``, and tests/test_experiments.py ties its
-alignments to ``simulate``'s.
+Everything here uses only simdyn's public API (``simulate``, presets, configs, ``make_train``
+with its ``Recording``, the key protocol of ``simdyn.seeds``, the seed engine, and the public
+modules ``simdyn.data``, ``simdyn.moments``, ``simdyn.theory``). :func:`gd_runs` runs a whole
+grid of configs in one compiled program (``simulate`` compiles once per config, seconds each on
+2 CPU cores) through ``simdyn.make_train``'s extension points, recording any observable
+``fn(theta, (moments, beta))`` of Theta; tests/test_experiments.py ties its alignments to
+``simulate``'s and its outputs on fixed keys to recorded ones, bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
 import simdyn  # noqa: E402
 from simdyn import (  # noqa: E402
@@ -37,17 +36,16 @@ from simdyn import (  # noqa: E402
 from simdyn.config import Config, ConfigError  # noqa: E402
 from simdyn.data import (  # noqa: E402
     Points,
+    TrainingSet,
     feature_block,
     sample_training_set,
 )
-from simdyn.losses import gradient_from_products, loss_beta  # noqa: E402
+from simdyn.losses import loss_beta  # noqa: E402
 from simdyn.metrics import feature_alignment  # noqa: E402
 from simdyn.moments import (  # noqa: E402
     DenseMoments,
     StructuredMoments,
     dense_moments,
-    products,
-    structured_moments,
 )
 from simdyn.seeds import as_key, streams  # noqa: E402
 from simdyn.theory import min_norm_minimizer  # noqa: E402
@@ -246,6 +244,57 @@ def _structure_key(config: Config, base: Config) -> Config:
     )
 
 
+def _run_config(base: Config, p_max: int, steps: int) -> Config:
+    """The one config make_train builds every cell from: p_max rows, the last record step as
+    its length, the joint loss (so the objective takes the cell's beta as a traced weight) and
+    gd_runs' exact moment form (structured where it applies, else dense)."""
+    exact_structured = simdyn.objectives.get("structured").applies(base)
+    return base.replace(
+        p=p_max,
+        steps=max(steps, 1),  # a config has >= 1 step; none runs after the last record
+        log_every=1,
+        probe_every=-1,
+        loss="joint",
+        backend="structured" if exact_structured else "dense",
+    )
+
+
+def _cell_training_set(config: Config, seed_key: Array, phi: Array, mu: Array) -> TrainingSet:
+    """The seed's training set with its feature block rebuilt from the cell's (traced) phi and
+    mu: labels and noise do not depend on them, and under the standard augmentation every
+    augmentation carries exactly the block, so this is what ``simulate`` samples for the cell.
+
+    points: (n, m, ...) as sampled; features (n, m, K + 1) and the originals' (n, K + 1) replaced.
+    """
+    dcfg, dtype = config.data, jnp.dtype(config.train.dtype)
+    ts = sample_training_set(streams(seed_key).data, dcfg, dtype)
+    if dcfg.augmentation != "standard":
+        return ts  # gd_runs refuses varying phi/mu here: the cell's are the config's
+    u = feature_block(ts.labels, _Strengths(phi, mu, dcfg.K), dtype)  # (n, K + 1)
+    features = jnp.broadcast_to(u[:, None], ts.points.features.shape)
+    return ts._replace(
+        points=ts.points._replace(features=features),
+        originals=ts.originals._replace(features=u),
+    )
+
+
+def _masked_init(config: Config, seed_key: Array, hp: simdyn.HyperParams, rows: Array) -> Array:
+    """make_train's init, (p_max, d + 1), with rows >= the cell's p zeroed (rows: (p_max,) 0/1):
+    zero rows stay zero under GD, so this is the p-row model."""
+    m, dtype = config.model, jnp.dtype(config.train.dtype)
+    theta0 = init_theta(streams(seed_key).init, m.p, config.data.d, hp.sigma_0, m.bias, dtype)
+    return theta0 * rows[:, None]
+
+
+def _moments_and_beta(config: Config, seed_key: Array, objective: Any) -> tuple[Any, Array]:
+    """The observers' context: the seed's moments and its SCL weight (a moment objective's)."""
+    return objective.moments, objective.beta
+
+
+def _observed_and_diverged(out: simdyn.LoopResult) -> tuple[Any, Array]:
+    return out.observed["o"], out.diverged
+
+
 def gd_runs(
     configs: Sequence[Config],
     seeds: int | Sequence[int],
@@ -253,10 +302,15 @@ def gd_runs(
     record_steps: Sequence[int],
     observe: Observe,
 ) -> Runs:
-    """Full-batch GD of every (config, seed) pair in ONE compiled program, exactly as
-    ``simdyn.make_train`` runs it (through ``simdyn.run_loop``; the pairs are the runs of the
-    seed engine, ``simdyn.engine.run_seeds``, in one call), recording
-    ``observe(theta, (moments, beta))`` at ``record_steps`` (sorted, distinct, in [0, steps]).
+    """Full-batch GD of every (config, seed) pair in ONE compiled program: each pair is one run
+    of ``simdyn.make_train`` (built per pair, its data and init factories closing over the
+    pair's traced cell values), and the pairs are the runs of the seed engine
+    (``simdyn.engine.run_per_seed``) in one call; it records ``observe(theta, (moments, beta))``
+    at ``record_steps`` (sorted, distinct, in [0, steps]) through a ``simdyn.Recording``.
+
+    Returns:
+      ``Runs``: observed, the observations stacked (C configs, S seeds, T record steps, ...);
+      diverged (C, S) bool.
 
     The configs may differ only in phi, mu, lr, beta/loss, sigma_0 and p (``_CELL_FIELDS``):
     one compile serves a whole phase diagram. How each is handled, and why it is exact:
@@ -270,9 +324,12 @@ def gd_runs(
       (row i of -4 Theta P + 4 (Theta M Theta^T)(Theta M) vanishes when Theta_i = 0), so this is
       the p-row model; its init is the first p rows of a max(p)-row draw (same distribution as
       ``simulate``'s p-row draw, not the same numbers unless p = max(p)).
-    * init, gradient, moment representation (structured for basis noise + standard
-      augmentation, else dense) and the update theta - lr * grad are those of ``train`` with
-      ``optimizer='sgd'``; tests/test_experiments.py checks the alignments against ``simulate``.
+    * loss/beta: make_train runs the joint loss with the cell's SCL weight as a traced beta
+      (1 for SCL, 0 for UCL), so one program serves every loss; ``simulate`` fixes SCL/UCL's
+      weight at compile time, which may round the last bit differently.
+    * gradient, moment representation (structured for basis noise + standard augmentation,
+      else dense) and the update theta - lr * grad are make_train's with ``optimizer='sgd'``;
+      tests/test_experiments.py checks the alignments against ``simulate``.
 
     A run is flagged ``diverged`` (and must be excluded) if at a recorded step Theta is
     non-finite or max |Theta| exceeds train.divergence_threshold (simulate also checks the loss).
@@ -280,7 +337,7 @@ def gd_runs(
     if not configs:
         raise ConfigError("gd_runs: needs at least one config")
     base = configs[0]
-    t, dcfg, mcfg = base.train, base.data, base.model
+    t, dcfg = base.train, base.data
     if not t.full_batch or t.optimizer != "sgd":
         raise ConfigError("gd_runs: needs full-batch plain GD (batch_size=None, optimizer='sgd')")
     for c in configs[1:]:
@@ -295,7 +352,6 @@ def gd_runs(
             f"invalid record_steps={list(steps)}: sorted, distinct, in [0, steps={t.steps}]"
         )
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    dtype = jnp.dtype(t.dtype)
     p_max = max(c.model.p for c in configs)
     # Cell parameters as host arrays (one transfer; eager jnp ops would each compile). The
     # numbers are default_hparams' (lr, loss_beta(loss, beta), sigma_0) cast to the train dtype.
@@ -308,34 +364,20 @@ def gd_runs(
         "sigma_0": np.asarray([c.model.sigma_0 for c in configs], np_dtype),
         "rows": np.asarray([np.arange(p_max) < c.model.p for c in configs], np_dtype),
     }
-    exact_structured = simdyn.objectives.get("structured").applies(configs[0])
-    build = structured_moments if exact_structured else dense_moments
+    run_config = _run_config(base, p_max, int(steps[-1]))
+    record = simdyn.Record(at=tuple(steps.tolist()), loss=False, observables={"o": observe})
+    recording = simdyn.Recording(record, _observed_and_diverged, _moments_and_beta)
 
-    def one(cell: dict[str, Array], sk: Array):
-        ts = sample_training_set(streams(sk).data, dcfg, dtype)
-        points = ts.points
-        if dcfg.augmentation == "standard":
-            u = feature_block(ts.labels, _Strengths(cell["phi"], cell["mu"], dcfg.K), dtype)
-            points = points._replace(features=jnp.broadcast_to(u[:, None], points.features.shape))
-        mom = build(points, ts.labels, dcfg.d)
-        theta0 = init_theta(streams(sk).init, p_max, dcfg.d, cell["sigma_0"], mcfg.bias, dtype)
-        theta0 = theta0 * cell["rows"][:, None]
-        beta = cell["beta"]
-
-        def direction(theta: Array, _) -> Array:
-            g = gradient_from_products(theta, products(mom, theta), beta)
-            return g if mcfg.bias else g.at[:, 0].set(0.0)
-
-        out = simdyn.run_loop(
-            theta0,
-            direction,
-            optax.sgd(cell["lr"]),
-            steps=int(steps[-1]),
-            record=simdyn.Record(at=tuple(steps.tolist()), loss=False, observables={"o": observe}),
-            context=(mom, beta),
-            divergence_threshold=t.divergence_threshold,
+    def one(seed_key: Array, cell: dict[str, Array]) -> tuple[Any, Array]:
+        # make_train is built per cell, inside the vmapped function: its factories close over
+        # the cell's traced phi, mu and row mask (one compiled program for the whole grid).
+        train = simdyn.make_train(
+            run_config,
+            training_set=lambda c, k: _cell_training_set(c, k, cell["phi"], cell["mu"]),
+            init=lambda c, k, hp: _masked_init(c, k, hp, cell["rows"]),
+            recording=recording,
         )
-        return out.observed["o"], out.diverged
+        return train(seed_key, simdyn.HyperParams(cell["lr"], cell["beta"], cell["sigma_0"]))
 
     # The C x S (config, seed) pairs are the engine's runs, in one flat vmap (compiles faster
     # than nested vmaps); run r = (config r // S, seed r % S) gets simulate's key fold_in(key, s).
@@ -343,7 +385,7 @@ def gd_runs(
     flat = {k: np.repeat(v, num_s, axis=0) for k, v in cells.items()}
     idx = np.tile(np.asarray(seed_list, np.int64), num_c)
     (recs, bad), _ = engine.run_per_seed(
-        lambda seed_key, cell: one(cell, seed_key),
+        one,
         as_key(key),
         idx,
         flat,
