@@ -272,3 +272,22 @@ def test_scl_structured_step_compiles_no_m_tilde_gathers():
     scl, joint = primitives("scl"), primitives("joint")
     assert "gather" in joint and "gather" not in scl
     assert scl.count("scatter-add") < joint.count("scatter-add")
+
+
+def test_both_trainers_refuse_float64_without_64bit_jax():
+    # One check (training_dtype) for the fast path and the generic one: JAX in 32-bit mode
+    # would silently train a float64 config in float32.
+    from simdyn import ConfigError
+    from simdyn._src.generic_train import loss_for, make_generic_train
+    from simdyn.encoders import make_encoder
+
+    cfg = _small()  # train.dtype = float64
+    encoder = make_encoder(cfg)
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(ConfigError, match="64-bit JAX"):
+            make_train(cfg)
+        with pytest.raises(ConfigError, match="64-bit JAX"):
+            make_generic_train(cfg, encoder, loss_for(cfg))
+    finally:
+        jax.config.update("jax_enable_x64", True)  # the session's mode (tests/conftest.py)

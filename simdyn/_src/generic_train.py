@@ -32,6 +32,7 @@ from simdyn._src.nce_losses import joint_nce
 from simdyn._src.train import (
     Trajectory,
     make_optimizer,
+    training_dtype,
     trajectory_of,
 )
 from simdyn.config import Config, ConfigError
@@ -111,12 +112,7 @@ def loss_for(config: Config, family: LossFamily = "spectral", temperature: float
 
 def _check(config: Config, encoder: SparseEncoder, loss: ContrastiveLoss) -> None:
     t, dcfg = config.train, config.data
-    dtype = jnp.dtype(t.dtype)
-    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
-        raise ConfigError(
-            "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
-            "(or set JAX_ENABLE_X64=1) before building the run"
-        )
+    dtype = training_dtype(config)
     if encoder.d != dcfg.d:
         raise ConfigError(f"invalid encoder.d={encoder.d}: must equal data.d={dcfg.d}")
     if jnp.dtype(encoder.param_dtype) != dtype:

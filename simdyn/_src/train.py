@@ -148,6 +148,22 @@ def trajectory_of(out: LoopResult, dtype) -> Trajectory:
     )
 
 
+def training_dtype(config: Config) -> np.dtype:
+    """The dtype a run trains in (``train.dtype``), checked against JAX's mode.
+
+    Raises:
+      ConfigError: ``train.dtype='float64'`` while JAX runs 32-bit (call
+        :func:`simdyn.enable_x64` first): JAX would silently train in float32.
+    """
+    dtype = jnp.dtype(config.train.dtype)
+    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
+        raise ConfigError(
+            "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
+            "(or set JAX_ENABLE_X64=1) before building the run"
+        )
+    return dtype
+
+
 def training_set_of(config: Config, seed_key: Array) -> TrainingSet:
     """The training set a seed with key ``seed_key`` trains on (training dtype)."""
     return sample_training_set(streams(seed_key).data, config.data, jnp.dtype(config.train.dtype))
@@ -314,12 +330,7 @@ def make_train(
     training_set = training_set_of if training_set is None else training_set
     init = init_of if init is None else init
     t, mcfg = config.train, config.model
-    dtype = jnp.dtype(t.dtype)
-    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
-        raise ConfigError(
-            "train.dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() "
-            "(or set JAX_ENABLE_X64=1) before building the run"
-        )
+    training_dtype(config)  # refuses float64 without 64-bit JAX, before any tracing
     recording = trajectory_recording(config) if recording is None else recording
 
     def train(seed_key: Array, hp: HyperParams) -> Any:
