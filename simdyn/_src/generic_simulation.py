@@ -24,6 +24,7 @@ from simdyn._src.generic_train import ContrastiveLoss, GenericTrajectory, make_g
 from simdyn._src.simulation import (
     TRAJ_DIMS,
     resolve_progress,
+    run_identity,
     seed_list_from,
     trajectories_to_dataset,
 )
@@ -103,13 +104,9 @@ def run_generic(
     """
     seed_list = seed_list_from(seeds)
     base = as_key(key)
-    identity = {
-        "kind": "generic",
-        "config": json.loads(config.to_json()),
-        "key": key_data(base),
-        "seeds": seed_list,
-        **_describe(encoder, loss),
-    }
+    identity = run_identity(
+        "generic", config, key_data(base), seed_list, **_describe(encoder, loss)
+    )
     traj, _ = run_per_seed(
         _per_seed(config, encoder, loss),
         base,

@@ -455,6 +455,16 @@ def _hparams_json(hp: HyperParams) -> dict[str, Any]:
     return {k: np.asarray(v, np.float64).tolist() for k, v in hp._asdict().items()}
 
 
+def run_identity(
+    kind: str, config: Config, kd: list[int], seeds: list[int], **extra: Any
+) -> dict[str, Any]:
+    """What a checkpointed run is, for the engine's manifest (a resumed run must match it):
+    its kind (simulate, sweep, generic), config, base key data ``kd``, seeds, and the kind's
+    own JSON-able entries (hyper-parameters, grid, encoder and loss)."""
+    config_json = json.loads(config.to_json())
+    return {"kind": kind, "config": config_json, "key": kd, "seeds": seeds, **extra}
+
+
 def run_batched(
     config: Config,
     key: Array,
@@ -575,13 +585,7 @@ def simulate(
     base = as_key(key)
     hp, per_run = broadcast_hparams(config, hparams, len(seed_list))
     kd = key_data(base)
-    identity = {
-        "kind": "simulate",
-        "config": json.loads(config.to_json()),
-        "key": kd,
-        "seeds": seed_list,
-        "hparams": _hparams_json(hp),
-    }
+    identity = run_identity("simulate", config, kd, seed_list, hparams=_hparams_json(hp))
     traj, layout = run_batched(
         config,
         base,

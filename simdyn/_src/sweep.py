@@ -29,6 +29,7 @@ from simdyn._src.simulation import (
     resolve_progress,
     run_attrs,
     run_batched,
+    run_identity,
     seed_list_from,
     trajectories_to_dataset,
 )
@@ -144,13 +145,7 @@ def sweep(
             columns[name] = np.full(len(points) * num_seeds, float(getattr(defaults, name)))
     hp, _ = broadcast_hparams(config, HyperParams(**columns), len(points) * num_seeds)
     kd = key_data(base)
-    identity = {
-        "kind": "sweep",
-        "config": json.loads(config.to_json()),
-        "key": kd,
-        "seeds": seed_list,
-        "grid": values,
-    }
+    identity = run_identity("sweep", config, kd, seed_list, grid=values)
     run_seeds = np.tile(np.asarray(seed_list, np.int64), len(points))
     traj, layout = run_batched(
         config,
