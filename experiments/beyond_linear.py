@@ -485,6 +485,16 @@ def _grid(title: str, sharex: bool = True):
     return fig, axes, plt
 
 
+def _finish(fig, plt, path: Path, step_axes=()) -> None:
+    """Label ``step_axes`` (a time plot's bottom row) with the step, lay out, write the PNG
+    (dpi 110) and close the figure."""
+    for ax in step_axes:
+        ax.set_xlabel("GD step + 1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _alive(ds: xr.Dataset) -> np.ndarray:
     return ~ds.diverged.values.astype(bool)
 
@@ -518,11 +528,7 @@ def plot_all(results, runs: list[Run], fig_dir: Path) -> None:
                         ax.axhline(PROBE_FINAL, color="k", lw=0.7, ls=":")
                 ax.set_xscale("log")
                 ax.legend(fontsize=8)
-        for ax in axes[-1]:
-            ax.set_xlabel("GD step + 1")
-        fig.tight_layout()
-        fig.savefig(fig_dir / fname, dpi=110)
-        plt.close(fig)
+        _finish(fig, plt, fig_dir / fname, step_axes=axes[-1])
 
     # FS-dim: rho_1(t), suppressed instance vs control.
     fig, axes, plt = _grid("FS-dim: share of v_1 under UCL / InfoNCE, rho_1 (median, IQR)")
@@ -539,11 +545,7 @@ def plot_all(results, runs: list[Run], fig_dir: Path) -> None:
             ax.axhline(RHO_STAR, color="k", lw=0.7, ls="--")
             ax.set_xscale("log")
             ax.legend(fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel("GD step + 1")
-    fig.tight_layout()
-    fig.savefig(fig_dir / "beyond_fs_dim.png", dpi=110)
-    plt.close(fig)
+    _finish(fig, plt, fig_dir / "beyond_fs_dim.png", step_axes=axes[-1])
 
     # JOINT: final shares of v_1 and v_2 per seed, for joint / supervised / unsupervised.
     fig, axes, plt = _grid("JOINT: final shares rho_1 (o) and rho_2 (x) per seed", sharex=False)
@@ -560,9 +562,7 @@ def plot_all(results, runs: list[Run], fig_dir: Path) -> None:
             ax.axhline(RHO_STAR, color="k", lw=0.7, ls="--")
             ax.set_xticks(range(3), [LOSS_NAMES[(family, b)] for _, b in roles], fontsize=7)
             ax.set_ylim(-0.05, 1.05)
-    fig.tight_layout()
-    fig.savefig(fig_dir / "beyond_joint.png", dpi=110)
-    plt.close(fig)
+    _finish(fig, plt, fig_dir / "beyond_joint.png")
 
 
 # --- report -------------------------------------------------------------------------------------
