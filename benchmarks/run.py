@@ -1032,21 +1032,18 @@ def main(argv=None) -> None:
     print(f"[bench] machine: {results['machine']}", flush=True)
     results["peaks"] = measure_peaks(args.repeats)
     print(f"[bench] peaks: {results['peaks']}", flush=True)
-    if "fig2a" in sections:
-        results["fig2a"] = section_fig2a(args, results["peaks"])
-        print("[bench] fig2a done", round(time.perf_counter() - start), "s", flush=True)
-    if "cost" in sections:
-        results["cost_model"] = section_cost_model(args)
-        print("[bench] cost model done", round(time.perf_counter() - start), "s", flush=True)
-    if "roofline" in sections:
-        results["roofline"] = section_roofline(args, results["peaks"])
-        print("[bench] roofline done", round(time.perf_counter() - start), "s", flush=True)
-    if "scaling" in sections:
-        results["scaling"] = section_scaling(args)
-        print("[bench] scaling done", round(time.perf_counter() - start), "s", flush=True)
-    if "compile" in sections:
-        results["compile"] = section_compile(args)
-        print("[bench] compile done", round(time.perf_counter() - start), "s", flush=True)
+    # The timed sections, in order: (--sections name, results key, label, how it runs).
+    timed = (
+        ("fig2a", "fig2a", "fig2a", lambda: section_fig2a(args, results["peaks"])),
+        ("cost", "cost_model", "cost model", lambda: section_cost_model(args)),
+        ("roofline", "roofline", "roofline", lambda: section_roofline(args, results["peaks"])),
+        ("scaling", "scaling", "scaling", lambda: section_scaling(args)),
+        ("compile", "compile", "compile", lambda: section_compile(args)),
+    )
+    for name, key, label, run in timed:
+        if name in sections:
+            results[key] = run()
+            print(f"[bench] {label} done", round(time.perf_counter() - start), "s", flush=True)
     if "memory" in sections and not args.no_memory and not args.quick and not args.gpu:
         impls = {
             "simdyn-structured": (64, 1088),
