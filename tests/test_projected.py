@@ -73,6 +73,14 @@ def _training_set(cfg):
     return sample_training_set(jax.random.fold_in(SEED_KEY, DATA), cfg.data, F64)
 
 
+def _assert_same_run(a, b):
+    """Two representations' runs agree: float64, 40 steps from an O(1) init, so they differ
+    only in summation order (alignment (R, K + 1), loss (R,), final theta (p, D))."""
+    np.testing.assert_allclose(a.alignment, b.alignment, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-10, atol=1e-12)
+
+
 def _theta0(cfg):
     return init_theta(
         jax.random.fold_in(SEED_KEY, INIT),
@@ -106,10 +114,7 @@ def test_projected_equals_dense_and_structured_basis_noise():
         _run(_config(loss=loss, backend=b)) for b in ("projected", "dense", "structured")
     )
     for other in (dense, struct):
-        # float64, 40 steps from an O(1) init: the paths differ only in summation order.
-        np.testing.assert_allclose(proj.alignment, other.alignment, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(proj.loss, other.loss, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(proj.theta, other.theta, rtol=1e-10, atol=1e-12)
+        _assert_same_run(proj, other)
     assert not bool(proj.diverged)
 
 
@@ -117,10 +122,7 @@ def test_projected_equals_dense_and_structured_basis_noise():
 def test_projected_equals_dense_gaussian_noise():
     cfg = _config(noise="gaussian", d=40)
     assert projected_rank(cfg.data) == cfg.data.num_points < cfg.data.d + 1
-    proj, dense = _run(cfg), _run(cfg.replace(**{"train.backend": "dense"}))
-    np.testing.assert_allclose(proj.alignment, dense.alignment, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(proj.loss, dense.loss, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(proj.theta, dense.theta, rtol=1e-10, atol=1e-12)
+    _assert_same_run(_run(cfg), _run(cfg.replace(**{"train.backend": "dense"})))
 
 
 @pytest.mark.slow
@@ -135,10 +137,7 @@ def test_projected_equals_dense_imperfect_augmentation():
         aug_sigma_sub=0.1,
     )
     assert cfg.data.noise_nnz == 2
-    proj, dense = _run(cfg), _run(cfg.replace(**{"train.backend": "dense"}))
-    np.testing.assert_allclose(proj.alignment, dense.alignment, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(proj.loss, dense.loss, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(proj.theta, dense.theta, rtol=1e-10, atol=1e-12)
+    _assert_same_run(_run(cfg), _run(cfg.replace(**{"train.backend": "dense"})))
 
 
 @pytest.mark.slow
