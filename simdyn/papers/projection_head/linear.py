@@ -14,6 +14,9 @@ chunking). What is recorded at every log step, per seed:
 * ``weights`` (R, L, d): the feature weights ||f_l(e_i)|| of every layer (Thm 3.5's quantity);
 * ``imbalance`` (R, L - 1): ||W_l W_l^T - W_{l+1}^T W_{l+1}||_F (Thm 3.4's conserved quantity);
 * ``drift`` (R, L - 1): ||D_l(t) - D_l(0)||_F, how far that imbalance matrix D_l has moved;
+* ``energy`` (R,): the path energy eta^2 sum_{k < t} ||grad L(theta_k)||^2 of plain GD (NaN with
+  momentum). One GD step moves D_l by exactly dW_l dW_l^T - dW_{l+1}^T dW_{l+1} (the first-order
+  terms cancel), so ||D_l(t) - D_l(0)||_F <= energy(t): Thm 3.4's discrete form, checkable per run;
 * ``loss`` (R,): the population loss;
 * ``final``: the final layers (W_1, ..., W_L).
 
@@ -23,7 +26,10 @@ balanced or random init) are traced per-seed inputs (:class:`Hyper`), not consta
 over sigma_0, eta or the data costs one compile.
 
 Init (a choice the paper leaves open): entries of W_1 ~ N(0, sigma_0^2 / d), of W_l (l >= 2)
-~ N(0, sigma_0^2 / p); with ``balanced_init`` the head layers are instead set so that
+~ N(0, sigma_0^2 / p) (``init="gaussian"``), or W_1 = sigma_0 Q with Q a random matrix with
+orthonormal rows (or columns, when p > d) and W_l = sigma_0 times a random orthogonal matrix
+(``init="orthogonal"``: every singular value sigma_0, so no direction starts near zero, which a
+deep net escapes only slowly); with ``balanced_init`` the head layers are instead set so that
 W_{l+1}^T W_{l+1} = W_l W_l^T (two layers: W_2 = (W_1 W_1^T)^(1/2)), Thm 3.5's premise.
 """
 
@@ -66,6 +72,7 @@ class LinearRun:
       log_at: alternatively, the explicit log steps (sorted, distinct, in [0, steps]); when
         given, ``log_every`` is not used.
       balanced_init: start from a balanced factorisation (see module docs).
+      init: "gaussian" or "orthogonal" (see module docs).
       dtype: "float64" (needs 64-bit JAX) or "float32".
     """
 
@@ -82,6 +89,7 @@ class LinearRun:
     balanced_init: bool = False
     dtype: str = "float64"
     log_at: tuple[int, ...] = ()
+    init: str = "gaussian"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phi", tuple(float(v) for v in self.phi))
@@ -110,6 +118,8 @@ class LinearRun:
                 raise ConfigError(f"invalid {name}={value!r}: must be finite and >= 0 (lr > 0)")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"invalid momentum={self.momentum!r}: must be in [0, 1)")
+        if self.init not in ("gaussian", "orthogonal"):
+            raise ConfigError(f"invalid init={self.init!r}: must be gaussian or orthogonal")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"invalid dtype={self.dtype!r}: must be float32 or float64")
 
@@ -134,6 +144,7 @@ class Trajectory(NamedTuple):
     diverged: Array  # ()
     diverged_step: Array  # ()
     drift: Array  # (R, L - 1)
+    energy: Array  # (R,)
     final: Params  # (W_1 (p, d), W_2 (p, p), ..., W_L (p, p))
 
 
@@ -202,12 +213,24 @@ def _balanced_rest(w1: Array, layers: int) -> list[Array]:
     return out
 
 
+def _orthonormal(key: Array, rows: int, cols: int, dtype) -> Array:
+    """A (rows, cols) random matrix with orthonormal rows (rows <= cols) or columns."""
+    g = jax.random.normal(key, (max(rows, cols), min(rows, cols)), dtype)
+    q, r = jnp.linalg.qr(g)
+    q = q * jnp.where(jnp.diag(r) < 0, -1.0, 1.0)  # Haar: fix the signs of the QR factor
+    return q.T if rows <= cols else q
+
+
 def _init(key: Array, run: LinearRun, sigma_0, balanced) -> Params:
     dtype = jnp.dtype(run.dtype)
     keys = jax.random.split(key, run.layers)
-    w1 = sigma_0 / np.sqrt(run.d) * jax.random.normal(keys[0], (run.p, run.d), dtype)
-    scale = sigma_0 / np.sqrt(run.p)
-    rest = [scale * jax.random.normal(k, (run.p, run.p), dtype) for k in keys[1:]]
+    if run.init == "orthogonal":
+        w1 = sigma_0 * _orthonormal(keys[0], run.p, run.d, dtype)
+        rest = [sigma_0 * _orthonormal(k, run.p, run.p, dtype) for k in keys[1:]]
+    else:
+        w1 = sigma_0 / np.sqrt(run.d) * jax.random.normal(keys[0], (run.p, run.d), dtype)
+        scale = sigma_0 / np.sqrt(run.p)
+        rest = [scale * jax.random.normal(k, (run.p, run.p), dtype) for k in keys[1:]]
     if balanced is True:
         return (w1, *_balanced_rest(w1, run.layers))
     if balanced is False:
@@ -233,17 +256,22 @@ def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
         raise ConfigError("dtype='float64' needs 64-bit JAX: call simdyn.enable_x64() first")
     own = hyper(run)
 
-    def weights(params: Params, _ctx) -> Array:
-        return jnp.stack([jnp.linalg.norm(f, axis=0) for f in layer_maps(params)])
+    # The loop's state is (layers, e): e accumulates the path energy eta^2 sum_k ||grad_k||^2
+    # (its "gradient" is -eta ||grad||^2, so plain SGD adds eta^2 ||grad||^2 per step).
+    def weights(state, _ctx) -> Array:
+        return jnp.stack([jnp.linalg.norm(f, axis=0) for f in layer_maps(state[0])])
 
-    def imbalance(params: Params, _ctx) -> Array:
-        return jnp.stack([jnp.linalg.norm(g) for g in imbalance_matrices(params)])
+    def imbalance(state, _ctx) -> Array:
+        return jnp.stack([jnp.linalg.norm(g) for g in imbalance_matrices(state[0])])
 
-    def drift(params: Params, d0: list[Array]) -> Array:
-        now = imbalance_matrices(params)
+    def drift(state, d0: list[Array]) -> Array:
+        now = imbalance_matrices(state[0])
         return jnp.stack([jnp.linalg.norm(a - b) for a, b in zip(now, d0, strict=True)])
 
-    observables = {"weights": weights, "imbalance": imbalance, "drift": drift}
+    def energy(state, _ctx) -> Array:
+        return state[1] if not run.momentum else jnp.full((), jnp.nan, dtype)
+
+    observables = {"weights": weights, "imbalance": imbalance, "drift": drift, "energy": energy}
     if run.log_at:
         record = Record(at=run.log_at, observables=observables, final=True)
     else:
@@ -258,14 +286,19 @@ def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
             params0 = _init(streams(seed_key).init, run, hp.sigma_0, hp.balanced)
         loss = functools.partial(population_loss, m=m, m_plus=m_plus)
         grad = jax.grad(loss)
+
+        def direction(state, step):
+            g = grad(state[0])
+            return g, -lr * sum(jnp.sum(a**2) for a in g)
+
         optimizer = optax.sgd(lr, momentum=run.momentum or None)
         out = run_loop(
-            params0,
-            lambda params, step: grad(params),
+            (params0, jnp.zeros((), dtype)),
+            direction,
             optimizer,
             steps=run.steps,
             record=record,
-            loss=loss,
+            loss=lambda state: loss(state[0]),
             context=imbalance_matrices(params0),
         )
         return Trajectory(
@@ -275,7 +308,8 @@ def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
             out.diverged,
             out.diverged_step,
             out.observed["drift"],
-            tuple(out.final),
+            out.observed["energy"],
+            tuple(out.final[0]),
         )
 
     return train
