@@ -81,6 +81,14 @@ def test_balanced_init_and_convergence_to_thm_3_5():
     assert not out.diverged.any()
 
 
+def test_the_orthogonal_init_has_every_singular_value_sigma_0_and_is_balanced_for_p_le_d():
+    run = linear.LinearRun(**{**RUN.__dict__, "init": "orthogonal", "balanced_init": False})
+    w1, w2 = linear.init_params(jax.random.key(3), run)
+    np.testing.assert_allclose(np.linalg.svd(w1, compute_uv=False), RUN.sigma_0, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(w2 @ w2.T), RUN.sigma_0**2 * np.eye(2), atol=1e-15)
+    np.testing.assert_allclose(np.asarray(w1 @ w1.T), np.asarray(w2.T @ w2), atol=1e-15)
+
+
 @pytest.mark.slow
 def test_momentum_and_three_layers_run():
     run = linear.LinearRun(**{**RUN.__dict__, "layers": 3, "momentum": 0.9, "lr": 0.01})
@@ -122,6 +130,8 @@ def test_log_at_and_sweep_fields_are_checked():
         linear.LinearRun(**{**RUN.__dict__, "log_at": (0, 500)})
     with pytest.raises(ConfigError, match="sweep field"):
         linear.simulate_sweep(RUN, [{"p": 3}], seeds=1)
+    with pytest.raises(ConfigError, match="init"):
+        linear.LinearRun(**{**RUN.__dict__, "init": "uniform"})
     with pytest.raises(ConfigError, match="d="):
         linear.simulate_sweep(RUN, [{"phi": (1.0,), "alpha": (0.0,)}], seeds=1)
 

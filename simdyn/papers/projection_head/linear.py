@@ -22,8 +22,8 @@ chunking). What is recorded at every log step, per seed:
 
 :func:`simulate_sweep` trains several settings of one shape (same d, p, L, steps and log
 schedule) in ONE compiled program: the per-setting values (moments, init scale, step size,
-balanced or random init) are traced per-seed inputs (:class:`Hyper`), not constants, so a sweep
-over sigma_0, eta or the data costs one compile.
+balanced or random, Gaussian or orthogonal init) are traced per-seed inputs (:class:`Hyper`),
+not constants, so a sweep over sigma_0, eta or the data costs one compile.
 
 Init (a choice the paper leaves open): entries of W_1 ~ N(0, sigma_0^2 / d), of W_l (l >= 2)
 ~ N(0, sigma_0^2 / p) (``init="gaussian"``), or W_1 = sigma_0 Q with Q a random matrix with
@@ -150,16 +150,18 @@ class Trajectory(NamedTuple):
 
 class Hyper(NamedTuple):
     """The traced per-seed settings of a run (:func:`simulate_sweep`): m, m_plus (d,) the
-    diagonals of M and M+; sigma_0, lr: scalars; balanced: 1.0 for a balanced init, else 0.0."""
+    diagonals of M and M+; sigma_0, lr: scalars; balanced: 1.0 for a balanced init, else 0.0;
+    orthogonal: 1.0 for the orthogonal init, 0.0 for the Gaussian one."""
 
     m: Array
     m_plus: Array
     sigma_0: Array
     lr: Array
     balanced: Array
+    orthogonal: Array
 
 
-SWEEPABLE = ("phi", "alpha", "sigma", "sigma_0", "lr", "balanced_init")
+SWEEPABLE = ("phi", "alpha", "sigma", "sigma_0", "lr", "balanced_init", "init")
 
 
 def hyper(run: LinearRun) -> Hyper:
@@ -172,6 +174,7 @@ def hyper(run: LinearRun) -> Hyper:
         np.asarray(run.sigma_0, dt),
         np.asarray(run.lr, dt),
         np.asarray(float(run.balanced_init), dt),
+        np.asarray(float(run.init == "orthogonal"), dt),
     )
 
 
@@ -221,27 +224,35 @@ def _orthonormal(key: Array, rows: int, cols: int, dtype) -> Array:
     return q.T if rows <= cols else q
 
 
-def _init(key: Array, run: LinearRun, sigma_0, balanced) -> Params:
+def _select(flag, yes, no):
+    """``yes`` if flag else ``no``: a Python bool picks statically, a traced one elementwise."""
+    if isinstance(flag, bool):
+        return yes() if flag else no()
+    a, b = yes(), no()
+    return jax.tree.map(lambda u, v: jnp.where(flag > 0.5, u, v), a, b)
+
+
+def _init(key: Array, run: LinearRun, sigma_0, balanced, orthogonal) -> Params:
     dtype = jnp.dtype(run.dtype)
     keys = jax.random.split(key, run.layers)
-    if run.init == "orthogonal":
+
+    def ortho() -> list[Array]:
         w1 = sigma_0 * _orthonormal(keys[0], run.p, run.d, dtype)
-        rest = [sigma_0 * _orthonormal(k, run.p, run.p, dtype) for k in keys[1:]]
-    else:
+        return [w1] + [sigma_0 * _orthonormal(k, run.p, run.p, dtype) for k in keys[1:]]
+
+    def gauss() -> list[Array]:
         w1 = sigma_0 / np.sqrt(run.d) * jax.random.normal(keys[0], (run.p, run.d), dtype)
         scale = sigma_0 / np.sqrt(run.p)
-        rest = [scale * jax.random.normal(k, (run.p, run.p), dtype) for k in keys[1:]]
-    if balanced is True:
-        return (w1, *_balanced_rest(w1, run.layers))
-    if balanced is False:
-        return (w1, *rest)
-    bal = _balanced_rest(w1, run.layers)
-    return (w1, *(jnp.where(balanced > 0.5, b, r) for b, r in zip(bal, rest, strict=True)))
+        return [w1] + [scale * jax.random.normal(k, (run.p, run.p), dtype) for k in keys[1:]]
+
+    layers = _select(orthogonal, ortho, gauss)
+    w1 = layers[0]
+    return tuple(_select(balanced, lambda: [w1, *_balanced_rest(w1, run.layers)], lambda: layers))
 
 
 def init_params(key: Array, run: LinearRun) -> Params:
     """The init of one seed (module docs); a tuple of L arrays."""
-    return _init(key, run, run.sigma_0, bool(run.balanced_init))
+    return _init(key, run, run.sigma_0, bool(run.balanced_init), run.init == "orthogonal")
 
 
 def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
@@ -283,7 +294,7 @@ def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
             lr, params0 = run.lr, init_params(streams(seed_key).init, run)
         else:
             m, m_plus, lr = hp.m, hp.m_plus, hp.lr
-            params0 = _init(streams(seed_key).init, run, hp.sigma_0, hp.balanced)
+            params0 = _init(streams(seed_key).init, run, hp.sigma_0, hp.balanced, hp.orthogonal)
         loss = functools.partial(population_loss, m=m, m_plus=m_plus)
         grad = jax.grad(loss)
 
@@ -352,6 +363,7 @@ def _shape_of(run: LinearRun) -> LinearRun:
         sigma_0=1.0,
         lr=1.0,
         balanced_init=False,
+        init="gaussian",
     )
 
 
@@ -368,7 +380,7 @@ def simulate_sweep(
     Args:
       run: the shape and the defaults (d, p, layers, momentum, steps, log schedule, dtype).
       points: per point, overrides of ``run``'s fields among :data:`SWEEPABLE` (phi, alpha,
-        sigma, sigma_0, lr, balanced_init); each point is checked as a :class:`LinearRun`.
+        sigma, sigma_0, lr, balanced_init, init); each point is checked as a :class:`LinearRun`.
       seeds: seeds per point.
       key: base PRNG key: run r = point (r // seeds), seed (r % seeds) trains from
         ``fold_in(key, r)``, so no two points share a seed.
