@@ -42,11 +42,13 @@ peaks reported only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from scipy import special
 
 from simdyn import theory
 from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
@@ -106,15 +108,36 @@ class Design:
     seeds: int = 24  # 120 units; CC-unlearn decay on 72: 0.9^72 = 5e-4 decides after Holm
     sgd_batch: int = 32
     map_seeds: int = 8
+    # The CC-early [p,d] row (Thm 4.5's sqrt(d/p)): sigma_0 fixed, x = sigma_0 sqrt(p/d) moved by
+    # the embedding size p (up to Fig. 2b's p = 500) and the input dimension d alone. T covers
+    # the latest peak (t* ~ 20 at the smallest x, the peak ~10 steps later).
+    pd_points: tuple[tuple[int, int], ...] = (
+        (3, 500),
+        (3, 2000),
+        (3, 8000),
+        (30, 2000),
+        (500, 2000),
+    )
+    pd_sigma_0: float = 1e-2
+    pd_steps: int = 48
+    pd_seeds: int = 24
 
 
 DESIGNS: dict[Scale, Design] = {
     "small": Design(
-        n=16, d=300, steps=200, sigma_0s=(1e-1, 1e-3, 1e-5), seeds=2, sgd_batch=8, map_seeds=0
+        n=16,
+        d=300,
+        steps=200,
+        sigma_0s=(1e-1, 1e-3, 1e-5),
+        seeds=2,
+        sgd_batch=8,
+        map_seeds=0,
+        pd_points=((3, 300), (3, 1200), (12, 300)),
+        pd_seeds=2,
     ),
     "quick": Design(),
     # The thousands-of-seeds design: quick sizes, >= 1000 independent units per design point.
-    "full": Design(seeds=1000),
+    "full": Design(seeds=1000, pd_seeds=1000),
 }
 
 
@@ -533,6 +556,179 @@ def _peak_saturation(design: Design, u: Sweep) -> TestResult:
     )
 
 
+# --- CC-early [p,d]: Thm 4.5's sqrt(d/p), with Fig. 2b's p = 500 ------------------------------
+
+PD_SEED_OFFSET = 3 * 10**6  # the [p,d] units' seeds: disjoint from the sweep's and the map's
+PD_POINT_STRIDE = 10**5
+
+
+def pd_design(design: Design, p: int, d: int) -> Design:
+    """The design of one (p, d) point: sigma_0 = pd_sigma_0, T = pd_steps."""
+    return dataclasses.replace(
+        design, p=p, d=d, steps=design.pd_steps, sigma_0s=(design.pd_sigma_0,)
+    )
+
+
+def log_amplitude_offset(p: int) -> float:
+    """E ln(||g|| / sqrt(p)) for g ~ N(0, I_p): (psi(p/2) + ln(2/p)) / 2.
+
+    ||Theta_0 u_1|| = sigma_0 sqrt(p/d) ||g|| / sqrt(p), so the crossing time's expected log
+    amplitude is ln x plus this offset (-0.18 at p = 3, -0.001 at p = 500): without it the p = 3
+    points would sit ~0.5 step late and tilt the slope on ln x by ~8%, inside the 10% margin.
+    """
+    return 0.5 * (float(special.digamma(p / 2)) + math.log(2 / p))
+
+
+class PDUnits(NamedTuple):
+    """Per unit (U,) of the [p,d] row: p, d, x_eff = sigma_0 sqrt(p/d) exp(offset(p)), t*,
+    peak_t ||W_t v_2||, diverged, and the escape-path predictions (t_pred, its near miss with
+    the init amplitude's p-dependence left out, and the peak)."""
+
+    p: np.ndarray
+    d: np.ndarray
+    x_eff: np.ndarray
+    t_star: np.ndarray
+    peak: np.ndarray
+    diverged: np.ndarray
+    t_pred: np.ndarray
+    t_pred_no_p: np.ndarray
+    peak_pred: np.ndarray
+
+
+def measure_pd(design: Design, key: int) -> PDUnits:
+    cols: dict[str, list] = {f: [] for f in PDUnits._fields}
+    p_ref = min(p for p, _ in design.pd_points)
+    for i, (p, d) in enumerate(design.pd_points):
+        dp = pd_design(design, p, d)
+        lo = PD_SEED_OFFSET + i * PD_POINT_STRIDE
+        seeds = list(range(lo, lo + design.pd_seeds))
+        sig = np.full(len(seeds), design.pd_sigma_0)
+        runs = run_gd(config(dp).replace(probe_every=-1), seeds, key, sigma_0=sig)
+        esc = escape(dp, seeds, sig, key)
+        v2 = runs.alignment[:, :, 2]
+        x = design.pd_sigma_0 * math.sqrt(p / d) * math.exp(log_amplitude_offset(p))
+        no_p = esc._replace(amp=esc.amp * math.sqrt(p_ref / p))
+        for name, value in (
+            ("p", np.full(len(seeds), p)),
+            ("d", np.full(len(seeds), d)),
+            ("x_eff", np.full(len(seeds), x)),
+            ("t_star", first_crossing(v2, runs.steps, OMEGA_LEVEL)),
+            ("peak", v2.max(axis=1)),
+            ("diverged", runs.diverged),
+            ("t_pred", predicted_crossing(dp, esc)),
+            ("t_pred_no_p", predicted_crossing(dp, no_p)),
+            ("peak_pred", esc.peak),
+        ):
+            cols[name].append(np.asarray(value))
+    return PDUnits(**{k: np.concatenate(v) for k, v in cols.items()})
+
+
+def _pd_crossed(u: PDUnits) -> np.ndarray:
+    return ~u.diverged & np.isfinite(u.t_star)
+
+
+def _pd_level(design: Design, u: PDUnits) -> TestResult:
+    return fraction_test(
+        "Omega(1)-level",
+        _pd_crossed(u),
+        PASS_FRACTION,
+        statistic=f"||W_t v_2|| reaches {OMEGA_LEVEL:g} within T = {design.pd_steps} steps",
+        rule=f"pass if it crosses (diverged: fail); holds if P(pass) > {PASS_FRACTION}",
+        data={"p": u.p, "d": u.d, "peak": u.peak},
+    )
+
+
+def _pd_rate(design: Design, u: PDUnits, x: np.ndarray, name: str, what: str) -> TestResult:
+    rate = math.log1p(
+        4
+        * design.lr
+        * float(theory.scl_plus_eigenvalues(design.mu, 1.0, design.sigma_xi, design.m, design.n)[0])
+    )
+    lo, hi = -(1 + RATE_MARGIN) / rate, -(1 - RATE_MARGIN) / rate
+    return slope_test(
+        name,
+        x,
+        u.t_star,
+        lo,
+        hi,
+        valid=_pd_crossed(u),
+        log_y=False,
+        statistic=f"slope of t* on ln {what}, sigma_0 = {design.pd_sigma_0:g} fixed, (p, d) in "
+        f"{design.pd_points}",
+        rule=f"TOST: slope within +-{RATE_MARGIN:.0%} of -1/ln(1 + 4 eta a_1): [{lo:.3f}, "
+        f"{hi:.3f}]",
+        data={"p": u.p, "d": u.d},
+    )
+
+
+def _pd_sqrt_rate(design: Design, u: PDUnits) -> TestResult:
+    return _pd_rate(design, u, u.x_eff, "rate-in-sqrt(p/d)", "(sigma_0 sqrt(p/d) e^offset(p))")
+
+
+def _pd_linear_rate(design: Design, u: PDUnits) -> TestResult:
+    # x with p/d instead of its square root: the slope on it is half the true one.
+    x_wrong = u.x_eff**2 / design.pd_sigma_0
+    return _pd_rate(design, u, x_wrong, "control:rate-in-p/d", "(sigma_0 (p/d) e^2offset(p))")
+
+
+def _pd_time(design: Design, u: PDUnits, t_pred: np.ndarray, name: str, what: str) -> TestResult:
+    return fraction_test(
+        name,
+        _pd_crossed(u) & (np.abs(u.t_star - t_pred) <= TIME_TOLERANCE),
+        PASS_FRACTION,
+        statistic=f"t* - t_pred per unit, t_pred from {what}",
+        rule=f"pass if |t* - t_pred| <= {TIME_TOLERANCE:g} steps (never crossing: fail); holds "
+        f"if P(pass) > {PASS_FRACTION}",
+        data={"p": u.p, "d": u.d, "t_star": u.t_star, "t_pred": t_pred},
+    )
+
+
+def _pd_time_own(design: Design, u: PDUnits) -> TestResult:
+    return _pd_time(design, u, u.t_pred, "time", "its own Theta_0 (p x d) and M+")
+
+
+def _pd_time_no_p(design: Design, u: PDUnits) -> TestResult:
+    return _pd_time(
+        design,
+        u,
+        u.t_pred_no_p,
+        "control:time-without-sqrt(p)",
+        "an init amplitude without its sqrt(p) growth (scaled to the smallest p)",
+    )
+
+
+def _pd_peak(design: Design, u: PDUnits) -> TestResult:
+    rel = u.peak / u.peak_pred - 1.0
+    return fraction_test(
+        "peak",
+        ~u.diverged & (np.abs(rel) <= PEAK_TOLERANCE),
+        PASS_FRACTION,
+        statistic="max_t ||W_t v_2|| against its escape-path prediction, every (p, d)",
+        rule=f"pass if |peak / predicted - 1| <= {PEAK_TOLERANCE:.0%}; holds if P(pass) > "
+        f"{PASS_FRACTION}",
+        data={"p": u.p, "d": u.d, "peak": u.peak, "predicted": u.peak_pred},
+    )
+
+
+def describe_pd(design: Design, u: PDUnits) -> RowText:
+    parts = []
+    for p, d in design.pd_points:
+        at = (u.p == p) & (u.d == d)
+        parts.append(
+            f"(p={p}, d={d}): median t* {np.nanmedian(u.t_star[at]):.0f} (predicted "
+            f"{np.nanmedian(u.t_pred[at]):.0f}), median peak {np.median(u.peak[at]):.3f}"
+        )
+    return RowText(
+        summary=f"SCL GD, (p, d) sweep incl. p = 500, {u.p.size} units",
+        design=(
+            f"as CC-early, sigma_0 = {design.pd_sigma_0:g}, T = {design.pd_steps}, (p, d) in "
+            f"{design.pd_points}, {design.pd_seeds} seeds each (Fig. 2b's p = 500 at this "
+            "row's n, m: its n = 1000, m = 5 instance costs ~1e9 flops per step)"
+        ),
+        notes=("; ".join(parts),),
+    )
+
+
 def describe_gd(design: Design, u: Sweep) -> RowText:
     esc = u.pred.esc
     assert u.map_peak is not None  # the GD row's sweep carries the map
@@ -652,6 +848,45 @@ CLAIM = Claim(
                 ),
             ),
             describe=describe_gd,
+        ),
+        Row(
+            measure=measure_pd,
+            rules=(
+                Rule(
+                    "Omega(1)-level",
+                    f"||W_t v_2|| crosses {OMEGA_LEVEL:g} within T on a fraction > {PASS_FRACTION}",
+                    _pd_level,
+                ),
+                Rule(
+                    "rate-in-sqrt(p/d)",
+                    f"slope of t* on ln(sigma_0 sqrt(p/d)) (+ E ln of the init's chi_p factor) "
+                    f"within +-{RATE_MARGIN:.0%} of -1/ln(1 + 4 eta a_1) (TOST), sigma_0 fixed",
+                    _pd_sqrt_rate,
+                ),
+                Rule(
+                    "time",
+                    f"|t* - t_pred| <= {TIME_TOLERANCE:g} steps on a fraction > {PASS_FRACTION}",
+                    _pd_time_own,
+                ),
+                Rule(
+                    "peak",
+                    f"|peak / escape-path peak - 1| <= {PEAK_TOLERANCE:.0%} on a fraction > "
+                    f"{PASS_FRACTION}",
+                    _pd_peak,
+                ),
+            ),
+            controls=(
+                Rule("control:rate-in-p/d", "the rate test on ln(sigma_0 p/d)", _pd_linear_rate),
+                Rule(
+                    "control:time-without-sqrt(p)",
+                    "the time test with the init amplitude's sqrt(p) growth left out",
+                    _pd_time_no_p,
+                ),
+            ),
+            describe=describe_pd,
+            variant="p,d",
+            source="Thm 4.5 (sqrt(d/p)); Fig. 2b's p = 500",
+            control="the rate on ln(sigma_0 p/d), and t* without the init's sqrt(p): must fail",
         ),
         Row(
             measure=measure_sgd,
