@@ -5,6 +5,7 @@ unit), including the near-miss control."""
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -103,3 +104,37 @@ def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
     slope = tests["expected-gap-slope"]
     assert slope.estimate == pytest.approx(1.0, abs=1e-9) and slope.n_excluded == 4
     assert tests["control:full-gap-slope"].estimate == pytest.approx(0.0, abs=1e-9)
+
+
+def test_hessian_eigenvalues_match_a_finite_difference_hessian():
+    obj = _objective(3, r=5)
+    theta = np.random.default_rng(4).standard_normal((2, 2, 5))  # two units, p = 2, r = 5
+    stacked = jax.tree.map(lambda a: jnp.stack([a, a]), obj)
+    eigs = sgd_objective.hessian_eigenvalues(stacked, theta)
+    h = 1e-4
+    for u in range(2):
+        flat = theta[u].ravel()
+        f = lambda v: float(expected_minibatch_loss(obj, jnp.asarray(v.reshape(2, 5))))
+        size = flat.size
+        hess = np.zeros((size, size))
+        for i in range(size):
+            for j in range(size):
+                e_i, e_j = np.eye(size)[i] * h, np.eye(size)[j] * h
+                hess[i, j] = (
+                    f(flat + e_i + e_j)
+                    - f(flat + e_i - e_j)
+                    - f(flat - e_i + e_j)
+                    + f(flat - e_i - e_j)
+                ) / (4 * h * h)
+        ref = np.linalg.eigvalsh((hess + hess.T) / 2)
+        # Central differences of a quartic: O(h^2) truncation, ~eps |L| / h^2 round-off.
+        assert np.allclose(eigs[u], ref, atol=1e-5 * (1 + np.abs(ref).max()))
+
+
+def test_hessian_tolerance_is_the_escape_resolution_of_the_relaxation():
+    design = sgd_objective.DESIGNS["quick"]
+    eps = np.finfo(np.float64).eps
+    steps = 2 * design.relax_half
+    tol = sgd_objective.hessian_tolerance(design)
+    # A curvature of -tol grows a round-off-sized component to O(1) over the relaxation.
+    assert (1 + design.relax_lr * tol) ** steps * eps == pytest.approx(1.0, rel=0.5)

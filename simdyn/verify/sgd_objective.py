@@ -30,6 +30,20 @@ Pre-registered sub-tests:
   noise covariance), so E[gap] = (1/2) Tr(H Cov) = (lr/4) Tr(Sigma_g) + O(lr^2); flat
   directions add nothing. SLOPE_MARGIN = 0.2 is the convention of the other exponent tests.
 
+* ``relaxed-minimizer`` (EXACT: every valid unit, zero failures): the point Theta^ that SGD's
+  endpoint relaxes to is a minimizer of L_exp at L_exp's minimum value, whether or not it kept
+  v_2 (the README's explanation of ``JOINT [SGD]`` rests on this): (a) equal value:
+  |L_exp(Theta^) - L_exp(Theta^_ref)| <= the two relaxations' second-half decreases (each bounds
+  its remaining decrease, see below) + 64 eps (1 + |L|), where Theta^_ref is L_exp's minimizer
+  reached from a different start, the full loss's min-norm minimizer (which keeps v_2); (b) a
+  positive semi-definite Hessian: lambda_min(H(Theta^)) >= -tol_H. tol_H is derived from the
+  relaxation itself: along a direction of curvature -lambda, GD with step eta multiplies a
+  component by (1 + eta lambda) per step, so over the relaxation's 2 x relax_half steps any
+  lambda >= ln(1/eps) / (eta 2 relax_half) (0.09 at the quick design) grows a round-off-sized
+  component to O(1) and would have moved Theta^ off the saddle; smaller negative curvature
+  could survive, so that is the resolution of the check.
+  Hessians are exact (jax.hessian of L_exp on the instance's used coordinates, p r x p r).
+
 A unit is invalid (and counts as a failure) if SGD diverged or Theta^ is not relaxed: the loss
 decrease over the second half of the relaxation exceeds RELAX_RTOL of the gap (it bounds the
 remaining decrease of a linearly converging GD, so the gap is then biased by < 1%, which moves a
@@ -38,13 +52,18 @@ log-log slope over a factor 4 in lr by < 0.01 / ln 4).
 Negative controls (near misses, each must fail): ``control:v1-at-full-minimum[lr]``, the full
 loss's min-norm ||W v_1|| as SGD's limit (4% away), same tolerance; ``control:full-gap-slope``,
 the full loss's gap L(Theta_T) - L* against the same slope 1 (SGD's full-loss gap levels off at
-L(argmin L_exp) - L* > 0 as lr -> 0).
+L(argmin L_exp) - L* > 0 as lr -> 0); ``control:full-minimizer-value``, the full loss's min-norm
+minimizer (not relaxed) taken as a minimizer of L_exp: its L_exp value within the same
+tolerance of L_exp's minimum on every unit; ``control:psd-at-half-scale``, the Hessian check at
+Theta^ / 2 (along the radial direction L_exp(c Theta^) has curvature -4A + 12 B c^2 with A = B
+at the minimum, negative at c = 1/2): lambda_min >= -tol_H on every unit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 
 import jax
@@ -66,7 +85,7 @@ from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.instances import Compressed, alignment
 from simdyn.verify.runs import run as run_sgd
-from simdyn.verify.stats import TestResult, fraction_test, slope_test
+from simdyn.verify.stats import TestResult, exact_test, fraction_test, slope_test
 
 INFO = ClaimInfo(
     id="SGD-OBJ",
@@ -153,6 +172,37 @@ def relax_to_expected_minimum(
     return theta_hat, loss_start, loss_mid, loss_end
 
 
+HESSIAN_CHUNK = 64  # units whose (p r, p r) Hessians are formed at once
+
+
+def _hessian_eigenvalues_one(obj: ExpectedMinibatchObjective, theta) -> jax.Array:
+    size = theta.size
+    hess = jax.hessian(lambda th: expected_minibatch_loss(obj, th))(theta)
+    return jnp.linalg.eigvalsh(hess.reshape(size, size))
+
+
+_hessian_eigenvalues = jax.jit(jax.vmap(_hessian_eigenvalues_one))
+
+
+def hessian_eigenvalues(obj: ExpectedMinibatchObjective, theta: np.ndarray) -> np.ndarray:
+    """Eigenvalues (ascending) of each unit's exact Hessian of L_exp at theta (U, p, r):
+    (U, p r), formed HESSIAN_CHUNK units at a time."""
+    out = []
+    for lo in range(0, theta.shape[0], HESSIAN_CHUNK):
+        part = jax.tree.map(lambda a, lo=lo: a[lo : lo + HESSIAN_CHUNK], obj)
+        out.append(
+            np.asarray(_hessian_eigenvalues(part, jnp.asarray(theta[lo : lo + HESSIAN_CHUNK])))
+        )
+    return np.concatenate(out)
+
+
+def hessian_tolerance(design: Design) -> float:
+    """tol_H = ln(1/eps) / (relax_lr x 2 relax_half) (module docs): the smallest negative
+    curvature that the relaxation's GD would have left from round-off-sized components."""
+    eps = np.finfo(np.float64).eps
+    return math.log(1 / eps) / (design.relax_lr * 2 * design.relax_half)
+
+
 def sgd_config(design: Design, lr: float) -> Config:
     """The SGD config of one step size (T = time / lr steps, final Theta saved).
 
@@ -183,13 +233,23 @@ def _units(design: Design, key: int, lr: float, seeds: list[int]):
     hat, l_end, l_mid, l_hat = relax_to_expected_minimum(
         _padded(objs, width), theta_t, design.relax_lr, design.relax_half
     )
-    w_full, gap_full = [], []
+    w_full, gap_full, mn_factor = [], [], []
     for u, c in enumerate(comps):
         P = design.beta * c.m_plus + (1 - design.beta) * c.m_tilde
-        w_full.append(alignment(theory.min_norm_minimizer(P, c.m, jd.p).factor, K)[1])
+        factor = theory.min_norm_minimizer(P, c.m, jd.p).factor
+        mn_factor.append(_pad(factor, width, (1,)))
+        w_full.append(alignment(factor, K)[1])
         l_t = float(theory.loss_value(theta_t[u][:, : c.cols.size], P, c.m))
         gap_full.append(l_t - theory.min_loss(P, c.m, jd.p))
     gap = l_end - l_hat
+    # L_exp's minimum reached from another start (the full loss's min-norm point keeps v_2).
+    _, l_mn, l_mid_ref, l_ref = relax_to_expected_minimum(
+        _padded(objs, width), np.stack(mn_factor), design.relax_lr, design.relax_half
+    )
+    eps = np.finfo(np.float64).eps
+    value_tol = np.abs(l_mid - l_hat) + np.abs(l_mid_ref - l_ref) + 64 * eps * (1 + np.abs(l_ref))
+    eigs = hessian_eigenvalues(_padded(objs, width), hat)
+    half_eigs = hessian_eigenvalues(_padded(objs, width), hat / 2)
     return {
         "w_sgd": common.last_quarter_mean(runs.alignment, 1),
         "w_exp": np.linalg.norm(hat[:, :, 1], axis=1),
@@ -199,6 +259,11 @@ def _units(design: Design, key: int, lr: float, seeds: list[int]):
         "gap": gap,
         "gap_full": np.asarray(gap_full),
         "relaxed": np.abs(l_mid - l_hat) <= RELAX_RTOL * np.abs(gap),
+        "value_gap": l_hat - l_ref,
+        "full_value_gap": l_mn - l_ref,
+        "value_tol": value_tol,
+        "hess_min": eigs[:, 0],
+        "hess_min_half": half_eigs[:, 0],
         "diverged": runs.diverged,
         "lr": np.full(len(seeds), lr),
     }
@@ -273,6 +338,40 @@ def _full_gap_slope(design: Design, u: dict[str, np.ndarray]) -> TestResult:
     return _gap_slope("control:full-gap-slope", u["gap_full"], "L(Theta_T) - min L", u, _valid(u))
 
 
+def _relaxed_minimizer(design: Design, u: dict[str, np.ndarray]) -> TestResult:
+    ok = (np.abs(u["value_gap"]) <= u["value_tol"]) & (u["hess_min"] >= -hessian_tolerance(design))
+    return exact_test(
+        "relaxed-minimizer",
+        ok,
+        valid=_valid(u),
+        statistic="L_exp(Theta^) - min L_exp (min from the full min-norm start) and "
+        "lambda_min of L_exp's Hessian at Theta^",
+        rule="pass if |value gap| <= derived tol and lambda_min >= -tol_H; holds iff every "
+        "valid unit passes (invalid units count as failures)",
+        data={"value_gap": u["value_gap"], "hess_min": u["hess_min"], "w2_exp": u["w2_exp"]},
+    )
+
+
+def _full_minimizer_value(design: Design, u: dict[str, np.ndarray]) -> TestResult:
+    return exact_test(
+        "control:full-minimizer-value",
+        np.abs(u["full_value_gap"]) <= u["value_tol"],
+        valid=_valid(u),
+        statistic="L_exp at the full loss's min-norm minimizer - min L_exp",
+        rule="(wrong) pass if within the same tolerance; holds iff every valid unit passes",
+    )
+
+
+def _psd_at_half_scale(design: Design, u: dict[str, np.ndarray]) -> TestResult:
+    return exact_test(
+        "control:psd-at-half-scale",
+        u["hess_min_half"] >= -hessian_tolerance(design),
+        valid=_valid(u),
+        statistic="lambda_min of L_exp's Hessian at Theta^ / 2",
+        rule="(wrong) pass if >= -tol_H; holds iff every valid unit passes",
+    )
+
+
 def _notes(design: Design, u: dict[str, np.ndarray]) -> str:
     """Medians per lr, how often v_2 was lost, and the invalid units."""
     lr = u["lr"]
@@ -290,6 +389,12 @@ def _notes(design: Design, u: dict[str, np.ndarray]) -> str:
         f"at its relaxed L_exp minimizer: {np.mean(u['w2_sgd'] < lost):.2f} / "
         f"{np.mean(u['w2_exp'] < lost):.2f} (L_exp's minimizers include points without v_2: "
         "SGD drifts inside that set, see JOINT [SGD])"
+        + f"; relaxed-minimizer: max |value gap| {np.max(np.abs(u['value_gap'])):.2g} (tol "
+        f"{np.min(u['value_tol']):.2g}-{np.max(u['value_tol']):.2g}), min lambda_min "
+        f"{np.min(u['hess_min']):.2g} (tol_H {hessian_tolerance(design):.2g}; at Theta^ / 2: "
+        f"median {np.median(u['hess_min_half']):.2g}); the full min-norm point's value gap: "
+        "median "
+        f"{np.median(u['full_value_gap']):.2g}"
         + f"; units not relaxed: {int((~u['relaxed']).sum())}, diverged: "
         f"{int(u['diverged'].sum())}"
     )
@@ -347,6 +452,13 @@ CLAIM = Claim(
                     f"1 +- {SLOPE_MARGIN:g}",
                     _expected_gap_slope,
                 ),
+                Rule(
+                    "relaxed-minimizer",
+                    "every relaxed endpoint Theta^ (with or without v_2) is at L_exp's minimum "
+                    "value (vs a relaxation from the full min-norm point, derived tol) with "
+                    "lambda_min(Hessian) >= -tol_H = ln(1/eps) / (relax_lr 2 relax_half)",
+                    _relaxed_minimizer,
+                ),
             ),
             controls=(
                 Rule(
@@ -359,6 +471,16 @@ CLAIM = Claim(
                     f"(wrong) slope of log(L(Theta_T) - min L) on log lr inside "
                     f"1 +- {SLOPE_MARGIN:g}",
                     _full_gap_slope,
+                ),
+                Rule(
+                    "control:full-minimizer-value",
+                    "(wrong) the full loss's min-norm minimizer at L_exp's minimum value",
+                    _full_minimizer_value,
+                ),
+                Rule(
+                    "control:psd-at-half-scale",
+                    "(wrong) the Hessian check at Theta^ / 2",
+                    _psd_at_half_scale,
                 ),
             ),
             describe=describe,
