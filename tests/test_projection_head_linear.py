@@ -115,6 +115,9 @@ def test_a_sweep_is_one_program_and_equals_separate_runs():
         streams(key).init, linear.LinearRun(**{**RUN.__dict__, **points[1]})
     )
     d0 = linear.imbalance_matrices(params0)[0]
+    inits = linear.sweep_init_params(RUN, points, seeds=2, key=7)
+    np.testing.assert_allclose(inits[0][3], np.asarray(params0[0]), rtol=1e-14)
+    np.testing.assert_allclose(sweep.weights[:, 0, 0], np.linalg.norm(inits[0], axis=1), rtol=1e-12)
     d_end = linear.imbalance_matrices(tuple(f[3] for f in sweep.final))[0]
     assert sweep.drift[3, -1, 0] == pytest.approx(float(np.linalg.norm(d_end - d0)), rel=1e-12)
     assert sweep.drift[3, 0, 0] == 0.0

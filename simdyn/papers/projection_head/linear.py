@@ -389,6 +389,21 @@ def simulate_sweep(
     Returns:
       :class:`Trajectory` of (P * seeds, ...) numpy arrays, point-major.
     """
+    stacked = _stacked_hypers(run, points, seeds)
+    out, _ = run_per_seed(
+        _train_of(_shape_of(run)),
+        as_key(key),
+        np.arange(stacked.m.shape[0]),
+        stacked,
+        per_run_hparams=True,
+        chunk_size=chunk_size,
+        devices=1,
+    )
+    return out
+
+
+def _stacked_hypers(run: LinearRun, points: Sequence[Mapping[str, Any]], seeds: int) -> Hyper:
+    """One :class:`Hyper` row per run of a sweep (point-major), each point checked."""
     if isinstance(seeds, bool) or int(seeds) < 1 or not points:
         raise ConfigError(f"invalid seeds={seeds!r} or no points: need >= 1 of each")
     hypers = []
@@ -401,14 +416,21 @@ def simulate_sweep(
             raise ConfigError(f"invalid sweep point: d={one.d}, the run's shape has d={run.d}")
         hypers.append(hyper(one))
     fields = zip(*hypers, strict=True)
-    stacked = Hyper(*(np.repeat(np.stack(f), int(seeds), axis=0) for f in fields))
-    out, _ = run_per_seed(
-        _train_of(_shape_of(run)),
-        as_key(key),
-        np.arange(len(hypers) * int(seeds)),
-        stacked,
-        per_run_hparams=True,
-        chunk_size=chunk_size,
-        devices=1,
-    )
-    return out
+    return Hyper(*(np.repeat(np.stack(f), int(seeds), axis=0) for f in fields))
+
+
+def sweep_init_params(
+    run: LinearRun, points: Sequence[Mapping[str, Any]], seeds: int, key: int | Array = 0
+) -> Params:
+    """The initial layers of every run of :func:`simulate_sweep` (same arguments): a tuple of
+    (P * seeds, ...) numpy arrays, run r from ``fold_in(key, r)`` as in training."""
+    stacked = _stacked_hypers(run, points, seeds)
+    shape = _shape_of(run)
+    base = as_key(key)
+
+    def one(r, hp: Hyper) -> Params:
+        k = streams(jax.random.fold_in(base, r)).init
+        return _init(k, shape, hp.sigma_0, hp.balanced, hp.orthogonal)
+
+    out = jax.jit(jax.vmap(one))(jnp.arange(stacked.m.shape[0]), stacked)
+    return tuple(np.asarray(a) for a in out)
