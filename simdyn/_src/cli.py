@@ -638,6 +638,13 @@ _VERIFY_FLAGS = (
         "(default: off)",
     ),
     _flag(
+        "--paper",
+        default=None,
+        metavar="NAME",
+        help="the paper whose claims to check: which-features (Xue et al. 2023), "
+        "projection-head (Xue et al. 2024) or all (default: which-features)",
+    ),
+    _flag(
         "--list",
         action="store_true",
         help="print the claim names (with their conditions) and exit",

@@ -27,13 +27,14 @@ DEV_KEYS = (0, 2, 3, 11)
 LEDGER = "experiments/verify-full/ledger.json"  # the committed ledger of confirmatory runs
 
 
-def scale_key(scale: str) -> int:
-    """The registered base key of a scale; for ``full``, the key derived from the rules."""
+def scale_key(scale: str, claim_ids: list[str] | None = None) -> int:
+    """The registered base key of a scale; for ``full``, the key derived from the rules of
+    ``claim_ids`` (default: the first paper's claims)."""
     key = SCALE_KEYS[scale]
     if key is None:
-        from simdyn.verify.ledger import confirmatory_key
+        from simdyn.verify.ledger import confirmatory_key, rules_fingerprint
 
-        return confirmatory_key()
+        return confirmatory_key(rules_fingerprint(claim_ids))
     return key
 
 
@@ -48,28 +49,28 @@ def run_verify(args: argparse.Namespace) -> int:
     EXIT_OK when every broken simulator was caught and EXIT_FAILED otherwise. Bad input raises
     ConfigError (``simdyn._src.cli`` exits 2).
     """
-    from simdyn.verify.registry import CLAIM_IDS, module, resolve_claims
+    from simdyn.verify.registry import declaration, paper_claim_ids, resolve_claims
 
+    paper = getattr(args, "paper", None)
     if getattr(args, "list", False):
-        for claim in CLAIM_IDS:
-            info = module(claim).CLAIM.info
+        for claim in paper_claim_ids(paper):
+            info = declaration(claim).info
             print(f"{claim:12s} {info.source}: {info.statement}")
         return 0
     if getattr(args, "rules", False):
         from simdyn.verify.claim import describe_rules
-        from simdyn.verify.registry import declaration
 
-        for claim in resolve_claims(getattr(args, "claims", None)):
+        for claim in resolve_claims(getattr(args, "claims", None), paper):
             print("\n".join(describe_rules(declaration(claim))))
         return 0
     import simdyn
     from simdyn.verify.runs import clear_memo
 
     simdyn.enable_x64()  # before anything is built: closed-form comparisons run in float64
-    claims = resolve_claims(getattr(args, "claims", None))
+    claims = resolve_claims(getattr(args, "claims", None), paper)
     scale = "quick" if getattr(args, "quick", True) else "full"
     key = getattr(args, "key", None)
-    key = scale_key(scale) if key is None else int(key)
+    key = scale_key(scale, paper_claim_ids(paper)) if key is None else int(key)
     if key < 0:
         raise ConfigError(f"invalid --key {key}: must be a non-negative integer")
     ledger_path = _check_ledger(args, scale, key)  # before the run: refused in milliseconds
@@ -118,10 +119,13 @@ def _check_ledger(args: argparse.Namespace, scale: str, key: int) -> Path | None
             "invalid --ledger: only a confirmatory run is kept there (--full, every claim, no "
             "--seeds override)"
         )
-    if key != scale_key("full"):
+    from simdyn.verify.registry import paper_claim_ids
+
+    derived = scale_key("full", paper_claim_ids(getattr(args, "paper", None)))
+    if key != derived:
         raise ConfigError(
             f"invalid --ledger with --key {key}: a confirmatory run uses the key derived from "
-            f"the rules, {scale_key('full')} (drop --key)"
+            f"the rules, {derived} (drop --key)"
         )
     from simdyn.verify import ledger
 

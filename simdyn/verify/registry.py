@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Sequence
 from types import ModuleType
@@ -33,16 +34,62 @@ _MODULES = {
 }
 CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
 
+# The papers ``simdyn verify`` checks: name -> the module whose ``CLAIMS`` (a tuple of
+# :class:`~simdyn.verify.claim.Claim`) it runs; "" is the first paper, whose claim modules are
+# listed above. Adding a paper is one line here: the verifier imports the module only when the
+# paper is selected, so the core never imports a paper.
+PAPERS: dict[str, str] = {
+    "which-features": "",
+    "projection-head": "simdyn.papers.projection_head.claims",
+}
+DEFAULT_PAPER = "which-features"
+
 
 def module(claim_id: str) -> ModuleType:
     return importlib.import_module(f"simdyn.verify.{_MODULES[claim_id]}")
 
 
-def resolve_claims(names: Sequence[str] | None) -> list[str]:
-    """Claim ids in THEORY.md order; ``None`` or empty means all. Case-insensitive."""
+@functools.cache
+def _paper_declarations(paper: str) -> dict[str, Claim]:
+    """Claim id -> declaration of a registered paper (its CLAIMS module, imported once)."""
+    if paper not in PAPERS:
+        raise ConfigError(f"invalid --paper {paper!r}: must be one of {list(PAPERS)} or 'all'")
+    if not PAPERS[paper]:
+        return {c: module(c).CLAIM for c in CLAIM_IDS}
+    claims = importlib.import_module(PAPERS[paper]).CLAIMS
+    return {c.info.id: c for c in claims}
+
+
+def papers(paper: str | None) -> list[str]:
+    """The papers selected by ``paper`` (None: the default paper; 'all': every paper)."""
+    if paper is None:
+        return [DEFAULT_PAPER]
+    if paper == "all":
+        return list(PAPERS)
+    _paper_declarations(paper)  # ConfigError naming the registered papers
+    return [paper]
+
+
+def paper_claim_ids(paper: str | None = None) -> list[str]:
+    """The claim ids of the selected papers, each paper's in its declared order."""
+    return [c for name in papers(paper) for c in _paper_declarations(name)]
+
+
+def paper_of(claim_id: str) -> str:
+    """The registered paper that declares ``claim_id`` (ConfigError if none does)."""
+    for name in PAPERS:
+        if claim_id in _paper_declarations(name):
+            return name
+    raise ConfigError(f"invalid claim {claim_id!r}: no registered paper declares it")
+
+
+def resolve_claims(names: Sequence[str] | None, paper: str | None = None) -> list[str]:
+    """Claim ids of the selected papers in declared order; ``None`` or empty names means all
+    of them. Case-insensitive. ``paper``: None (the first paper), a name of PAPERS, or 'all'."""
+    ids = paper_claim_ids(paper)
     if not names:
-        return list(CLAIM_IDS)
-    lookup = {c.lower(): c for c in CLAIM_IDS}
+        return ids
+    lookup = {c.lower(): c for c in ids}
     chosen = set()
     for name in names:
         for part in str(name).split(","):
@@ -50,9 +97,9 @@ def resolve_claims(names: Sequence[str] | None) -> list[str]:
             if not part:
                 continue
             if part.lower() not in lookup:
-                raise ConfigError(f"invalid --claims {part!r}: must be one of {list(CLAIM_IDS)}")
+                raise ConfigError(f"invalid --claims {part!r}: must be one of {ids}")
             chosen.add(lookup[part.lower()])
-    return [c for c in CLAIM_IDS if c in chosen]
+    return [c for c in ids if c in chosen]
 
 
 def with_seeds(design: Any, seeds: int | None) -> Any:
@@ -89,5 +136,7 @@ def run_claim(
 
 
 def declaration(claim_id: str) -> Claim:
-    """The claim's declaration (designs, rows, rules) from its module."""
-    return module(claim_id).CLAIM
+    """The claim's declaration (designs, rows, rules), from whichever paper declares it."""
+    if claim_id in _MODULES:
+        return module(claim_id).CLAIM
+    return _paper_declarations(paper_of(claim_id))[claim_id]
