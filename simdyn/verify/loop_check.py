@@ -172,7 +172,8 @@ ROW = Row(
     source="simdyn training loop (init, key protocol, (S)GD update, beta wiring)",
     control=f"the written-out run with eta x {CONTROL_LR:.6g} (a near miss): must fail",
     rules=(
-        Rule("loop", f"Theta_T equals the written-out run within {TOL:g} (exact)",
+        Rule("loop", f"Theta_T equals the written-out run within {TOL:g} (exact) on every "
+             f"unit of {', '.join(configs())}",
              _test("loop", 0, 1)),
         Rule("recorded", f"the recorded alignments ||Theta_T v_j|| and loss at T equal those "
              f"written out from Theta_T within {TOL:g} (exact)",
