@@ -477,8 +477,8 @@ class BalanceDesign:
 
 
 BALANCE_DESIGNS: dict[Scale, BalanceDesign] = {
-    "small": BalanceDesign(seeds=48),
-    "quick": BalanceDesign(seeds=160),
+    "small": BalanceDesign(seeds=128),
+    "quick": BalanceDesign(seeds=256),
     "full": BalanceDesign(seeds=1000),
 }
 
@@ -594,7 +594,11 @@ def _fixed_time_slope2(design: BalanceDesign, u: BalanceUnits) -> TestResult:
 
 def _describe_balance(design: BalanceDesign, u: BalanceUnits) -> RowText:
     ok = np.isfinite(u.drift) & (u.drift > 0)
-    fixed = stats.linregress(np.log(u.eta[ok]), np.log(u.drift[ok])).slope
+    fixed = (
+        stats.linregress(np.log(u.eta[ok]), np.log(u.drift[ok])).slope
+        if len(set(u.eta[ok])) > 1
+        else math.nan
+    )
     rel = u.d_end / u.d0
     return RowText(
         summary=f"GD, fixed time, {len(design.etas)} etas x {design.seeds} seeds",
@@ -800,7 +804,7 @@ class WeightsDesign:
 
 
 WEIGHTS_DESIGNS: dict[Scale, WeightsDesign] = {
-    "small": WeightsDesign(seeds=96, effect_seeds=48),
+    "small": WeightsDesign(seeds=96, effect_seeds=96),
     "quick": WeightsDesign(),
     "full": WeightsDesign(seeds=1000, effect_seeds=1000),
 }
@@ -1127,7 +1131,12 @@ def _control_zero(design: WeightsDesign, u: WeightsUnits) -> TestResult:
 
 def _describe_b(design: WeightsDesign, u: WeightsUnits) -> RowText:
     sel = _leftover_scope(design, u) & u.learnt
-    f2 = stats.linregress(np.log(u.sigma_0[sel]), np.log(u.leftover_f2[sel])).slope
+    fit_ok = sel & (u.leftover_f2 > 0)
+    f2 = (
+        stats.linregress(np.log(u.sigma_0[fit_ok]), np.log(u.leftover_f2[fit_ok])).slope
+        if len(set(u.sigma_0[fit_ok])) > 1
+        else math.nan
+    )
     med = [
         f"{s:g}: {np.median(u.leftover_f1[sel & (u.sigma_0 == s)] / s):.3f}"
         for s in sorted(set(u.sigma_0[sel]))
