@@ -1,11 +1,13 @@
 """The projection-head paper's closed forms against brute force (float64 numpy).
 
-* Thm 3.3: no factorisation W2 W1 = W found by a numerical search beats the balanced one.
+* Thm 3.3: no factorisation W2 W1 = W found by a numerical search beats the balanced one (over
+  invertible middle matrices, and over all (W1, W2) with W2 W1 = W for a rank-deficient W).
 * Thm 3.5: the end-to-end min-norm minimizer from the first paper's independent solver
   (simdyn.theory.min_norm_minimizer on the diagonal moments), and GD on the two-layer loss from
   a small balanced init, give the predicted kept features and weights gamma_i, gamma_i^2.
 * Thm 3.6: r_l equals (radius / margin)^2 of a hard-margin SVM trained on every point of the
-  downstream cube, and sign(Delta) = sign(r_1 - r_2).
+  downstream cube (on the diagonal feature weights, and on each layer's actual p-dimensional
+  representation of a rotated global minimizer), and sign(Delta) = sign(r_1 - r_2).
 * Cor. 3.7: each example's constructor gives Delta < 0 on many random draws.
 """
 
@@ -171,3 +173,73 @@ def test_a_near_miss_of_example_2_can_have_positive_delta():
     dl = cf.delta(phi, alpha, sigma, p, np.ones(4), j_star=0)
     assert dl > 0
     assert cf.delta(phi, alpha, sigma, p, np.ones(4), j_star=2) < 0
+
+
+def test_min_norm_factorisation_over_all_factorisations_of_a_rank_deficient_w():
+    """Thm 3.3 where W (p = 3, rank 2) has factorisations that no invertible middle matrix
+    reaches: SLSQP over (W1, W2) with the constraint W2 W1 = W, from several starts. Nothing
+    beats the balanced cost 2 ||W||_F^2, the search reaches it, and every factorisation met
+    obeys cost = 2 ||W||_F^2 + ||W1 W1^T - W2^T W2||_F^2 (the proof's identity)."""
+    rng = np.random.default_rng(4)
+    p, d = 3, 4
+    w = rng.standard_normal((p, 2)) @ rng.standard_normal((2, d))
+    f = cf.balanced_factorization(w)
+    best = cf.factorization_cost(f)
+    assert best == pytest.approx(2 * np.sum(w**2), rel=1e-12)
+    np.testing.assert_allclose(f.w2 @ f.w1, w, atol=1e-12)
+
+    def split(x):
+        return x[: p * d].reshape(p, d), x[p * d :].reshape(p, p)
+
+    def cost(x):
+        w1, w2 = split(x)
+        return cf.factorization_cost(cf.Factorization(w1, w2))
+
+    cons = {"type": "eq", "fun": lambda x: (split(x)[1] @ split(x)[0] - w).ravel()}
+    found = []
+    for _ in range(5):
+        g = np.eye(p) + 0.3 * rng.standard_normal((p, p))
+        w1 = g @ f.w1 + 0.3 * rng.standard_normal((p, d))  # rows outside W's row space too
+        w2 = w @ np.linalg.pinv(w1)  # W2 W1 = W exactly when W1 keeps W's row space
+        x0 = np.concatenate([w1.ravel(), w2.ravel()])
+        res = minimize(cost, x0, constraints=[cons], method="SLSQP",
+                       options={"ftol": 1e-14, "maxiter": 2000})  # fmt: skip
+        w1, w2 = split(res.x)
+        assert np.linalg.norm(w2 @ w1 - w) <= 1e-7
+        gap = np.sum((w1 @ w1.T - w2.T @ w2) ** 2)
+        assert res.fun == pytest.approx(2 * np.sum((w2 @ w1) ** 2) + gap, rel=1e-9)
+        found.append(res.fun)
+    assert min(found) >= best * (1 - 1e-6)
+    assert min(found) <= best * (1 + 1e-3)  # SLSQP's accuracy under p d equality constraints
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sample_complexity_is_the_svm_ratio_of_the_actual_representation(seed):
+    """Thm 3.6 against a hard-margin SVM on each layer's actual (p-dim, rotated) representation
+    f_1(x) = W1 x and f_2(x) = W2 W1 x of a global minimizer's balanced factorisation (W = R W*,
+    R a random rotation), over every point of the downstream cube: (radius / margin)^2 = r_l."""
+    rng = np.random.default_rng(10 + seed)
+    d, p = 5, 4
+    phi, alpha, sigma = rng.uniform(0.5, 1.5, d), rng.uniform(0.0, 0.6, d), 0.6
+    phihat = rng.uniform(0.5, 1.5, d)
+    fw = cf.feature_weights(phi, alpha, sigma, p)
+    j_star = int(np.flatnonzero(fw.kept)[rng.integers(fw.kept.sum())])
+    rot, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    f = cf.balanced_factorization(rot @ cf.min_norm_end_to_end(phi, alpha, sigma, p))
+    xs = np.array(list(itertools.product((-1.0, 1.0), repeat=d))) * phihat
+    y = np.sign(xs[:, j_star])
+    r = cf.sample_complexity(fw.weights, phihat, j_star)
+    for layer, m in enumerate((f.w1, f.w2 @ f.w1)):
+        z = xs @ m.T  # (2^d, p): the representation itself
+        g = y[:, None] * z
+        q = g @ g.T
+        # the SVM's dual, min 1/2 a^T Q a - sum a over a >= 0, then the primal v = G^T a
+        # rescaled to be exactly feasible (min margin 1): its ratio bounds the optimum above
+        res = minimize(lambda a, q=q: 0.5 * a @ q @ a - a.sum(), np.zeros(y.size),
+                       jac=lambda a, q=q: q @ a - 1.0, method="L-BFGS-B",
+                       bounds=[(0, None)] * y.size,
+                       options={"ftol": 1e-16, "gtol": 1e-12, "maxiter": 5000})  # fmt: skip
+        v = g.T @ res.x
+        v /= np.min(g @ v)
+        ratio = (np.max(np.linalg.norm(z, axis=1)) * np.linalg.norm(v)) ** 2
+        assert ratio == pytest.approx(r[layer], rel=1e-6)
