@@ -118,7 +118,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -130,9 +129,14 @@ from scipy import optimize, stats
 from simdyn.config import ConfigError
 from simdyn.papers.projection_head import closed_forms as cf
 from simdyn.papers.projection_head import linear
-from simdyn.seeds import as_key
+from simdyn.papers.projection_head._claims_common import (
+    PASS_FRACTION,
+    by_scale,
+    fold_stream,
+    stream_tag,
+)
 from simdyn.verify.claim import Claim, Row, RowText, Rule
-from simdyn.verify.common import ClaimInfo, Scale
+from simdyn.verify.common import ClaimInfo
 from simdyn.verify.stats import (
     TestResult,
     exact_test,
@@ -142,7 +146,6 @@ from simdyn.verify.stats import (
     slope_test,
 )
 
-PASS_FRACTION = 0.9  # the convergence premise: more than this fraction of runs converge
 GAP_TOL = 1e-8  # a run has converged when L(T) - L* <= GAP_TOL |L*|
 SEARCH_TOL = 1e-8  # PH-min-norm: the numerical search's stopping accuracy (relative cost)
 
@@ -152,20 +155,16 @@ SEARCH_TOL = 1e-8  # PH-min-norm: the numerical search's stopping accuracy (rela
 # --------------------------------------------------------------------------------------------
 
 
-def _tag(name: str) -> int:
-    return zlib.crc32(name.encode()) & 0x7FFFFFFF
-
-
 def stream_key(name: str, key: int) -> jax.Array:
     """The JAX key of stream ``name`` under the verify base key ``key``."""
     if not 0 <= int(key) < 2**58:
         raise ConfigError(f"invalid key={key}: must be an integer in [0, 2**58)")
-    return jax.random.fold_in(as_key(int(key)), _tag(name))
+    return fold_stream(name, key)
 
 
 def stream_rng(name: str, key: int) -> np.random.Generator:
     """The numpy generator of stream ``name`` under the verify base key ``key``."""
-    return np.random.default_rng([int(key), _tag(name)])
+    return np.random.default_rng([int(key), stream_tag(name)])
 
 
 def loss_minimum(fw: cf.FeatureWeights) -> float:
@@ -227,11 +226,9 @@ class MinNormDesign:
     unbalance: float = 1.1
 
 
-MIN_NORM_DESIGNS: dict[Scale, MinNormDesign] = {
-    "small": MinNormDesign(instances=12, starts=3),
-    "quick": MinNormDesign(),
-    "full": MinNormDesign(instances=1000),
-}
+MIN_NORM_DESIGNS = by_scale(
+    MinNormDesign(), small=dict(instances=12, starts=3), full=dict(instances=1000)
+)
 
 
 def _cost_and_grad(g_flat: np.ndarray, w1: np.ndarray, w2: np.ndarray) -> tuple[float, np.ndarray]:
@@ -476,11 +473,7 @@ class BalanceDesign:
     seeds: int = 64
 
 
-BALANCE_DESIGNS: dict[Scale, BalanceDesign] = {
-    "small": BalanceDesign(seeds=128),
-    "quick": BalanceDesign(seeds=256),
-    "full": BalanceDesign(seeds=1000),
-}
+BALANCE_DESIGNS = by_scale(BalanceDesign(seeds=256), small=dict(seeds=128), full=dict(seeds=1000))
 
 
 def _steps_at(design: BalanceDesign) -> list[int]:
@@ -803,11 +796,9 @@ class WeightsDesign:
     effect_seeds: int = 128
 
 
-WEIGHTS_DESIGNS: dict[Scale, WeightsDesign] = {
-    "small": WeightsDesign(seeds=96, effect_seeds=96),
-    "quick": WeightsDesign(),
-    "full": WeightsDesign(seeds=1000, effect_seeds=1000),
-}
+WEIGHTS_DESIGNS = by_scale(
+    WeightsDesign(), small=dict(seeds=96, effect_seeds=96), full=dict(seeds=1000, effect_seeds=1000)
+)
 
 
 def _flip_weights(phi, alpha, sigma: float, p: int) -> np.ndarray:
@@ -1369,11 +1360,11 @@ class SampleDesign:
     svm_sweeps: int = 400
 
 
-SAMPLE_DESIGNS: dict[Scale, SampleDesign] = {
-    "small": SampleDesign(instances=64, probe_seeds=64),
-    "quick": SampleDesign(),
-    "full": SampleDesign(instances=1000, probe_seeds=1000),
-}
+SAMPLE_DESIGNS = by_scale(
+    SampleDesign(),
+    small=dict(instances=64, probe_seeds=64),
+    full=dict(instances=1000, probe_seeds=1000),
+)
 
 
 def _r_interval(lo: np.ndarray, hi: np.ndarray, phihat: np.ndarray, j: int) -> tuple[float, float]:
@@ -1777,11 +1768,7 @@ class ExamplesDesign:
     near_miss_factor: float = 0.95  # case 3's control: phi_j* at this fraction of its threshold
 
 
-EXAMPLES_DESIGNS: dict[Scale, ExamplesDesign] = {
-    "small": ExamplesDesign(instances=60),
-    "quick": ExamplesDesign(),
-    "full": ExamplesDesign(instances=2000),
-}
+EXAMPLES_DESIGNS = by_scale(ExamplesDesign(), small=dict(instances=60), full=dict(instances=2000))
 
 
 def meets_case(case: int, ex: cf.Example) -> bool:
@@ -1969,11 +1956,7 @@ class DepthDesign:
     seeds: int = 128
 
 
-DEPTH_DESIGNS: dict[Scale, DepthDesign] = {
-    "small": DepthDesign(seeds=48),
-    "quick": DepthDesign(),
-    "full": DepthDesign(seeds=1000),
-}
+DEPTH_DESIGNS = by_scale(DepthDesign(), small=dict(seeds=48), full=dict(seeds=1000))
 
 
 class DepthUnits(NamedTuple):

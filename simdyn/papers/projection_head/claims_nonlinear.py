@@ -105,7 +105,6 @@ predicted quantity on every unit (g_T ~ 1 vs a bound ~0.03; |Delta C| ~ 1e-3 vs 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -114,14 +113,13 @@ import jax
 import numpy as np
 
 from simdyn.papers.projection_head import nonlinear as nl
-from simdyn.seeds import as_key
+from simdyn.papers.projection_head._claims_common import PASS_FRACTION, by_scale, fold_stream
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.stats import TestResult, exact_test, fraction_test
 
 EPS = float(np.finfo(np.float64).eps)
 BOUND_SLACK = 1e-9  # relative slack of the exact GD bounds (float64 rounding of T steps)
-PASS_FRACTION = 0.9
 TOL = 1e-3  # PH-reweight: relative tolerance of a GD endpoint (module docs)
 OFF_LEVEL = 0.01  # PH-reweight: a dimension is off below 1% of its learnt weight
 FEATURE = 1  # the destroyed feature / subclass coordinate (the paper's e_2)
@@ -129,7 +127,7 @@ FEATURE = 1  # the destroyed feature / subclass coordinate (the paper's e_2)
 
 def claim_key(claim_id: str, key: int) -> jax.Array:
     """The claim's own seed stream under the verify base key."""
-    return jax.random.fold_in(as_key(int(key)), zlib.crc32(claim_id.encode()) & 0x7FFFFFFF)
+    return fold_stream(claim_id, key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,11 +148,11 @@ class DiagonalDesign:
     log_every: int = 100
 
 
-DIAGONAL_DESIGNS: dict[Scale, DiagonalDesign] = {
-    "small": DiagonalDesign(seeds=8, control_seeds=4, steps=1000),
-    "quick": DiagonalDesign(),
-    "full": DiagonalDesign(seeds=1000, control_seeds=100),
-}
+DIAGONAL_DESIGNS = by_scale(
+    DiagonalDesign(),
+    small=dict(seeds=8, control_seeds=4, steps=1000),
+    full=dict(seeds=1000, control_seeds=100),
+)
 
 
 def diagonal_run(design: DiagonalDesign, loss: str = "cl", **change) -> nl.NonlinearRun:
@@ -593,13 +591,9 @@ class ReweightDesign:
     seeds: int = 200
 
 
-REWEIGHT_DESIGNS: dict[Scale, ReweightDesign] = {
-    # 48 units per kappa: 0.9^48 * 4 < 0.05, so a fraction test can hold after Holm over the
-    # claim's two rows
-    "small": ReweightDesign(seeds=48),
-    "quick": ReweightDesign(),
-    "full": ReweightDesign(seeds=1000),
-}
+# small: 48 units per kappa, 0.9^48 * 4 < 0.05, so a fraction test can hold after Holm over
+# the claim's two rows
+REWEIGHT_DESIGNS = by_scale(ReweightDesign(), small=dict(seeds=48), full=dict(seeds=1000))
 
 
 def reweight_run(design: ReweightDesign) -> nl.NonlinearRun:
