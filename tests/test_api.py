@@ -55,8 +55,14 @@ def test_the_core_imports_no_paper():
 
 
 # What a paper's claims are written against: the verifier framework (declarations, the
-# statistics, the scales and claim info), public to paper packages though not to users' scripts.
-VERIFIER_FRAMEWORK = ("simdyn.verify.claim", "simdyn.verify.stats", "simdyn.verify.common")
+# statistics, the scales and claim info, the broken-simulator declaration of --self-test), public
+# to paper packages though not to users' scripts.
+VERIFIER_FRAMEWORK = (
+    "simdyn.verify.claim",
+    "simdyn.verify.stats",
+    "simdyn.verify.common",
+    "simdyn.verify.broken",
+)
 
 
 def test_paper_packages_use_only_the_public_core():

@@ -49,7 +49,12 @@ def run_verify(args: argparse.Namespace) -> int:
     EXIT_OK when every broken simulator was caught and EXIT_FAILED otherwise. Bad input raises
     ConfigError (``simdyn._src.cli`` exits 2).
     """
-    from simdyn.verify.registry import declaration, paper_claim_ids, resolve_claims
+    from simdyn.verify.registry import (
+        DEFAULT_PAPER,
+        declaration,
+        paper_claim_ids,
+        resolve_claims,
+    )
 
     paper = getattr(args, "paper", None)
     if getattr(args, "list", False):
@@ -83,7 +88,9 @@ def run_verify(args: argparse.Namespace) -> int:
     run_all = functools.partial(_run_claims, claims, scale, key, seeds, reused, start)
     meta = _meta(scale, claims, key, seeds)
     if getattr(args, "self_test", False):
-        return _self_test(run_all, meta, out, start)
+        if paper in (None, DEFAULT_PAPER):
+            return _self_test(run_all, meta, out, start)
+        return _self_test(run_all, meta, out, start, _declared_broken(paper))
     clear_memo()
     outcomes = run_all(_checkpoint_folder(out, meta))
     meta["wall_seconds"] = time.perf_counter() - start
@@ -261,14 +268,38 @@ def _write_and_print(outcomes: list, meta: dict, out, num_claims: int, key: int)
     return rows
 
 
-def _self_test(run_all, meta: dict, out: str, start: float) -> int:
+def _declared_broken(paper: str) -> tuple:
+    """The broken simulators of ``--paper`` (any selection but the first paper alone);
+    ConfigError, before anything runs, if the selected papers declare none."""
+    from simdyn.verify.registry import broken_simulators
+
+    broken = broken_simulators(paper)
+    if not broken:
+        raise ConfigError(
+            f"invalid --self-test with --paper {paper}: the paper declares no broken simulators "
+            "(BROKEN in its claims module)"
+        )
+    return broken
+
+
+def _self_test(run_all, meta: dict, out: str, start: float, broken: tuple | None = None) -> int:
+    """Run the self-test and write OUT/self-test.md. ``broken``: a paper's declared broken
+    simulators (:func:`simdyn.verify.selftest.run_planted`); None: the first paper's
+    (:func:`simdyn.verify.selftest.run_self_test`)."""
     from pathlib import Path
 
     from simdyn.verify import report, selftest
 
-    reference, results = selftest.run_self_test(
-        run_all, progress=lambda name: print(f"[self-test] simulator {name}", file=sys.stderr)
-    )
+    if broken is None:
+        reference, results = selftest.run_self_test(
+            run_all, progress=lambda name: print(f"[self-test] simulator {name}", file=sys.stderr)
+        )
+    else:
+        reference, results = selftest.run_planted(
+            run_all,
+            broken,
+            progress=lambda name: print(f"[self-test] simulator {name}", file=sys.stderr),
+        )
     meta["wall_seconds"] = time.perf_counter() - start
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

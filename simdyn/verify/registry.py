@@ -11,6 +11,7 @@ from typing import Any
 
 from simdyn.config import ConfigError
 from simdyn.verify.blas import blas_threads
+from simdyn.verify.broken import BrokenSimulator
 from simdyn.verify.claim import Claim, evaluate
 from simdyn.verify.common import ClaimOutcome, Scale
 
@@ -58,6 +59,25 @@ def _paper_declarations(paper: str) -> dict[str, Claim]:
         return {c: module(c).CLAIM for c in CLAIM_IDS}
     claims = importlib.import_module(PAPERS[paper]).CLAIMS
     return {c.info.id: c for c in claims}
+
+
+def broken_simulators(paper: str | None) -> tuple[BrokenSimulator, ...]:
+    """The broken simulators of the selected papers, for ``--self-test``, each paper's in
+    declared order: a registered paper's claims module's ``BROKEN`` (none if it declares none),
+    and for the first paper :data:`simdyn.verify.simulators.BROKEN`, each planted by
+    :func:`simdyn.verify.simulators.use`."""
+    out: list[BrokenSimulator] = []
+    for name in papers(paper):
+        if not PAPERS[name]:
+            from simdyn.verify import simulators
+
+            out += [
+                BrokenSimulator(s.name, s.fault, functools.partial(simulators.use, s))
+                for s in simulators.BROKEN
+            ]
+        else:
+            out += getattr(importlib.import_module(PAPERS[name]), "BROKEN", ())
+    return tuple(out)
 
 
 def papers(paper: str | None) -> list[str]:

@@ -5,6 +5,11 @@ A broken simulator is CAUGHT when at least one row that holds under the referenc
 ``inconclusive`` is reported but does not count: a verdict that cannot fail is what the
 self-test exists to find. Every simulator of :data:`simdyn.verify.simulators.BROKEN` must be
 caught; the command exits 1 otherwise.
+
+``--self-test --paper NAME`` (a paper other than the first) runs that paper's own broken
+simulators instead: the :class:`~simdyn.verify.broken.BrokenSimulator` s its claims module
+declares as ``BROKEN`` (:func:`simdyn.verify.registry.broken_simulators`), through
+:func:`run_planted`, with the same rule and report.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from simdyn.verify import report, simulators
+from simdyn.verify.broken import BrokenSimulator
 from simdyn.verify.common import ClaimOutcome
 from simdyn.verify.simulators import Simulator
 
@@ -68,6 +74,37 @@ def run_self_test(
         clear_memo()
         start = time.perf_counter()
         with simulators.use(sim):
+            rows = report.evaluate(run_all())
+        caught, weak = compare(reference, rows)
+        results.append(FaultResult(sim.name, sim.fault, caught, weak, time.perf_counter() - start))
+    clear_memo()
+    return reference, results
+
+
+def run_planted(
+    run_all: Callable[[], list[ClaimOutcome]],
+    broken: Sequence[BrokenSimulator],
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[list[report.RowResult], list[FaultResult]]:
+    """:func:`run_self_test` for the broken simulators a paper declares (its ``BROKEN``): the
+    claims run on the reference, then once inside each ``sim.plant()`` block.
+
+    Returns the reference rows and one :class:`FaultResult` per broken simulator, caught by
+    :func:`compare`'s rule.
+    """
+    import time
+
+    from simdyn.verify.runs import clear_memo
+
+    clear_memo()
+    progress("reference")
+    reference = report.evaluate(run_all())
+    results = []
+    for sim in broken:
+        progress(sim.name)
+        clear_memo()
+        start = time.perf_counter()
+        with sim.plant():
             rows = report.evaluate(run_all())
         caught, weak = compare(reference, rows)
         results.append(FaultResult(sim.name, sim.fault, caught, weak, time.perf_counter() - start))
