@@ -709,6 +709,27 @@ def train_points(
     )
 
 
+def balanced_endpoint_run(
+    design: SampleDesign | DepthDesign, phi, alpha, sigma: float, layers: int = 2
+) -> linear.LinearRun:
+    """GD on (phi, alpha, sigma) with ``design.p`` outputs from a balanced orthogonal init of
+    scale ``design.sigma_0`` (Thm 3.5's premise): ``design.steps`` steps of size ``design.lr``,
+    logged at the end only."""
+    return linear.LinearRun(
+        phi=phi,
+        alpha=alpha,
+        sigma=sigma,
+        p=design.p,
+        layers=layers,
+        sigma_0=design.sigma_0,
+        lr=design.lr,
+        steps=design.steps,
+        log_every=design.steps,
+        balanced_init=True,
+        init="orthogonal",
+    )
+
+
 def _setting(run: linear.LinearRun, point: dict) -> Setting:
     return Setting(
         tuple(point.get("phi", run.phi)),
@@ -720,6 +741,29 @@ def _setting(run: linear.LinearRun, point: dict) -> Setting:
 def converged(t: Trained, l_stars: np.ndarray) -> np.ndarray:
     """Runs whose loss gap is within GAP_TOL |L*| and whose r_Z is finite (T1's basin)."""
     return (t.gap <= GAP_TOL * np.abs(l_stars[t.point])) & np.isfinite(t.r_z)
+
+
+def converges_test(
+    name: str,
+    conv: np.ndarray,
+    steps: int,
+    where: str = "",
+    premise: str = "the premise",
+    scope: np.ndarray | None = None,
+    data: dict | None = None,
+) -> TestResult:
+    """The convergence premise as a FRACTION rule: L(T) - L* <= GAP_TOL |L*| after ``steps``
+    steps (``where``: which runs, in words) on more than PASS_FRACTION of the runs in
+    ``scope``."""
+    return fraction_test(
+        name,
+        conv,
+        PASS_FRACTION,
+        statistic=f"L(T) - L* <= {GAP_TOL:g} |L*| after {steps} steps{where}",
+        rule=f"{premise}; holds if P(pass) > {PASS_FRACTION}",
+        scope=scope,
+        data=data,
+    )
 
 
 def head_errors(
@@ -954,79 +998,94 @@ def _converges(design: WeightsDesign, u: WeightsUnits) -> list[TestResult]:
     conv = converged(u.a, u.a_lstar)
 
     def one(i: int, label: str) -> TestResult:
-        return fraction_test(
+        return converges_test(
             f"converges[{label}]",
             conv,
-            PASS_FRACTION,
+            design.steps,
+            f" ({label} init)",
+            "the theorem's premise (a global minimum)",
             scope=u.a.point == i,
-            statistic=f"L(T) - L* <= {GAP_TOL:g} |L*| after {design.steps} steps ({label} init)",
-            rule=f"the theorem's premise (a global minimum); holds if P(pass) > {PASS_FRACTION}",
             data={"gap": u.a.gap},
         )
 
     return _by_point(u, one)
 
 
-def _head_test(name: str, u: WeightsUnits, predicted: np.ndarray, scope: np.ndarray, what: str):
-    err, tol = head_errors(u.a, u.a_m, predicted)
+def _bound_test(
+    name: str, err: np.ndarray, bound: np.ndarray, scope: np.ndarray, statistic: str, rule: str
+) -> TestResult:
+    """EXACT: a run passes if its error is within its bound."""
     return exact_test(
         name,
-        err <= tol,
+        err <= bound,
         scope=scope,
-        statistic=f"max_i | ||f2(e_i)||^2 - {what}_i^2 | against r_Z / m_i (T1)",
-        rule="pass if within the bound at every feature; holds iff every converged run passes",
-        data={"error": err, "bound": tol},
+        statistic=statistic,
+        rule=rule,
+        data={"error": err, "bound": bound},
     )
 
 
-def _head(design: WeightsDesign, u: WeightsUnits) -> list[TestResult]:
-    conv = converged(u.a, u.a_lstar)
-    pred = u.a_pred[:, 1]
-    return _by_point(
-        u,
-        lambda i, lab: _head_test(f"head[{lab}]", u, pred, conv & (u.a.point == i), "gamma^2"),
+def _head_test(name: str, u: WeightsUnits, predicted: np.ndarray, scope: np.ndarray, what: str):
+    err, tol = head_errors(u.a, u.a_m, predicted)
+    return _bound_test(
+        name,
+        err,
+        tol,
+        scope,
+        f"max_i | ||f2(e_i)||^2 - {what}_i^2 | against r_Z / m_i (T1)",
+        "pass if within the bound at every feature; holds iff every converged run passes",
     )
 
 
 def _encoder_test(name: str, u: WeightsUnits, predicted: np.ndarray, scope: np.ndarray, what):
     err = np.abs(u.a.weights[:, 0] ** 2 - predicted[u.a.point] ** 2).max(axis=1)
-    bound = encoder_bound(u.a, u.a_m)
-    return exact_test(
+    return _bound_test(
         name,
-        err <= bound,
-        scope=scope,
-        statistic=f"max_i | ||f1(e_i)||^2 - {what}_i^2 | against ||D(0)||_F + E(T) + "
+        err,
+        encoder_bound(u.a, u.a_m),
+        scope,
+        f"max_i | ||f1(e_i)||^2 - {what}_i^2 | against ||D(0)||_F + E(T) + "
         "sqrt(r_Z / min m) (T2, T3)",
-        rule="pass if within the bound; holds iff every converged run passes",
-        data={"error": err, "bound": bound},
+        "pass if within the bound; holds iff every converged run passes",
     )
+
+
+def _per_init(u: WeightsUnits, test, name: str, layer: int, what: str) -> list[TestResult]:
+    """``test`` (:func:`_head_test` / :func:`_encoder_test`) of Thm 3.5's layer-``layer``
+    weights on each init's converged runs."""
+    conv = converged(u.a, u.a_lstar)
+    pred = u.a_pred[:, layer]
+    return _by_point(
+        u, lambda i, lab: test(f"{name}[{lab}]", u, pred, conv & (u.a.point == i), what)
+    )
+
+
+def _head(design: WeightsDesign, u: WeightsUnits) -> list[TestResult]:
+    return _per_init(u, _head_test, "head", 1, "gamma^2")
 
 
 def _encoder(design: WeightsDesign, u: WeightsUnits) -> list[TestResult]:
-    conv = converged(u.a, u.a_lstar)
-    pred = u.a_pred[:, 0]
-    return _by_point(
-        u,
-        lambda i, lab: _encoder_test(f"encoder[{lab}]", u, pred, conv & (u.a.point == i), "gamma"),
-    )
+    return _per_init(u, _encoder_test, "encoder", 0, "gamma")
 
 
 def _balanced_scope(u: WeightsUnits) -> np.ndarray:
     return converged(u.a, u.a_lstar) & (u.a.point == 0)
 
 
+def _control_head(u: WeightsUnits, name: str, weights: np.ndarray, what: str) -> TestResult:
+    """The head rule on the balanced runs against ``weights`` (2, d) instead of Thm 3.5's."""
+    pred = np.broadcast_to(weights[1], u.a_pred[:, 1].shape)
+    return _head_test(name, u, pred, _balanced_scope(u), what)
+
+
 def _control_flip(design: WeightsDesign, u: WeightsUnits) -> TestResult:
     flip = _flip_weights(design.phi, design.alpha, design.sigma, design.p)
-    pred = np.broadcast_to(flip[1], u.a_pred[:, 1].shape)
-    return _head_test(
-        "control:flip-moment", u, pred, _balanced_scope(u), "gamma'^2 [(1-2 alpha) moments]"
-    )
+    return _control_head(u, "control:flip-moment", flip, "gamma'^2 [(1-2 alpha) moments]")
 
 
 def _control_phi(design: WeightsDesign, u: WeightsUnits) -> TestResult:
     top = _phi_top_weights(design.phi, design.alpha, design.sigma, design.p)
-    pred = np.broadcast_to(top[1], u.a_pred[:, 1].shape)
-    return _head_test("control:top-p-by-phi", u, pred, _balanced_scope(u), "gamma^2 [top-p by phi]")
+    return _control_head(u, "control:top-p-by-phi", top, "gamma^2 [top-p by phi]")
 
 
 def _control_power(design: WeightsDesign, u: WeightsUnits) -> TestResult:
@@ -1465,18 +1524,7 @@ class SampleUnits(NamedTuple):
 
 
 def _sample_run(design: SampleDesign) -> linear.LinearRun:
-    return linear.LinearRun(
-        phi=(1.0,) * design.d,
-        alpha=(0.0,) * design.d,
-        sigma=1.0,
-        p=design.p,
-        sigma_0=design.sigma_0,
-        lr=design.lr,
-        steps=design.steps,
-        log_every=design.steps,
-        balanced_init=True,
-        init="orthogonal",
-    )
+    return balanced_endpoint_run(design, (1.0,) * design.d, (0.0,) * design.d, 1.0)
 
 
 def _instances(design: SampleDesign, rng: np.random.Generator) -> list[tuple]:
@@ -1557,13 +1605,7 @@ def measure_sample(design: SampleDesign, key: int) -> SampleUnits:
 
 
 def _sample_converges(design: SampleDesign, u: SampleUnits) -> TestResult:
-    return fraction_test(
-        "converges",
-        u.conv,
-        PASS_FRACTION,
-        statistic=f"L(T) - L* <= {GAP_TOL:g} |L*| after {design.steps} steps (random settings)",
-        rule=f"the premise; holds if P(pass) > {PASS_FRACTION}",
-    )
+    return converges_test("converges", u.conv, design.steps, " (random settings)")
 
 
 def _r_trained(design: SampleDesign, u: SampleUnits) -> TestResult:
@@ -1598,45 +1640,33 @@ def _sign_test(name: str, u: SampleUnits, sign: float) -> TestResult:
     )
 
 
-def _probe(name: str, diff: np.ndarray, ok: np.ndarray, what: str) -> TestResult:
+LAYERS = ("encoder", "head")
+
+
+def _probe(name: str, err: np.ndarray, ok: np.ndarray, winner: int) -> TestResult:
+    """Whether layer ``winner`` (0: encoder, 1: head) wins the probe: the paired difference
+    of the test errors (U, 2), loser minus winner, on the runs where ``ok``."""
+    loser = 1 - winner
     return mean_test(
         name,
-        np.where(ok, diff, np.nan),
+        np.where(ok, err[:, loser] - err[:, winner], np.nan),
         0.0,
         math.inf,
-        statistic=f"paired test-error difference {what} (hard-margin SVM probes)",
+        statistic=f"paired test-error difference {LAYERS[loser]} - {LAYERS[winner]} "
+        "(hard-margin SVM probes)",
         rule="holds if the mean is significantly > 0 (one-sided t test)",
     )
 
 
-def _probe_neg(design: SampleDesign, u: SampleUnits) -> TestResult:
-    return _probe(
-        "encoder-wins[Delta<0]", u.neg_err[:, 1] - u.neg_err[:, 0], u.neg_ok, "head - encoder"
-    )
+def _probe_rule(name: str, decides: str, setting: str, winner: int) -> Rule:
+    """The rule ``name``: layer ``winner`` wins the probe at the Delta < 0 (``setting`` "neg")
+    or the Delta > 0 ("pos") setting."""
 
+    def evaluate(design: SampleDesign, u: SampleUnits) -> TestResult:
+        err, ok = (u.neg_err, u.neg_ok) if setting == "neg" else (u.pos_err, u.pos_ok)
+        return _probe(name, err, ok, winner)
 
-def _probe_pos(design: SampleDesign, u: SampleUnits) -> TestResult:
-    return _probe(
-        "head-wins[Delta>0]", u.pos_err[:, 0] - u.pos_err[:, 1], u.pos_ok, "encoder - head"
-    )
-
-
-def _probe_neg_control(design: SampleDesign, u: SampleUnits) -> TestResult:
-    return _probe(
-        "control:head-wins[Delta<0]",
-        u.neg_err[:, 0] - u.neg_err[:, 1],
-        u.neg_ok,
-        "encoder - head",
-    )
-
-
-def _probe_pos_control(design: SampleDesign, u: SampleUnits) -> TestResult:
-    return _probe(
-        "control:encoder-wins[Delta>0]",
-        u.pos_err[:, 1] - u.pos_err[:, 0],
-        u.pos_ok,
-        "head - encoder",
-    )
+    return Rule(name, decides, evaluate)
 
 
 def _describe_sample(design: SampleDesign, u: SampleUnits) -> RowText:
@@ -1712,27 +1742,25 @@ PH_SAMPLE_COMPLEXITY = Claim(
             measure=measure_sample,
             variant="probe",
             rules=(
-                Rule(
+                _probe_rule(
                     "encoder-wins[Delta<0]",
                     "mean paired (head - encoder) test error significantly > 0",
-                    _probe_neg,
+                    "neg",
+                    0,
                 ),
-                Rule(
+                _probe_rule(
                     "head-wins[Delta>0]",
                     "mean paired (encoder - head) test error significantly > 0",
-                    _probe_pos,
+                    "pos",
+                    1,
                 ),
             ),
             controls=(
-                Rule(
-                    "control:head-wins[Delta<0]",
-                    "the reversed winner at Delta < 0",
-                    _probe_neg_control,
+                _probe_rule(
+                    "control:head-wins[Delta<0]", "the reversed winner at Delta < 0", "neg", 1
                 ),
-                Rule(
-                    "control:encoder-wins[Delta>0]",
-                    "the reversed winner at Delta > 0",
-                    _probe_pos_control,
+                _probe_rule(
+                    "control:encoder-wins[Delta>0]", "the reversed winner at Delta > 0", "pos", 0
                 ),
             ),
             describe=_describe_probe,
@@ -1835,48 +1863,62 @@ def measure_examples(design: ExamplesDesign, key: int) -> ExamplesUnits:
     return ExamplesUnits(*(np.asarray(rows[f], float) for f in ExamplesUnits._fields))
 
 
-def _meets(design: ExamplesDesign, u: ExamplesUnits) -> list[TestResult]:
+def _per_case(
+    name: str,
+    u: ExamplesUnits,
+    passed: np.ndarray,
+    statistic: str,
+    rule: str,
+    delta: np.ndarray | None = None,
+) -> list[TestResult]:
+    """EXACT, one test per case: every instance passes (``delta``: the Delta it is about,
+    reported; where it is NaN the instance is outside Thm 3.6 and fails)."""
+    valid, data = (None, None) if delta is None else (np.isfinite(delta), {"delta": delta})
     return [
         exact_test(
-            f"meets-case[case {c}]",
-            u.meets.astype(bool),
+            f"{name}[case {c}]",
+            passed,
+            valid=valid,
             scope=u.case == c,
-            statistic="the constructor's instance satisfies the case's condition (independent "
-            "predicate, j* kept)",
-            rule="holds iff every instance passes",
+            statistic=statistic,
+            rule=rule,
+            data=data,
         )
         for c in CASES
     ]
+
+
+def _meets(design: ExamplesDesign, u: ExamplesUnits) -> list[TestResult]:
+    return _per_case(
+        "meets-case",
+        u,
+        u.meets.astype(bool),
+        "the constructor's instance satisfies the case's condition (independent predicate, j* "
+        "kept)",
+        "holds iff every instance passes",
+    )
 
 
 def _negative(design: ExamplesDesign, u: ExamplesUnits) -> list[TestResult]:
-    return [
-        exact_test(
-            f"delta-negative[case {c}]",
-            (u.delta < 0) & (u.r_gap < 0),
-            valid=np.isfinite(u.delta),
-            scope=u.case == c,
-            statistic="Delta and r_1 - r_2 (closed forms)",
-            rule="pass if both < 0; holds iff every instance passes",
-            data={"delta": u.delta},
-        )
-        for c in CASES
-    ]
+    return _per_case(
+        "delta-negative",
+        u,
+        (u.delta < 0) & (u.r_gap < 0),
+        "Delta and r_1 - r_2 (closed forms)",
+        "pass if both < 0; holds iff every instance passes",
+        u.delta,
+    )
 
 
 def _near_misses(design: ExamplesDesign, u: ExamplesUnits) -> list[TestResult]:
-    return [
-        exact_test(
-            f"control:near-miss[case {c}]",
-            u.near_delta < 0,
-            valid=np.isfinite(u.near_delta),
-            scope=u.case == c,
-            statistic="Delta of the minimal violation of the case's condition",
-            rule="pass if < 0; holds iff every instance passes",
-            data={"delta": u.near_delta},
-        )
-        for c in CASES
-    ]
+    return _per_case(
+        "control:near-miss",
+        u,
+        u.near_delta < 0,
+        "Delta of the minimal violation of the case's condition",
+        "pass if < 0; holds iff every instance passes",
+        u.near_delta,
+    )
 
 
 def _describe_examples(design: ExamplesDesign, u: ExamplesUnits) -> RowText:
@@ -1970,19 +2012,7 @@ def measure_depth(design: DepthDesign, key: int) -> DepthUnits:
     base = stream_key("PH-depth", key)
     runs = {}
     for depth in design.depths:
-        run = linear.LinearRun(
-            phi=design.phi,
-            alpha=design.alpha,
-            sigma=design.sigma,
-            p=design.p,
-            layers=depth,
-            sigma_0=design.sigma_0,
-            lr=design.lr,
-            steps=design.steps,
-            log_every=design.steps,
-            balanced_init=True,
-            init="orthogonal",
-        )
+        run = balanced_endpoint_run(design, design.phi, design.alpha, design.sigma, depth)
         runs[depth] = train_points(run, [{}], design.seeds, jax.random.fold_in(base, depth))
     fw = cf.feature_weights(design.phi, design.alpha, design.sigma, design.p)
     return DepthUnits(runs, loss_minimum(fw))
@@ -1994,15 +2024,28 @@ def _depth_conv(u: DepthUnits, depth: int) -> np.ndarray:
 
 def _depth_converges(design: DepthDesign, u: DepthUnits) -> list[TestResult]:
     return [
-        fraction_test(
-            f"converges[L={depth}]",
-            _depth_conv(u, depth),
-            PASS_FRACTION,
-            statistic=f"L(T) - L* <= {GAP_TOL:g} |L*| after {design.steps} steps",
-            rule=f"the premise; holds if P(pass) > {PASS_FRACTION}",
-        )
+        converges_test(f"converges[L={depth}]", _depth_conv(u, depth), design.steps)
         for depth in design.depths
     ]
+
+
+def _depth_test(
+    name: str,
+    u: DepthUnits,
+    depth: int,
+    passed: np.ndarray,
+    statistic: str,
+    data: dict | None = None,
+) -> TestResult:
+    """EXACT at depth ``depth``: every converged run passes."""
+    return exact_test(
+        f"{name}[L={depth}]",
+        passed,
+        scope=_depth_conv(u, depth),
+        statistic=statistic,
+        rule="holds iff every converged run passes",
+        data=data,
+    )
 
 
 def _depth_end(design: DepthDesign, u: DepthUnits) -> list[TestResult]:
@@ -2010,18 +2053,9 @@ def _depth_end(design: DepthDesign, u: DepthUnits) -> list[TestResult]:
     out = []
     for depth in design.depths:
         fw = cf.feature_weights(design.phi, design.alpha, design.sigma, design.p, depth)
-        t = u.runs[depth]
-        err, tol = head_errors(t, m[None], fw.weights[-1][None])
-        out.append(
-            exact_test(
-                f"end-to-end[L={depth}]",
-                err <= tol,
-                scope=_depth_conv(u, depth),
-                statistic="max_i | ||f_L(e_i)||^2 - c_i^2 | against r_Z / m_i (T1)",
-                rule="holds iff every converged run passes",
-                data={"error": err},
-            )
-        )
+        err, tol = head_errors(u.runs[depth], m[None], fw.weights[-1][None])
+        statistic = "max_i | ||f_L(e_i)||^2 - c_i^2 | against r_Z / m_i (T1)"
+        out.append(_depth_test("end-to-end", u, depth, err <= tol, statistic, {"error": err}))
     return out
 
 
@@ -2049,22 +2083,22 @@ def _layer_errors(
     return np.max(err - tol, axis=(1, 2)), np.max(err, axis=(1, 2))
 
 
+def _layer_test(
+    name: str, design: DepthDesign, u: DepthUnits, depth: int, power: float | None, statistic: str
+) -> TestResult:
+    """(T4)'s layer rule at depth ``depth`` (``power``: as :func:`_layer_errors`; the rule, not
+    the control, reports each run's worst log error)."""
+    excess, err = _layer_errors(design, u, depth, power)
+    data = {"worst_log_error": err} if power is None else None
+    return _depth_test(name, u, depth, excess <= 0, statistic, data)
+
+
 def _depth_layers(design: DepthDesign, u: DepthUnits) -> list[TestResult]:
-    out = []
-    for depth in design.depths:
-        excess, err = _layer_errors(design, u, depth, None)
-        out.append(
-            exact_test(
-                f"layers[L={depth}]",
-                excess <= 0,
-                scope=_depth_conv(u, depth),
-                statistic="max over kept i, l < L of | log ||f_l(e_i)|| - (l/L) log c_i | "
-                "against l (L-1) max_l ||D_l(T)||_F / c_i^(2/L) + (l/L) r_Z / (2 m_i c_i^2) (T4)",
-                rule="holds iff every converged run passes",
-                data={"worst_log_error": err},
-            )
-        )
-    return out
+    statistic = (
+        "max over kept i, l < L of | log ||f_l(e_i)|| - (l/L) log c_i | against l (L-1) max_l "
+        "||D_l(T)||_F / c_i^(2/L) + (l/L) r_Z / (2 m_i c_i^2) (T4)"
+    )
+    return [_layer_test("layers", design, u, depth, None, statistic) for depth in design.depths]
 
 
 def _depth_drift(design: DepthDesign, u: DepthUnits) -> list[TestResult]:
@@ -2080,19 +2114,11 @@ def _depth_drift(design: DepthDesign, u: DepthUnits) -> list[TestResult]:
 
 
 def _depth_control(design: DepthDesign, u: DepthUnits) -> list[TestResult]:
-    out = []
-    for depth in design.depths:
-        excess, _ = _layer_errors(design, u, depth, 0.5)
-        out.append(
-            exact_test(
-                f"control:two-layer-law[L={depth}]",
-                excess <= 0,
-                scope=_depth_conv(u, depth),
-                statistic="the layer rule with c_i^(l/2) (the two-layer law per layer)",
-                rule="holds iff every converged run passes",
-            )
-        )
-    return out
+    statistic = "the layer rule with c_i^(l/2) (the two-layer law per layer)"
+    return [
+        _layer_test("control:two-layer-law", design, u, depth, 0.5, statistic)
+        for depth in design.depths
+    ]
 
 
 def fig5_curves(c_star: float, many: int = 1, layers: int = 12) -> np.ndarray:
