@@ -367,7 +367,7 @@ def _exact(name: str, passed: np.ndarray, c: Coordinate, statistic: str, rule: s
     )
 
 
-def _monotone(name: str, c: Coordinate) -> TestResult:
+def _monotone(name: str, c: Coordinate, u: DiagonalUnits) -> TestResult:
     return _exact(
         name,
         monotone_passed(c),
@@ -390,7 +390,7 @@ def _head_off(name: str, c: Coordinate, u: DiagonalUnits) -> TestResult:
     )
 
 
-def _encoder(name: str, c: Coordinate) -> TestResult:
+def _encoder(name: str, c: Coordinate, u: DiagonalUnits) -> TestResult:
     return _exact(
         name,
         encoder_passed(c),
@@ -413,32 +413,51 @@ def _conserved(name: str, c: Coordinate, u: DiagonalUnits) -> TestResult:
     )
 
 
+def _diagonal_rule(
+    name: str,
+    decides: str,
+    test: Callable[[str, Coordinate, DiagonalUnits], TestResult],
+    runs: str | None = None,
+) -> Rule:
+    """The rule ``name``: ``test`` (one of the four above) on the row's main runs, or on the
+    control runs ``runs``."""
+
+    def evaluate(design: DiagonalDesign, u: DiagonalUnits) -> TestResult:
+        return test(name, u.main if runs is None else u.controls[runs], u)
+
+    return Rule(name, decides, evaluate)
+
+
 def _diagonal_rules() -> tuple[Rule, ...]:
     return (
-        Rule(
+        _diagonal_rule(
             "monotone",
             "EXACT: |w_12|, |w_22| non-increasing, b_12, b_22 non-decreasing at every log step, "
             "each strictly over the run, on every unit",
-            lambda design, u: _monotone("monotone", u.main),
+            _monotone,
         ),
-        Rule(
+        _diagonal_rule(
             "head-off",
             "EXACT: ||f_2(e_2)||_T <= (g_0^-2 + 2 c T)^-1/2 (quartic) or g_0 rho^T (quadratic), "
             "the derived GD decay bounds, on every unit",
-            lambda design, u: _head_off("head-off", u.main, u),
+            _head_off,
         ),
-        Rule(
-            "encoder-keeps",
-            "EXACT: ||f_1(e_2)||_T >= sqrt(b0) on every unit",
-            lambda design, u: _encoder("encoder-keeps", u.main),
+        _diagonal_rule(
+            "encoder-keeps", "EXACT: ||f_1(e_2)||_T >= sqrt(b0) on every unit", _encoder
         ),
-        Rule(
+        _diagonal_rule(
             "conserved",
             "EXACT: |Delta(a^2 - 2 u^2)| <= 2 eta L'(g_0) Delta b_22 max(2 u_0^2, a_0^2) + "
             "rounding on every unit",
-            lambda design, u: _conserved("conserved", u.main, u),
+            _conserved,
         ),
     )
+
+
+# every row's third control: encoder-keeps without a head
+NO_HEAD = _diagonal_rule(
+    "control:no-head", "encoder-keeps on one-layer runs (no head)", _encoder, "no-head"
+)
 
 
 def _summary(c: Coordinate) -> str:
@@ -490,23 +509,19 @@ CLAIM_NONLINEAR = Claim(
             measure=measure_nonlinear,
             rules=_diagonal_rules(),
             controls=(
-                Rule(
+                _diagonal_rule(
                     "control:flip-augmentation",
                     "head-off on runs whose augmentation flips the sign (feature 2 kept)",
-                    lambda design, u: _head_off("control:flip-augmentation", u.controls["flip"], u),
+                    _head_off,
+                    "flip",
                 ),
-                Rule(
+                _diagonal_rule(
                     "control:thresholds-not-trained",
                     "conserved on runs whose thresholds are frozen at b0",
-                    lambda design, u: _conserved(
-                        "control:thresholds-not-trained", u.controls["frozen-thresholds"], u
-                    ),
+                    _conserved,
+                    "frozen-thresholds",
                 ),
-                Rule(
-                    "control:no-head",
-                    "encoder-keeps on one-layer runs (no head)",
-                    lambda design, u: _encoder("control:no-head", u.controls["no-head"]),
-                ),
+                NO_HEAD,
             ),
             describe=_describe("spectral loss, coordinate form, phi=(1,1) alpha=(0,1) sigma=0"),
         ),
@@ -529,18 +544,13 @@ CLAIM_SUPERVISED = Claim(
             measure=measure_scl,
             rules=_diagonal_rules(),
             controls=(
-                Rule(
+                _diagonal_rule(
                     "control:subclass-positives",
                     "head-off on runs whose positives share the subclass (feature 2 kept)",
-                    lambda design, u: _head_off(
-                        "control:subclass-positives", u.controls["subclass-positives"], u
-                    ),
+                    _head_off,
+                    "subclass-positives",
                 ),
-                Rule(
-                    "control:no-head",
-                    "encoder-keeps on one-layer runs (no head)",
-                    lambda design, u: _encoder("control:no-head", u.controls["no-head"]),
-                ),
+                NO_HEAD,
             ),
             describe=_describe("L_SCL, coordinate form, Def. 4.1 d=5"),
             variant="SCL",
@@ -550,18 +560,13 @@ CLAIM_SUPERVISED = Claim(
             measure=measure_sl,
             rules=_diagonal_rules(),
             controls=(
-                Rule(
+                _diagonal_rule(
                     "control:head-untrained",
                     "conserved on runs whose head (w_2, b_2) is frozen",
-                    lambda design, u: _conserved(
-                        "control:head-untrained", u.controls["head-untrained"], u
-                    ),
+                    _conserved,
+                    "head-untrained",
                 ),
-                Rule(
-                    "control:no-head",
-                    "encoder-keeps on one-layer runs (no head)",
-                    lambda design, u: _encoder("control:no-head", u.controls["no-head"]),
-                ),
+                NO_HEAD,
             ),
             describe=_describe("L_SL, coordinate form, Def. 4.1 d=5"),
             variant="SL",
