@@ -120,7 +120,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import numpy as np
@@ -911,7 +911,7 @@ def _a_points(design: WeightsDesign) -> list[dict]:
 
 def _effect_points(design: WeightsDesign) -> list[dict]:
     alpha = np.asarray(design.effect_alpha)
-    pts = [{"sigma_0": s} for s in design.sigmas]
+    pts: list[dict[str, Any]] = [{"sigma_0": s} for s in design.sigmas]
     pts += [
         {"sigma_0": design.scale_sigma, "alpha": tuple(1 - math.sqrt(c) * (1 - alpha))}
         for c in design.scales
@@ -1527,7 +1527,10 @@ def _sample_run(design: SampleDesign) -> linear.LinearRun:
     return balanced_endpoint_run(design, (1.0,) * design.d, (0.0,) * design.d, 1.0)
 
 
-def _instances(design: SampleDesign, rng: np.random.Generator) -> list[tuple]:
+Instance = tuple[tuple[float, ...], tuple[float, ...], float, np.ndarray, int]  # phi ... j*
+
+
+def _instances(design: SampleDesign, rng: np.random.Generator) -> list[Instance]:
     out = []
     for _ in range(design.instances):
         phi = rng.uniform(0.7, 1.5, design.d)
@@ -1612,7 +1615,7 @@ def _r_trained(design: SampleDesign, u: SampleUnits) -> TestResult:
     inside = (u.r_interval[..., 0] <= u.r_closed) & (u.r_closed <= u.r_interval[..., 1])
     return exact_test(
         "r-trained",
-        inside.all(axis=1),
+        np.all(inside, axis=1),
         scope=u.conv,
         statistic="the closed-form r_1, r_2 against the interval of the trained weights' r_l "
         "implied by (T1) (head) and (T2) (encoder)",
@@ -1783,7 +1786,7 @@ EXAMPLES = ClaimInfo(
     control="minimal violations of each case's condition: Delta >= 0 somewhere, must fail",
 )
 
-CASES = (1, 2, 3)
+CASES: tuple[Literal[1, 2, 3], ...] = (1, 2, 3)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -157,7 +157,7 @@ DIAGONAL_DESIGNS = by_scale(
 
 def diagonal_run(design: DiagonalDesign, loss: str = "cl", **change) -> nl.NonlinearRun:
     """The GD setting of a row (``change``: the near misses' fields)."""
-    common = dict(
+    common: dict[str, Any] = dict(
         model="diagonal",
         form="population",
         init="theorem",
@@ -252,7 +252,7 @@ def _measure(design: DiagonalDesign, key, loss: str, controls: dict[str, dict], 
 
 
 def measure_nonlinear(design: DiagonalDesign, key: int) -> DiagonalUnits:
-    controls = {
+    controls: dict[str, dict[str, Any]] = {
         "flip": {"augmentation": "flip"},
         "frozen-thresholds": {"train_thresholds": False},
         "no-head": {"layers": 1},
@@ -293,12 +293,18 @@ def subclass_probe(params: np.ndarray, seed: int, d: int = 5) -> np.ndarray:
 
 
 def measure_scl(design: DiagonalDesign, key: int) -> DiagonalUnits:
-    controls = {"subclass-positives": {"scl_positives": "subclass"}, "no-head": {"layers": 1}}
+    controls: dict[str, dict[str, Any]] = {
+        "subclass-positives": {"scl_positives": "subclass"},
+        "no-head": {"layers": 1},
+    }
     return _measure(design, key, "scl", controls, "PH-supervised", probe=True)
 
 
 def measure_sl(design: DiagonalDesign, key: int) -> DiagonalUnits:
-    controls = {"head-untrained": {"train_head": False}, "no-head": {"layers": 1}}
+    controls: dict[str, dict[str, Any]] = {
+        "head-untrained": {"train_head": False},
+        "no-head": {"layers": 1},
+    }
     # SL's units: a stream of their own (the SCL row's seeds are not reused)
     return _measure(design, key, "sl", controls, "PH-supervised/SL", probe=True)
 

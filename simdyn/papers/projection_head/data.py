@@ -19,6 +19,7 @@ The population moments these sample from are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -34,13 +35,13 @@ def _signs(key: Array, shape: tuple[int, ...], dtype) -> Array:
     return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(dtype)
 
 
-def sample_inputs(key: Array, n: int, phi: ArrayLike, dtype=jnp.float32) -> Array:
+def sample_inputs(key: Array, n: int, phi: ArrayLike | Sequence[float], dtype=jnp.float32) -> Array:
     """Def. 3.1: n inputs x (n, d) with x_i = s_i phi_i, s_i uniform on {-1, +1}."""
     phi = jnp.asarray(phi, dtype)
     return _signs(key, (n, phi.shape[0]), dtype) * phi
 
 
-def augment(key: Array, x: Array, alpha: ArrayLike, sigma: float) -> Array:
+def augment(key: Array, x: Array, alpha: ArrayLike | Sequence[float], sigma: float) -> Array:
     """Def. 3.2: re-draw the sign of coordinate i with probability alpha_i, add N(0, sigma^2).
 
     Args:
@@ -60,7 +61,7 @@ def augment(key: Array, x: Array, alpha: ArrayLike, sigma: float) -> Array:
     return kept + sigma * jax.random.normal(k_noise, x.shape, x.dtype)
 
 
-def augment_flip(key: Array, x: Array, alpha: ArrayLike, sigma: float) -> Array:
+def augment_flip(key: Array, x: Array, alpha: ArrayLike | Sequence[float], sigma: float) -> Array:
     """The near-miss reading (App. A.2, eq. 3): FLIP the sign with probability alpha_i."""
     k_pick, k_noise = jax.random.split(key)
     flip = jax.random.bernoulli(k_pick, jnp.asarray(alpha, x.dtype), x.shape)
@@ -74,7 +75,9 @@ class PositivePairs(NamedTuple):
     second: Array
 
 
-def positive_pairs(key: Array, x: Array, alpha: ArrayLike, sigma: float) -> PositivePairs:
+def positive_pairs(
+    key: Array, x: Array, alpha: ArrayLike | Sequence[float], sigma: float
+) -> PositivePairs:
     """Two independent Def. 3.2 augmentations of each row of x (n, d)."""
     k1, k2 = jax.random.split(key)
     return PositivePairs(augment(k1, x, alpha, sigma), augment(k2, x, alpha, sigma))
@@ -103,7 +106,7 @@ def sample_supervised(
 
 
 def sample_downstream(
-    key: Array, n: int, phihat: ArrayLike, j_star: int, dtype=jnp.float32
+    key: Array, n: int, phihat: ArrayLike | Sequence[float], j_star: int, dtype=jnp.float32
 ) -> Labelled:
     """Sec. 3.1.3: x_i uniform on {+-phihat_i} (n, d), label y = sign(x_j*) (no augmentation)."""
     phihat = jnp.asarray(phihat, dtype)

@@ -39,7 +39,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +55,8 @@ from simdyn.seeds import as_key, streams
 
 Array = jax.Array
 Params = tuple[Array, ...]
+# the arrays of a record: jax inside the traced per-seed program, numpy once the engine stacks them
+A = TypeVar("A", jax.Array, np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -135,36 +137,36 @@ class LinearRun:
         return np.arange(0, self.steps + 1, self.log_every, dtype=np.int64)
 
 
-class Trajectory(NamedTuple):
+class Trajectory(NamedTuple, Generic[A]):
     """One seed's record (R log steps, :attr:`LinearRun.log_steps`); see the module docs."""
 
-    weights: Array  # (R, L, d)
-    imbalance: Array  # (R, L - 1)
-    loss: Array  # (R,)
-    diverged: Array  # ()
-    diverged_step: Array  # ()
-    drift: Array  # (R, L - 1)
-    energy: Array  # (R,)
-    final: Params  # (W_1 (p, d), W_2 (p, p), ..., W_L (p, p))
+    weights: A  # (R, L, d)
+    imbalance: A  # (R, L - 1)
+    loss: A  # (R,)
+    diverged: A  # ()
+    diverged_step: A  # ()
+    drift: A  # (R, L - 1)
+    energy: A  # (R,)
+    final: tuple[A, ...]  # (W_1 (p, d), W_2 (p, p), ..., W_L (p, p))
 
 
-class Hyper(NamedTuple):
+class Hyper(NamedTuple, Generic[A]):
     """The traced per-seed settings of a run (:func:`simulate_sweep`): m, m_plus (d,) the
     diagonals of M and M+; sigma_0, lr: scalars; balanced: 1.0 for a balanced init, else 0.0;
     orthogonal: 1.0 for the orthogonal init, 0.0 for the Gaussian one."""
 
-    m: Array
-    m_plus: Array
-    sigma_0: Array
-    lr: Array
-    balanced: Array
-    orthogonal: Array
+    m: A
+    m_plus: A
+    sigma_0: A
+    lr: A
+    balanced: A
+    orthogonal: A
 
 
 SWEEPABLE = ("phi", "alpha", "sigma", "sigma_0", "lr", "balanced_init", "init")
 
 
-def hyper(run: LinearRun) -> Hyper:
+def hyper(run: LinearRun) -> Hyper[np.ndarray]:
     """The traced settings of ``run`` (numpy, in the run's dtype)."""
     m, m_plus = population_moments(run.phi, run.alpha, run.sigma)
     dt = np.dtype(run.dtype)
@@ -255,7 +257,7 @@ def init_params(key: Array, run: LinearRun) -> Params:
     return _init(key, run, run.sigma_0, bool(run.balanced_init), run.init == "orthogonal")
 
 
-def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
+def make_train(run: LinearRun) -> Callable[[Array, Hyper[Array] | None], Trajectory[Array]]:
     """``train(seed_key, hyper) -> Trajectory`` for one seed (pure, jit- and vmap-compatible).
 
     With ``hyper=None`` the run's own settings are compiled in as constants; with a
@@ -288,7 +290,8 @@ def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
     else:
         record = Record(every=run.log_every, observables=observables, final=True)
 
-    def train(seed_key: Array, hp: Hyper | None = None) -> Trajectory:
+    def train(seed_key: Array, hp: Hyper[Array] | None = None) -> Trajectory[Array]:
+        lr: float | Array
         if hp is None:
             m, m_plus = jnp.asarray(own.m, dtype), jnp.asarray(own.m_plus, dtype)
             lr, params0 = run.lr, init_params(streams(seed_key).init, run)
@@ -312,6 +315,7 @@ def make_train(run: LinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
             loss=lambda state: loss(state[0]),
             context=imbalance_matrices(params0),
         )
+        assert out.final is not None  # Record(final=True)
         return Trajectory(
             out.observed["weights"],
             out.observed["imbalance"],
@@ -331,7 +335,7 @@ _train_of = functools.lru_cache(maxsize=16)(make_train)  # one function object p
 
 def simulate(
     run: LinearRun, seeds: int = 16, key: int | Array = 0, *, chunk_size: int = 256
-) -> Trajectory:
+) -> Trajectory[np.ndarray]:
     """Train ``seeds`` seeds of ``run`` (seed i: ``fold_in(key, i)``); stacked numpy results
     with a leading seed axis.
 
@@ -349,7 +353,7 @@ def simulate(
     out, _ = run_per_seed(
         _train_of(run), as_key(key), np.arange(int(seeds)), None, chunk_size=chunk_size, devices=1
     )
-    return out
+    return cast("Trajectory[np.ndarray]", out)  # the engine stacks the seeds' records in numpy
 
 
 def _shape_of(run: LinearRun) -> LinearRun:
@@ -374,7 +378,7 @@ def simulate_sweep(
     key: int | Array = 0,
     *,
     chunk_size: int = 512,
-) -> Trajectory:
+) -> Trajectory[np.ndarray]:
     """Train ``seeds`` seeds at each of several settings of one shape, in one compiled program.
 
     Args:
@@ -399,10 +403,12 @@ def simulate_sweep(
         chunk_size=chunk_size,
         devices=1,
     )
-    return out
+    return cast("Trajectory[np.ndarray]", out)  # the engine stacks the runs' records in numpy
 
 
-def _stacked_hypers(run: LinearRun, points: Sequence[Mapping[str, Any]], seeds: int) -> Hyper:
+def _stacked_hypers(
+    run: LinearRun, points: Sequence[Mapping[str, Any]], seeds: int
+) -> Hyper[np.ndarray]:
     """One :class:`Hyper` row per run of a sweep (point-major), each point checked."""
     if isinstance(seeds, bool) or int(seeds) < 1 or not points:
         raise ConfigError(f"invalid seeds={seeds!r} or no points: need >= 1 of each")
@@ -421,14 +427,14 @@ def _stacked_hypers(run: LinearRun, points: Sequence[Mapping[str, Any]], seeds: 
 
 def sweep_init_params(
     run: LinearRun, points: Sequence[Mapping[str, Any]], seeds: int, key: int | Array = 0
-) -> Params:
+) -> tuple[np.ndarray, ...]:
     """The initial layers of every run of :func:`simulate_sweep` (same arguments): a tuple of
     (P * seeds, ...) numpy arrays, run r from ``fold_in(key, r)`` as in training."""
     stacked = _stacked_hypers(run, points, seeds)
     shape = _shape_of(run)
     base = as_key(key)
 
-    def one(r, hp: Hyper) -> Params:
+    def one(r, hp: Hyper[Array]) -> Params:
         k = streams(jax.random.fold_in(base, r)).init
         return _init(k, shape, hp.sigma_0, hp.balanced, hp.orthogonal)
 

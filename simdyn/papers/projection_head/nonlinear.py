@@ -79,7 +79,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -94,6 +94,8 @@ from simdyn.papers.projection_head.linear import population_loss as linear_popul
 from simdyn.seeds import as_key, step_key, streams
 
 Array = jax.Array
+# the arrays of a record: jax inside the traced per-seed program, numpy once the engine stacks them
+A = TypeVar("A", jax.Array, np.ndarray)
 
 MODELS = ("diagonal", "dense", "reweight")
 LOSSES = ("cl", "scl", "sl")
@@ -343,16 +345,16 @@ class Hyper(NamedTuple):
     kappa: Any
 
 
-class Trajectory(NamedTuple):
+class Trajectory(NamedTuple, Generic[A]):
     """One seed's record (R log steps, Q probe steps); see the module docs."""
 
-    weights: Array  # (R, L, d)
-    dims: Array  # (R, L, q)
-    params: Array  # (R, 2, L, d) diagonal; (R, 0) otherwise
-    loss: Array  # (R,)
-    probe: Array  # (Q, L)
-    diverged: Array  # ()
-    diverged_step: Array  # ()
+    weights: A  # (R, L, d)
+    dims: A  # (R, L, q)
+    params: A  # (R, 2, L, d) diagonal; (R, 0) otherwise
+    loss: A  # (R,)
+    probe: A  # (Q, L)
+    diverged: A  # ()
+    diverged_step: A  # ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,7 +648,7 @@ def _hyper(run: NonlinearRun, hp: Hyper | None) -> tuple[Any, Any]:
     return hp.b0, hp.kappa
 
 
-def make_train(run: NonlinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
+def make_train(run: NonlinearRun) -> Callable[[Array, Hyper | None], Trajectory[Array]]:
     """``train(seed_key, hyper) -> Trajectory`` for one seed (pure, jit- and vmap-compatible);
     ``hyper`` a :class:`Hyper` of traced scalars, or None for the run's own b0 and kappa."""
     dtype = jnp.dtype(run.dtype)
@@ -654,7 +656,7 @@ def make_train(run: NonlinearRun) -> Callable[[Array, Hyper | None], Trajectory]
     balanced = run.data == "finite"
     L = run.layers
 
-    def train(seed_key: Array, hp: Hyper | None = None) -> Trajectory:
+    def train(seed_key: Array, hp: Hyper | None = None) -> Trajectory[Array]:
         b0, kappa = _hyper(run, hp)
         keys = streams(seed_key)
         params0 = init_params(keys.init, run, b0)
@@ -745,7 +747,7 @@ def make_train(run: NonlinearRun) -> Callable[[Array, Hyper | None], Trajectory]
 _train_of = functools.lru_cache(maxsize=32)(make_train)  # one function object per run
 
 
-def train_function(run: NonlinearRun) -> Callable[[Array, Hyper | None], Trajectory]:
+def train_function(run: NonlinearRun) -> Callable[[Array, Hyper | None], Trajectory[Array]]:
     """The cached per-seed function of ``run`` (the engine caches its program by identity)."""
     return _train_of(run)
 
@@ -758,7 +760,7 @@ def simulate(
     b0: Any = None,
     kappa: Any = None,
     chunk_size: int = 256,
-) -> Trajectory:
+) -> Trajectory[np.ndarray]:
     """Train seeds of ``run`` (seed i: ``fold_in(key, i)``); stacked numpy results with a leading
     seed axis.
 
@@ -803,4 +805,4 @@ def simulate(
         chunk_size=int(chunk_size),
         devices=1,
     )
-    return out
+    return cast("Trajectory[np.ndarray]", out)  # the engine stacks the seeds' records in numpy
