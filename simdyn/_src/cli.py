@@ -634,8 +634,8 @@ _VERIFY_FLAGS = (
     _flag(
         "--self-test",
         action="store_true",
-        help="run the verifier against deliberately broken simulators: each must be caught "
-        "(default: off)",
+        help="run the verifier against deliberately broken simulators, each of which must be "
+        "caught; with --paper NAME, the ones that paper declares (default: off)",
     ),
     _flag(
         "--paper",

@@ -1,0 +1,186 @@
+"""A paper's own broken simulators (simdyn.verify.broken) and ``simdyn verify --self-test
+--paper NAME`` (simdyn.verify.selftest.run_planted), on a toy paper written into a temporary
+folder: a fault the claim must catch, one it cannot, a paper that declares none; and the first
+paper's self-test still takes its own path.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import types
+
+import pytest
+
+from simdyn.verify import registry, selftest, simulators
+from simdyn.verify.broken import BrokenSimulator, patched, planting
+
+TOY = '''
+"""A toy paper: the mean of N(mu, 1) draws, and two broken simulators."""
+import sys
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from simdyn.verify.broken import BrokenSimulator, planting
+from simdyn.verify.claim import Claim, Row, RowText, Rule
+from simdyn.verify.common import ClaimInfo
+from simdyn.verify.stats import mean_test
+
+OFFSET = 0.0  # what the simulator adds to every draw (the reference: nothing)
+
+
+@dataclass(frozen=True)
+class Design:
+    mu: float = 1.0
+    seeds: int = 1600
+
+
+def measure(design, key):
+    base = jax.random.key(key)
+    one = lambda s: jax.random.normal(jax.random.fold_in(base, s))
+    return design.mu + OFFSET + np.asarray(jax.vmap(one)(jax.numpy.arange(design.seeds)))
+
+
+def _mean(center):
+    def rule(design, x):
+        name = "mean" if center == 0 else "control:mean+0.5"
+        return mean_test(name, x, design.mu + center - 0.2, design.mu + center + 0.2,
+                         statistic="sample mean", rule="TOST inside mu +- 0.2")
+    return rule
+
+
+CLAIMS = (
+    Claim(
+        info=ClaimInfo("TOY-mean", "toy", "the mean of N(mu, 1) is mu", "mu + 0.5: must fail"),
+        designs={"small": Design(), "quick": Design(), "full": Design(seeds=1000)},
+        rows=(Row(measure=measure, rules=(Rule("mean", "TOST", _mean(0.0)),),
+                  controls=(Rule("control:mean+0.5", "TOST", _mean(0.5)),),
+                  describe=lambda d, x: RowText("toy", f"mu={d.mu}")),),
+    ),
+)
+
+_HERE = sys.modules[__name__]
+BROKEN = (
+    BrokenSimulator("offset-0.5", "every draw 0.5 too large", planting((_HERE, "OFFSET", 0.5))),
+)
+'''
+
+
+def _write_toy(tmp_path, monkeypatch, name: str, source: str) -> str:
+    """Write a toy paper package ``name`` and register it (the recipe's one line)."""
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "claims.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.PAPERS, name, f"{name}.claims")
+    registry._paper_declarations.cache_clear()
+    return name
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """Yields a function registering a toy paper from source; forgets them all afterwards."""
+    names: list[str] = []
+
+    def register(name: str, source: str = TOY) -> str:
+        names.append(_write_toy(tmp_path, monkeypatch, name, source))
+        return name
+
+    yield register
+    registry._paper_declarations.cache_clear()
+    for name in names:
+        sys.modules.pop(f"{name}.claims", None)
+        sys.modules.pop(name, None)
+
+
+def _verify(paper: str, out, *extra: str) -> int:
+    from simdyn._src.cli import main
+
+    return main(["verify", "--self-test", "--paper", paper, "--out", str(out), *extra])
+
+
+# --- the framework -------------------------------------------------------------------------------
+
+
+def test_patched_plants_and_restores_and_resets_on_both_sides():
+    owner = types.SimpleNamespace(f="right", g=1)
+    calls: list[tuple[str, int]] = []
+    with patched([(owner, "f", "wrong"), (owner, "g", 2)], [lambda: calls.append((owner.f, 0))]):
+        assert (owner.f, owner.g) == ("wrong", 2)
+    assert (owner.f, owner.g) == ("right", 1)
+    assert calls == [("right", 0), ("right", 0)]  # before planting and after restoring
+    with pytest.raises(RuntimeError), patched([(owner, "f", "wrong")]):
+        raise RuntimeError
+    assert owner.f == "right"  # restored on error too
+
+
+def test_planting_gives_a_fresh_context_manager_each_time():
+    owner = types.SimpleNamespace(x=0)
+    sim = BrokenSimulator("x1", "x is 1", planting((owner, "x", 1)))
+    for _ in range(2):  # a generator context manager is single-use: plant() must make a new one
+        with sim.plant():
+            assert owner.x == 1
+        assert owner.x == 0
+
+
+def test_the_first_paper_s_broken_simulators_through_the_registry():
+    sims = registry.broken_simulators("which-features")
+    assert [s.name for s in sims] == [s.name for s in simulators.BROKEN]
+    with sims[0].plant():
+        assert simulators.active() is simulators.BROKEN[0]
+    assert simulators.active() is simulators.REFERENCE
+
+
+# --- the command line on a toy paper -------------------------------------------------------------
+
+
+def test_a_toy_paper_s_fault_is_caught(toy, tmp_path, capsys):
+    paper = toy("toy_broken")
+    assert [s.name for s in registry.broken_simulators(paper)] == ["offset-0.5"]
+    assert _verify(paper, tmp_path / "st") == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 broken simulators caught" in out
+    report = (tmp_path / "st" / "self-test.md").read_text()
+    assert "| offset-0.5 | every draw 0.5 too large | yes | TOY-mean | - |" in report
+    claims = sys.modules[f"{paper}.claims"]
+    assert claims.OFFSET == 0.0  # the fault is gone after the self-test
+
+
+def test_a_fault_no_row_catches_fails_the_self_test(toy, tmp_path, capsys):
+    weak = TOY.replace('"offset-0.5", "every draw 0.5 too large"', '"offset-0.01", "0.01 off"')
+    paper = toy("toy_weak", weak.replace('"OFFSET", 0.5', '"OFFSET", 0.01'))
+    assert _verify(paper, tmp_path / "st") == 1
+    out = capsys.readouterr().out
+    assert "0 of 1 broken simulators caught" in out
+    assert "NOT CAUGHT (a defect of the verifier): offset-0.01" in out
+
+
+def test_a_paper_without_broken_simulators_is_a_clear_error(toy, tmp_path, capsys):
+    paper = toy("toy_none", TOY.split("_HERE =")[0])
+    assert _verify(paper, tmp_path / "st") == 2
+    assert "declares no broken simulators" in capsys.readouterr().err
+    assert not (tmp_path / "st").exists()  # refused before anything ran
+
+
+def test_the_first_paper_keeps_its_own_self_test_path(monkeypatch, tmp_path):
+    called: list[str] = []
+
+    def first(run_all, progress=None):
+        called.append("run_self_test")
+        return [], []
+
+    def planted(run_all, broken, progress=None):
+        called.append("run_planted")
+        return [], []
+
+    monkeypatch.setattr(selftest, "run_self_test", first)
+    monkeypatch.setattr(selftest, "run_planted", planted)
+    for paper in (None, "which-features"):
+        args = ["--paper", paper] if paper else []
+        from simdyn._src.cli import main
+
+        assert main(["verify", "--self-test", *args, "--out", str(tmp_path / "st")]) == 0
+    assert called == ["run_self_test", "run_self_test"]
