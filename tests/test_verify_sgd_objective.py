@@ -93,6 +93,13 @@ def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
             "relaxed": relaxed,
             "diverged": diverged,
             "lr": np.full(u, lr),
+            # relaxed-minimizer's inputs: every unit at the minimum with a PSD Hessian, and the
+            # full min-norm point 0.03 above it; its half-scale Hessian indefinite.
+            "value_gap": np.zeros(u),
+            "full_value_gap": np.full(u, 0.03),
+            "value_tol": np.full(u, 1e-6),
+            "hess_min": np.zeros(u),
+            "hess_min_half": np.full(u, -2.0),
         }
 
     monkeypatch.setattr(sgd_objective, "_units", fake_units)
@@ -104,6 +111,10 @@ def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
     slope = tests["expected-gap-slope"]
     assert slope.estimate == pytest.approx(1.0, abs=1e-9) and slope.n_excluded == 4
     assert tests["control:full-gap-slope"].estimate == pytest.approx(0.0, abs=1e-9)
+    # The exact rule counts the not-relaxed and diverged units as failures (2 per lr).
+    minimizer = tests["relaxed-minimizer"]
+    assert minimizer.failures == 2 * len(design.lrs)
+    assert tests["control:psd-at-half-scale"].failures == minimizer.n_units
 
 
 def test_hessian_eigenvalues_match_a_finite_difference_hessian():

@@ -71,7 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from simdyn import theory
+from simdyn import safe_linalg, theory
 from simdyn._src.minibatch_objective import (
     ExpectedMinibatchObjective,
     expected_minibatch_grad,
@@ -178,7 +178,7 @@ HESSIAN_CHUNK = 64  # units whose (p r, p r) Hessians are formed at once
 def _hessian_eigenvalues_one(obj: ExpectedMinibatchObjective, theta) -> jax.Array:
     size = theta.size
     hess = jax.hessian(lambda th: expected_minibatch_loss(obj, th))(theta)
-    return jnp.linalg.eigvalsh(hess.reshape(size, size))
+    return safe_linalg.eigh(hess.reshape(size, size))[0]  # per matrix under vmap on the CPU
 
 
 _hessian_eigenvalues = jax.jit(jax.vmap(_hessian_eigenvalues_one))

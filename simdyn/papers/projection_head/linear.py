@@ -221,7 +221,7 @@ def _balanced_rest(w1: Array, layers: int) -> list[Array]:
 def _orthonormal(key: Array, rows: int, cols: int, dtype) -> Array:
     """A (rows, cols) random matrix with orthonormal rows (rows <= cols) or columns."""
     g = jax.random.normal(key, (max(rows, cols), min(rows, cols)), dtype)
-    q, r = jnp.linalg.qr(g)
+    q, r = safe_linalg.qr_q(g), safe_linalg.qr_r(g)  # per matrix under vmap (no pool deadlock)
     q = q * jnp.where(jnp.diag(r) < 0, -1.0, 1.0)  # Haar: fix the signs of the QR factor
     return q.T if rows <= cols else q
 

@@ -86,6 +86,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from simdyn import safe_linalg
 from simdyn.config import ConfigError
 from simdyn.engine import run_per_seed
 from simdyn.loop import Record, run_loop
@@ -632,7 +633,7 @@ def probe_accuracy(reps_train: Array, y_train: Array, reps_test: Array, y_test: 
     zt = jnp.concatenate([reps_test, jnp.ones_like(reps_test[:, :1])], axis=1)
     gram = z.T @ z
     scale = jnp.trace(gram) / gram.shape[0]
-    w = jnp.linalg.solve(gram + (ridge * scale + 1e-300) * jnp.eye(gram.shape[0], dtype=z.dtype),
+    w = safe_linalg.solve(gram + (ridge * scale + 1e-300) * jnp.eye(gram.shape[0], dtype=z.dtype),
                          z.T @ y_train)  # fmt: skip
     return jnp.mean((zt @ w) * y_test > 0)
 
