@@ -66,3 +66,17 @@ def test_an_init_without_its_sqrt_p_growth_fails_the_pd_row():
     row = _pd_row(sim)
     assert row.verdict == "fails", _verdicts(row)
     assert _verdicts(row)["time"] == "fails"
+
+
+def test_the_p500_point_runs_in_memory_bounded_chunks(monkeypatch):
+    from simdyn.verify import runs
+
+    monkeypatch.setattr(runs, "available_memory", lambda: 16 * 2**30)
+    design = cc_early.DESIGNS["full"]
+    small = cc_early.config(cc_early.pd_design(design, 3, 500)).replace(probe_every=-1)
+    large = cc_early.config(cc_early.pd_design(design, 500, 2000)).replace(probe_every=-1)
+    assert runs.unit_chunk(small) == runs.UNIT_CHUNK
+    chunk = runs.unit_chunk(large)
+    # One chunk's seeds, counted generously, fit in a quarter of the (planted) free memory.
+    assert 1 <= chunk < runs.UNIT_CHUNK
+    assert chunk * runs.bytes_per_seed(large) <= 0.25 * 16 * 2**30

@@ -19,6 +19,7 @@ import numpy as np
 
 from simdyn._src.progress import progress_bar
 from simdyn._src.train import HyperParams, Trajectory, make_train
+from simdyn.chunking import available_memory, bytes_per_seed
 from simdyn.config import Config
 from simdyn.engine import run_per_seed
 from simdyn.losses import loss_beta
@@ -135,6 +136,15 @@ def _run(config, seeds, key, lr, beta, sigma_0, sim: Simulator) -> Runs:
 
 
 UNIT_CHUNK = 512  # units per compiled call: bounds memory at the full design's 5000-unit sweeps
+CHUNK_MEMORY_FRACTION = 0.25  # of the free memory, for one chunk's (generously counted) seeds
+
+
+def unit_chunk(config: Config) -> int:
+    """Units per compiled call: UNIT_CHUNK, fewer where that many seeds would not fit in
+    CHUNK_MEMORY_FRACTION of free memory (CC-early [p,d]'s p = 500 point: 8 MB of Theta per
+    seed; 512 of them peaked at 20.7 GB). Results do not depend on the chunk (the engine)."""
+    fit = int(CHUNK_MEMORY_FRACTION * available_memory() // max(bytes_per_seed(config), 1))
+    return max(1, min(UNIT_CHUNK, fit))
 
 
 def _chunked(config: Config, sim: Simulator, key: jax.Array, seeds, hp: HyperParams) -> Trajectory:
@@ -143,14 +153,15 @@ def _chunked(config: Config, sim: Simulator, key: jax.Array, seeds, hp: HyperPar
     its own key and hyper-parameters, never on which chunk it ran in. Several chunks (the full
     design): progress per chunk with an ETA (plain lines in a log)."""
     u = len(seeds)
-    report = progress_bar(f"verify: training {u} units", unit="units") if u > UNIT_CHUNK else None
+    chunk = unit_chunk(config)
+    report = progress_bar(f"verify: training {u} units", unit="units") if u > chunk else None
     traj, _ = run_per_seed(
         _train(config, sim),
         key,
         seeds,
         hp,
         True,
-        chunk_size=UNIT_CHUNK,
+        chunk_size=chunk,
         devices=1,
         progress=report,
     )
