@@ -14,8 +14,10 @@ declares as ``BROKEN`` (:func:`simdyn.verify.registry.broken_simulators`), throu
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from simdyn.verify import report, simulators
 from simdyn.verify.broken import BrokenSimulator
@@ -61,24 +63,7 @@ def run_self_test(
 
     Returns the reference rows and one :class:`FaultResult` per broken simulator.
     """
-    import time
-
-    from simdyn.verify.runs import clear_memo
-
-    clear_memo()
-    progress("reference")
-    reference = report.evaluate(run_all())
-    results = []
-    for sim in broken:
-        progress(sim.name)
-        clear_memo()
-        start = time.perf_counter()
-        with simulators.use(sim):
-            rows = report.evaluate(run_all())
-        caught, weak = compare(reference, rows)
-        results.append(FaultResult(sim.name, sim.fault, caught, weak, time.perf_counter() - start))
-    clear_memo()
-    return reference, results
+    return _run_faults(run_all, broken, simulators.use, progress)
 
 
 def run_planted(
@@ -92,6 +77,17 @@ def run_planted(
     Returns the reference rows and one :class:`FaultResult` per broken simulator, caught by
     :func:`compare`'s rule.
     """
+    return _run_faults(run_all, broken, lambda sim: sim.plant(), progress)
+
+
+def _run_faults(
+    run_all: Callable[[], list[ClaimOutcome]],
+    broken: Sequence[Any],
+    inside: Callable[[Any], contextlib.AbstractContextManager],
+    progress: Callable[[str], None],
+) -> tuple[list[report.RowResult], list[FaultResult]]:
+    """The reference run, then one run of ``run_all`` inside ``inside(sim)`` per broken
+    simulator (each has ``name`` and ``fault``), judged by :func:`compare`."""
     import time
 
     from simdyn.verify.runs import clear_memo
@@ -104,7 +100,7 @@ def run_planted(
         progress(sim.name)
         clear_memo()
         start = time.perf_counter()
-        with sim.plant():
+        with inside(sim):
             rows = report.evaluate(run_all())
         caught, weak = compare(reference, rows)
         results.append(FaultResult(sim.name, sim.fault, caught, weak, time.perf_counter() - start))
