@@ -154,4 +154,7 @@ def test_loop_row_matches_the_written_out_run_and_its_near_miss_fails():
     units = loop_check.measure(None, 3)
     (t,) = loop_check.ROW.rules[0].apply(None, units)
     (c,) = loop_check.ROW.controls[0].apply(None, units)
-    assert t.failures == 0 and t.n_units == 15 and c.failures == c.n_units == 5
+    loops = len(loop_check.configs())  # 6: GD auto/structured/projected/Gaussian, 2 SGD
+    assert loops == 6
+    assert t.failures == 0 and t.n_units == loop_check.SEEDS * loops
+    assert c.failures == c.n_units == loops
