@@ -9,6 +9,7 @@ import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from simdyn.data import sample_training_set
 from simdyn.verify import fs_aug, simulators
@@ -36,11 +37,13 @@ def _standard_learnt(sim: simulators.Simulator):
     return test
 
 
+@pytest.mark.slow  # ~5 s each: closed forms at the small design
 def test_standard_learnt_holds_on_the_reference():
     test = _standard_learnt(simulators.REFERENCE)
     assert test.failures == 0 and test.n_units == fs_aug.DESIGNS["small"].seeds
 
 
+@pytest.mark.slow
 def test_standard_learnt_catches_a_scaled_class_feature():
     sim = simulators.Simulator("phi1-x1.1", fault="v_1 feature x 1.1", sampler=_phi1_sampler)
     test = _standard_learnt(sim)

@@ -117,6 +117,7 @@ def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
     assert tests["control:psd-at-half-scale"].failures == minimizer.n_units
 
 
+@pytest.mark.slow  # 900 eager loss evaluations
 def test_hessian_eigenvalues_match_a_finite_difference_hessian():
     obj = _objective(3, r=5)
     theta = np.random.default_rng(4).standard_normal((2, 2, 5))  # two units, p = 2, r = 5
