@@ -7,71 +7,21 @@ listing, running and the command line then serve it without any other edit.
 """
 
 import sys
-import textwrap
 
 import pytest
+from toy_paper_source import TOY, _write_toy
 
 import simdyn
 from simdyn.verify import registry
 
-TOY = '''
-"""A toy paper: the mean of N(mu, 1) draws."""
-from dataclasses import dataclass
-
-import jax
-import numpy as np
-
-from simdyn.verify.claim import Claim, Row, RowText, Rule
-from simdyn.verify.common import ClaimInfo
-from simdyn.verify.stats import mean_test
-
-
-@dataclass(frozen=True)
-class Design:
-    mu: float = 1.0
-    seeds: int = 1600
-
-
-def measure(design, key):
-    base = jax.random.key(key)
-    one = lambda s: jax.random.normal(jax.random.fold_in(base, s))
-    return design.mu + np.asarray(jax.vmap(one)(jax.numpy.arange(design.seeds)))
-
-
-def _mean(center):
-    def rule(design, x):
-        name = "mean" if center == 0 else "control:mean+0.5"
-        return mean_test(name, x, design.mu + center - 0.2, design.mu + center + 0.2,
-                         statistic="sample mean", rule="TOST inside mu +- 0.2")
-    return rule
-
-
-CLAIMS = (
-    Claim(
-        info=ClaimInfo("TOY-mean", "toy", "the mean of N(mu, 1) is mu", "mu + 0.5: must fail"),
-        designs={"small": Design(), "quick": Design(), "full": Design(seeds=1000)},
-        rows=(Row(measure=measure, rules=(Rule("mean", "TOST", _mean(0.0)),),
-                  controls=(Rule("control:mean+0.5", "TOST", _mean(0.5)),),
-                  describe=lambda d, x: RowText("toy", f"mu={d.mu}")),),
-    ),
-)
-'''
-
 
 @pytest.fixture
 def toy_paper(tmp_path, monkeypatch):
-    pkg = tmp_path / "toy_paper"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "claims.py").write_text(textwrap.dedent(TOY))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    # The one registration line of the recipe.
-    monkeypatch.setitem(registry.PAPERS, "toy", "toy_paper.claims")
+    name = _write_toy(tmp_path, monkeypatch, "toy", TOY)  # the one registration line
+    yield name
     registry._paper_declarations.cache_clear()
-    yield "toy"
-    registry._paper_declarations.cache_clear()
-    sys.modules.pop("toy_paper.claims", None)
-    sys.modules.pop("toy_paper", None)
+    sys.modules.pop(f"{name}.claims", None)
+    sys.modules.pop(name, None)
 
 
 def test_a_registered_paper_is_selected_and_run(toy_paper):
