@@ -150,3 +150,20 @@ def test_hessian_tolerance_is_the_escape_resolution_of_the_relaxation():
     tol = sgd_objective.hessian_tolerance(design)
     # A curvature of -tol grows a round-off-sized component to O(1) over the relaxation.
     assert (1 + design.relax_lr * tol) ** steps * eps == pytest.approx(1.0, rel=0.5)
+
+
+def test_relaxed_minimizer_fails_a_unit_off_the_minimum_value_or_with_negative_curvature():
+    design = sgd_objective.DESIGNS["small"]
+    u = {
+        "value_gap": np.array([0.0, 1e-3, 0.0, 0.0]),  # unit 1: above its minimum by 1e-3
+        "value_tol": np.full(4, 1e-6),
+        "hess_min": np.array([0.0, 0.0, -1.0, -1e-3]),  # unit 2: curvature -1 < -tol_H
+        "w2_exp": np.ones(4),
+        "diverged": np.zeros(4, bool),
+        "relaxed": np.ones(4, bool),
+        "w_sgd": np.ones(4),
+        "gap": np.ones(4),
+    }
+    test = sgd_objective._relaxed_minimizer(design, u)
+    # Units 1 and 2 fail; unit 3's -1e-3 is inside tol_H (0.18 at the small design's relaxation).
+    assert test.failures == 2 and test.n_units == 4
