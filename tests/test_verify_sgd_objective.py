@@ -49,6 +49,30 @@ def test_padded_vmapped_relaxation_matches_the_per_instance_reference():
         assert l_hat[u] <= l_mid[u] <= l0[u]  # GD on L_exp at a small step descends
 
 
+def test_a_slow_relaxation_doubles_until_relaxed_and_a_fast_one_is_left_alone():
+    # Unit 0 starts near the saddle at 0 (a slow escape: not relaxed after 2 x 20 steps), unit 1
+    # near a minimizer (linear convergence: relaxed at once). The doubling must continue unit 0
+    # from where it stopped, so its end equals one straight run of its reported step count, and
+    # must leave unit 1 as the first round left it.
+    obj = _objective(0, 4)
+    objs = sgd_objective._padded([obj, obj], 4)
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=(2, 4)) * 0.3
+    settled = sgd_objective.relax_to_expected_minimum(
+        sgd_objective._padded([obj], 4), start[None], 0.05, 400
+    )[0][0]
+    theta = np.stack([start * 0.01, settled + 0.01 * rng.normal(size=(2, 4))])
+    hat, l0, l_mid, l_hat, steps = sgd_objective.relax_until_relaxed(objs, theta, 0.05, 20)
+    assert steps[0] > 40 and steps[1] == 40
+    for u in range(2):
+        assert abs(l_mid[u] - l_hat[u]) <= sgd_objective.RELAX_RTOL * abs(l0[u] - l_hat[u])
+    straight = sgd_objective.relax_to_expected_minimum(objs, theta, 0.05, int(steps[0]) // 2)
+    np.testing.assert_allclose(hat[0], straight[0][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(l_mid[0], straight[2][0], rtol=1e-12)
+    once = sgd_objective.relax_to_expected_minimum(objs, theta, 0.05, 20)
+    assert np.array_equal(hat[1], np.asarray(once[0][1])) and l_hat[1] == once[3][1]
+
+
 @pytest.fixture(scope="module")
 def small_row():
     clear_memo()
@@ -91,6 +115,7 @@ def test_unrelaxed_and_diverged_units_count_as_failures(monkeypatch):
             "gap": np.full(u, lr) * np.exp(np.linspace(-0.1, 0.1, u)),
             "gap_full": np.full(u, 0.02),
             "relaxed": relaxed,
+            "relax_steps": np.full(u, 2 * design.relax_half),
             "diverged": diverged,
             "lr": np.full(u, lr),
             # relaxed-minimizer's inputs: every unit at the minimum with a PSD Hessian, and the
