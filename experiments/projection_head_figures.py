@@ -134,6 +134,11 @@ RUNS: dict[str, nl.NonlinearRun] = {
         loss="scl", d_supervised=5, rest_scale=1e-3, lr=0.01, steps=2000, log_every=200, **_DENSE
     ),
 }
+THEORY_LABEL = {
+    "fig1-left": "Thm 3.5, linear model (gamma_i^l, normalised)",
+    "fig1-right": "Thm 3.5, linear model (gamma_i^l, normalised)",
+    "fig2-left": "Thm 3.5 form, linear model, L_SCL moments\n(only the class feature kept)",
+}
 QUICK = dict(n=16, steps=40, log_every=10)  # --quick: seconds, for tests and smoke runs
 VARIANTS: tuple[dict[str, Any], ...] = ({"sigma_0": 0.1}, {"b_init": 0.05}, {"n": 512})
 VARIANT_MARKERS = ("^", "v", "s")
@@ -294,7 +299,7 @@ def train_figure(name: str, quick: bool, seeds: int, key: int) -> tuple[Any, dic
             color=C_THEORY,
             zorder=5,
             lw=2,
-            label="Thm 3.5, linear model (gamma_i^l, normalised)" if layer == 0 else None,
+            label=THEORY_LABEL[name] if layer == 0 else None,
         )
         for v, mk in zip(variants, VARIANT_MARKERS[: len(variants)], strict=True):
             change = ", ".join(f"{a}={b:g}" for a, b in v["change"].items())
@@ -311,7 +316,10 @@ def train_figure(name: str, quick: bool, seeds: int, key: int) -> tuple[Any, dic
     ax.set_xlabel(xlabel)
     ax.set_ylabel("||f_l(e_i)|| / max_k ||f_l(e_k)||")
     ax.set_ylim(0, 1.12)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    handles, texts = ax.get_legend_handles_labels()
+    order = sorted(range(len(texts)), key=lambda i: not texts[i].startswith(("pre", "post")))
+    ax.legend([handles[i] for i in order], [texts[i] for i in order], fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # fmt: skip
     ax.set_title(_title(name, run, seeds, int(bad.sum()), key), fontsize=8)
     fig.tight_layout()
     meta = {
