@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
         "simdyn.objectives",
         "simdyn.engine",
         "simdyn.verify.ledger",
+        "simdyn.verify.compare",
         "simdyn.papers.projection_head.closed_forms",
     ],
 )
@@ -65,17 +66,34 @@ VERIFIER_FRAMEWORK = (
 )
 
 
+# The first paper's private reach, module by module. Its training path (trainer, in-batch SGD
+# objective, representations) is still the core's own private code, which its verifier must run
+# because it is what `simdyn simulate` runs; and its catch-matrix runner (faults) drives the
+# verifier itself. This list may only shrink: anything not on it fails the test below.
+FIRST_PAPER_PRIVATE = {
+    "fig6.py": {"simdyn._src.train"},
+    "loop_check.py": {"simdyn.objectives.sample"},
+    "runs.py": {"simdyn._src.progress", "simdyn._src.train"},
+    "sgd_min.py": {"simdyn._src.minibatch_objective"},
+    "sgd_objective.py": {"simdyn._src.minibatch_objective"},
+    "simulators.py": {"simdyn._src.train"},
+    "faults.py": {"simdyn.verify", "simdyn.verify.registry", "simdyn.__file__"},
+}
+
+
 def test_paper_packages_use_only_the_public_core():
     """A paper plugs into the core through its public API and the verifier framework, never
-    the core's private modules."""
+    the core's private modules (the first paper: only its listed exceptions)."""
     allowed = ("simdyn.papers", *VERIFIER_FRAMEWORK)
     offenders = []
     for path in sorted((ROOT / "simdyn" / "papers").rglob("*.py")):
+        excused = FIRST_PAPER_PRIVATE.get(path.name, set()) if path.parent.name == (
+            "which_features") else set()  # fmt: skip
         offenders += [f"{path.name}: {v}" for v in public_api_violations(path.read_text())
-                      if not v.startswith(allowed)]  # fmt: skip
+                      if not v.startswith(allowed) and v not in excused]  # fmt: skip
     assert not offenders, offenders
     # And the check bites: a paper reaching into the verifier's internals is flagged.
-    assert public_api_violations("from simdyn.verify.runs import run\n")
+    assert public_api_violations("from simdyn.verify.registry import run_claim\n")
 
 
 def test_internal_modules_are_private_by_name():

@@ -662,8 +662,12 @@ def test_symmetric_eigh_matches_numpy_and_survives_the_nonconverging_instance():
     # The FS-dim instance on which numpy's eigh raised "Eigenvalues did not converge" (full
     # design, key 3, phi_3^2 = 0.7, seed 2420): other_minimizer must now return a minimizer.
     import simdyn
-    from simdyn.verify import common, fs_dim
-    from simdyn.verify.instances import compressed_moments, instance, sample_instances
+    from simdyn.papers.which_features import common, fs_dim
+    from simdyn.papers.which_features.instances import (
+        compressed_moments,
+        instance,
+        sample_instances,
+    )
 
     simdyn.enable_x64()
     design = fs_dim.DESIGNS["quick"]

@@ -15,16 +15,16 @@ import pytest
 from simdyn.config import ConfigError, DataConfig
 from simdyn.data import embed
 from simdyn.moments import dense_moments
-from simdyn.verify import minloss
-from simdyn.verify.instances import (
+from simdyn.papers.which_features import minloss
+from simdyn.papers.which_features.instances import (
     compressed_moments,
     embed_points,
     instance,
     sample_instances,
 )
+from simdyn.papers.which_features.runs import clear_memo
 from simdyn.verify.registry import CLAIM_IDS, resolve_claims, run_claim, with_seeds
 from simdyn.verify.report import evaluate
-from simdyn.verify.runs import clear_memo
 
 # --- the restricted ("compressed") moments against the dense reference ----------------------
 
@@ -73,7 +73,7 @@ def test_compressed_moments_equal_dense_moments(data):
 
 @pytest.mark.slow
 def test_instances_do_not_depend_on_the_sampling_chunk(monkeypatch):
-    from simdyn.verify import instances
+    from simdyn.papers.which_features import instances
 
     data = DataConfig(n=8, m=2, d=40, K=3, phi=(1.0,) * 3, mu=0.0, noise_placement="iid")
     seeds = [5, 0, 9, 2, 7]
@@ -177,7 +177,7 @@ def test_fs_dim_small_values_match_the_theory_example(outcomes):
 @pytest.mark.slow
 def test_cli_verify_writes_reports(tmp_path, monkeypatch, capsys):
     from simdyn._src.cli import main
-    from simdyn.verify import cc_train
+    from simdyn.papers.which_features import cc_train
 
     # The CLI path of `--quick` end to end on the small design (the quick one trains for a
     # minute; the plumbing is the same).
@@ -208,7 +208,7 @@ def test_cli_rejects_unknown_claim(tmp_path, capsys):
 def test_runs_in_chunks_match_one_call(monkeypatch):
     """verify.runs splits units into equal chunks (last one padded): a unit's trajectory must not
     depend on the chunking (same keys; padding copies dropped)."""
-    from simdyn.verify import cc_early, runs
+    from simdyn.papers.which_features import cc_early, runs
 
     design = cc_early.DESIGNS["small"]
     cfg = cc_early.config(design)
@@ -228,7 +228,8 @@ def test_runs_in_chunks_match_one_call(monkeypatch):
 @pytest.mark.slow
 def test_interrupted_verify_resumes_finished_claims(tmp_path, monkeypatch, capsys):
     from simdyn._src.cli import main
-    from simdyn.verify import cc_train, cli, fs_aug
+    from simdyn.papers.which_features import cc_train, fs_aug
+    from simdyn.verify import cli
 
     monkeypatch.setitem(cc_train.DESIGNS, "quick", cc_train.DESIGNS["small"])
     monkeypatch.setitem(fs_aug.DESIGNS, "quick", fs_aug.DESIGNS["small"])

@@ -12,7 +12,8 @@ import types
 import pytest
 from toy_paper_source import TOY, _write_toy
 
-from simdyn.verify import registry, selftest, simulators
+from simdyn.papers.which_features import simulators
+from simdyn.verify import registry, selftest
 from simdyn.verify.broken import BrokenSimulator, patched, planting
 
 
@@ -101,22 +102,22 @@ def test_a_paper_without_broken_simulators_is_a_clear_error(toy, tmp_path, capsy
     assert not (tmp_path / "st").exists()  # refused before anything ran
 
 
-def test_the_first_paper_keeps_its_own_self_test_path(monkeypatch, tmp_path):
-    called: list[str] = []
-
-    def first(run_all, progress=None):
-        called.append("run_self_test")
-        return [], []
+def test_the_first_paper_self_tests_through_the_same_path_with_its_declared_simulators(
+    monkeypatch, tmp_path
+):
+    # The default paper and --paper which-features both reach run_planted with the paper's
+    # declared BROKEN (its simulators wrapped as BrokenSimulators): no path of its own any more.
+    seen: list[list[str]] = []
 
     def planted(run_all, broken, progress=None):
-        called.append("run_planted")
+        seen.append([b.name for b in broken])
         return [], []
 
-    monkeypatch.setattr(selftest, "run_self_test", first)
     monkeypatch.setattr(selftest, "run_planted", planted)
     for paper in (None, "which-features"):
         args = ["--paper", paper] if paper else []
         from simdyn._src.cli import main
 
         assert main(["verify", "--self-test", *args, "--out", str(tmp_path / "st")]) == 0
-    assert called == ["run_self_test", "run_self_test"]
+    expected = [s.name for s in simulators.BROKEN]
+    assert seen == [expected, expected] and len(expected) >= 6

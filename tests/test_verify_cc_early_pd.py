@@ -10,10 +10,11 @@ import math
 import numpy as np
 import pytest
 
-from simdyn.verify import cc_early, report, simulators
+from simdyn.papers.which_features import cc_early, simulators
+from simdyn.papers.which_features.runs import clear_memo
+from simdyn.verify import report
 from simdyn.verify.blas import blas_threads
 from simdyn.verify.claim import evaluate
-from simdyn.verify.runs import clear_memo
 
 
 @pytest.mark.parametrize("p", [1, 3, 30, 500])
@@ -69,7 +70,7 @@ def test_an_init_without_its_sqrt_p_growth_fails_the_pd_row():
 
 
 def test_the_p500_point_runs_in_memory_bounded_chunks(monkeypatch):
-    from simdyn.verify import runs
+    from simdyn.papers.which_features import runs
 
     monkeypatch.setattr(runs, "available_memory", lambda: 16 * 2**30)
     design = cc_early.DESIGNS["full"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simdyn.verify import cc_probe_gd
+from simdyn.papers.which_features import cc_probe_gd
 from simdyn.verify.claim import evaluate
 from simdyn.verify.stats import ALPHA
 

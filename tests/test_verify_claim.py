@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simdyn.papers.which_features.common import STREAMS
 from simdyn.verify.claim import Claim, Row, RowText, Rule, describe_rules, evaluate
-from simdyn.verify.common import SCALES, STREAMS, ClaimInfo
+from simdyn.verify.common import SCALES, ClaimInfo
 from simdyn.verify.registry import CLAIM_IDS, declaration
 from simdyn.verify.stats import fraction_test
 
@@ -50,7 +51,7 @@ def test_evaluate_measures_shared_units_once_and_assembles_rows():
     spec = Claim(
         info=INFO,
         designs={"quick": 7},
-        stream="CC-train",
+        stream=STREAMS["CC-train"],
         rows=(
             Row(measure, (Rule("all", "d", _fraction("all", "a")),), (), text),
             Row(
@@ -112,7 +113,7 @@ def test_every_claim_is_declared_with_all_scales_rules_and_controls(claim_id):
     spec = declaration(claim_id)
     assert isinstance(spec, Claim) and spec.id == claim_id
     assert set(spec.designs) == set(SCALES)
-    assert spec.stream is None or spec.stream in STREAMS
+    assert spec.stream is None or spec.stream in STREAMS.values()
     for row in spec.rows:
         assert row.rules and row.controls  # every verdict has a negative control
         assert all(c.name.startswith("control:") for c in row.controls)
@@ -146,8 +147,8 @@ def test_verify_rules_prints_the_declared_rules_without_running(capsys):
 
 
 def test_memoised_intermediates_are_per_simulator_and_cleared_with_the_runs():
-    from simdyn.verify import simulators
-    from simdyn.verify.runs import clear_memo
+    from simdyn.papers.which_features import simulators
+    from simdyn.papers.which_features.runs import clear_memo
 
     calls = []
 

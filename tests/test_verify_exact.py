@@ -13,13 +13,14 @@ import pytest
 from scipy import stats
 
 from simdyn import theory
-from simdyn.verify import common, report, simulators
+from simdyn.papers.which_features import common, simulators
+from simdyn.papers.which_features.instances import compressed_moments, instance, sample_instances
+from simdyn.papers.which_features.runs import clear_memo
+from simdyn.verify import report
 from simdyn.verify.blas import blas_threads
 from simdyn.verify.claim import evaluate
 from simdyn.verify.common import ClaimOutcome
-from simdyn.verify.instances import compressed_moments, instance, sample_instances
 from simdyn.verify.registry import declaration
-from simdyn.verify.runs import clear_memo
 from simdyn.verify.stats import (
     ALPHA,
     MAX_DIVERGED_FRACTION,

@@ -1,4 +1,5 @@
-"""The catch-matrix runner (simdyn.verify.faults): faults are planted in a copy only, every
+"""The catch-matrix runner (simdyn.papers.which_features.faults): faults are planted in a copy
+only, every
 listed fault still applies to today's source, and one cheap fault is caught by its row."""
 
 import hashlib
@@ -6,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from simdyn.verify import faults
-from simdyn.verify.faults import FAULTS, Fault, RunResult, caught_by, mutated_text, planted_copy
+from simdyn.papers.which_features import faults
+from simdyn.papers.which_features.faults import (
+    FAULTS,
+    Fault,
+    RunResult,
+    caught_by,
+    mutated_text,
+    planted_copy,
+)
 
 
 def _tree_digest(folder: Path) -> str:
@@ -93,8 +101,8 @@ def test_a_cheap_fault_is_caught_by_its_row_and_the_tree_stays_unchanged():
 @pytest.fixture(scope="module")
 def data_units():
     import simdyn
-    from simdyn.verify import data_model
-    from simdyn.verify.good_event import Design
+    from simdyn.papers.which_features import data_model
+    from simdyn.papers.which_features.good_event import Design
 
     simdyn.enable_x64()
     return data_model.measure(Design(seeds=12), 5)
@@ -107,7 +115,7 @@ def _scaled(batch, setting_points: str, factor: float):
 
 @pytest.mark.slow
 def test_data_row_exact_checks_hold_on_the_reference_and_fail_on_a_corrupted_sample(data_units):
-    from simdyn.verify import data_model
+    from simdyn.papers.which_features import data_model
 
     rules = {r.name: r for r in data_model.ROW.rules}
     for name in ("features", "basis-noise", "balanced-labels", "distinct-instances", "minibatches"):
@@ -130,7 +138,7 @@ def test_data_row_exact_checks_hold_on_the_reference_and_fail_on_a_corrupted_sam
 
 @pytest.mark.slow
 def test_data_row_variance_ratio_is_near_one_and_a_1_1_scale_is_far(data_units):
-    from simdyn.verify import data_model
+    from simdyn.papers.which_features import data_model
 
     tests = data_model._variances(None, data_units)
     gauss = next(t for t in tests if t.name == "gaussian-noise")
@@ -148,7 +156,7 @@ def test_data_row_variance_ratio_is_near_one_and_a_1_1_scale_is_far(data_units):
 @pytest.mark.slow
 def test_loop_row_matches_the_written_out_run_and_its_near_miss_fails():
     import simdyn
-    from simdyn.verify import loop_check
+    from simdyn.papers.which_features import loop_check
 
     simdyn.enable_x64()
     units = loop_check.measure(None, 3)

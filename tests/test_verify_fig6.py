@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simdyn import theory
-from simdyn.verify import fig6, simulators
+from simdyn.papers.which_features import fig6, simulators
 from simdyn.verify.claim import evaluate
 from simdyn.verify.stats import ALPHA
 

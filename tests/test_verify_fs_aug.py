@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from simdyn.data import sample_training_set
-from simdyn.verify import fs_aug, simulators
+from simdyn.papers.which_features import fs_aug, simulators
+from simdyn.papers.which_features.runs import clear_memo
 from simdyn.verify.blas import blas_threads
 from simdyn.verify.claim import evaluate
-from simdyn.verify.runs import clear_memo
 
 
 def _phi1_sampler(data_key, data, dtype):

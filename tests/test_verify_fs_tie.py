@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from simdyn import theory
-from simdyn.verify import fs_tie
+from simdyn.papers.which_features import fs_tie
 from simdyn.verify.claim import evaluate
 
 KEY = 5  # a development key (the confirmatory keys are hash-derived and never used here)

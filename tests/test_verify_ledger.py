@@ -8,14 +8,32 @@ from pathlib import Path
 import pytest
 
 from simdyn.config import ConfigError
+from simdyn.papers.which_features import claims, minloss
 from simdyn.verify import cli as verify_cli
-from simdyn.verify import ledger, minloss
+from simdyn.verify import ledger, registry
 from simdyn.verify.registry import CLAIM_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_key_is_stable_and_moves_with_any_rule_threshold_or_design(monkeypatch):
+def _declare_minloss(monkeypatch, claim) -> None:
+    """Make the registry see ``claim`` in MINLOSS's place in the first paper's CLAIMS."""
+    swapped = tuple(claim if c is minloss.CLAIM else c for c in claims.CLAIMS)
+    assert swapped != claims.CLAIMS
+    monkeypatch.setattr(claims, "CLAIMS", swapped)
+    registry._paper_declarations.cache_clear()
+
+
+@pytest.fixture
+def fresh_declarations():
+    registry._paper_declarations.cache_clear()
+    yield
+    registry._paper_declarations.cache_clear()
+
+
+def test_the_key_is_stable_and_moves_with_any_rule_threshold_or_design(
+    monkeypatch, fresh_declarations
+):
     fp = ledger.rules_fingerprint()
     assert fp == ledger.rules_fingerprint()  # deterministic
     key = ledger.confirmatory_key(fp)
@@ -28,10 +46,12 @@ def test_the_key_is_stable_and_moves_with_any_rule_threshold_or_design(monkeypat
     rule = row.rules[0]
     sharper = dataclasses.replace(rule, decides=rule.decides.replace("tol", "tol / 2"))
     claim = dataclasses.replace(minloss.CLAIM, rows=(dataclasses.replace(row, rules=(sharper,)),))
-    monkeypatch.setattr(minloss, "CLAIM", claim)
+    _declare_minloss(monkeypatch, claim)
     assert ledger.rules_fingerprint() != fp
     assert ledger.confirmatory_key(ledger.rules_fingerprint()) != key
     monkeypatch.undo()
+    registry._paper_declarations.cache_clear()
+    assert ledger.rules_fingerprint() == fp
 
     # a design changes -> another fingerprint
     design = minloss.DESIGNS["full"]
@@ -39,7 +59,7 @@ def test_the_key_is_stable_and_moves_with_any_rule_threshold_or_design(monkeypat
         design, cc_train=dataclasses.replace(design.cc_train, seeds=design.cc_train.seeds + 1)
     )
     claim = dataclasses.replace(minloss.CLAIM, designs={**minloss.CLAIM.designs, "full": bigger})
-    monkeypatch.setattr(minloss, "CLAIM", claim)
+    _declare_minloss(monkeypatch, claim)
     assert ledger.rules_fingerprint() != fp
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from simdyn._src import simulation
 from simdyn.objectives.structured import StructuredObjective
-from simdyn.verify import representations as repr_claim
+from simdyn.papers.which_features import representations as repr_claim
 from simdyn.verify.claim import evaluate
 
 KEY = 5  # a development key (the confirmatory keys are hash-derived and never used here)

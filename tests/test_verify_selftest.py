@@ -14,9 +14,10 @@ import pytest
 from scipy import stats
 
 import simdyn
-from simdyn.verify import cc_early, good_event, report, selftest, simulators
+from simdyn.papers.which_features import cc_early, good_event, simulators
+from simdyn.papers.which_features.runs import Runs
+from simdyn.verify import report, selftest
 from simdyn.verify.common import ClaimOutcome
-from simdyn.verify.runs import Runs
 from simdyn.verify.stats import (
     ALPHA,
     deterministic_test,
@@ -304,7 +305,7 @@ def _config():
 
 @pytest.mark.slow  # ~25 s: two compilations of the full program
 def test_step_fault_equals_the_reference_run_at_1_5_eta(x64):
-    from simdyn.verify.runs import clear_memo, run
+    from simdyn.papers.which_features.runs import clear_memo, run
 
     cfg = _config().replace(steps=20)
     clear_memo()
@@ -348,8 +349,12 @@ def test_shared_noise_fault_repeats_one_noise_draw_per_original(x64):
 @pytest.mark.slow
 def test_oracle_fault_ends_at_the_min_norm_minimizer(x64):
     from simdyn import theory
-    from simdyn.verify.instances import compressed_moments, instance, sample_instances
-    from simdyn.verify.runs import clear_memo, run
+    from simdyn.papers.which_features.instances import (
+        compressed_moments,
+        instance,
+        sample_instances,
+    )
+    from simdyn.papers.which_features.runs import clear_memo, run
 
     cfg = _config().replace(steps=5)
     clear_memo()
@@ -371,7 +376,7 @@ def test_every_fault_has_a_name_and_a_description():
 def test_event_flags_match_the_instances_the_closed_forms_see():
     # The event sets' jitted sampler and the eager sample_instances path draw the same instances.
     simdyn.enable_x64()
-    from simdyn.verify.instances import sample_instances
+    from simdyn.papers.which_features.instances import sample_instances
 
     seeds = range(10**7, 10**7 + 300)
     fast = good_event._event_flags(8, 2, 600, seeds, 5)

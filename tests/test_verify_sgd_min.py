@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from simdyn.verify import sgd_min
+from simdyn.papers.which_features import sgd_min
 from simdyn.verify.claim import evaluate
 
 KEY = 5  # a development key (the confirmatory keys are hash-derived and never used here)

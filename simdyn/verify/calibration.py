@@ -56,14 +56,13 @@ def parse_keys(text: str) -> list[int]:
 def run_key(key: int, scale: str, claims: Sequence[str]) -> dict[str, Any]:
     """Every claim at ``scale`` under ``key``: per row its verdicts (JSON-able)."""
     from simdyn.verify import report
-    from simdyn.verify.registry import run_claim
-    from simdyn.verify.runs import clear_memo
+    from simdyn.verify.registry import clear_caches, run_claim
 
     start = time.perf_counter()
-    clear_memo()
+    clear_caches()
     outcomes = [o for claim in claims for o in run_claim(claim, scale, key)]  # type: ignore[arg-type]
     rows = report.evaluate(outcomes)
-    clear_memo()
+    clear_caches()
     return {
         "key": key,
         "scale": scale,

@@ -2,7 +2,7 @@
 
 A claim module computes nothing at import and has no ``run`` of its own: it declares
 
-    CLAIM = Claim(info=INFO, designs=DESIGNS, stream="CC-minnorm", rows=(Row(...), ...))
+    CLAIM = Claim(info=INFO, designs=DESIGNS, stream=2, rows=(Row(...), ...))
 
 where each :class:`Row` names a ``measure(design, key) -> units`` function (the row's units:
 closed forms, GD runs, instances) and the pre-registered :class:`Rule` s and controls applied to
@@ -91,15 +91,16 @@ class Row:
 class Claim:
     """A claim of THEORY.md: what it says, its designs per scale and its table rows.
 
-    stream: the seed stream the claim owns (:data:`simdyn.verify.common.STREAMS`); ``None`` for
-    a claim that applies its statistics to other claims' units (it derives their streams).
+    stream: the number (in [0, :data:`~simdyn.verify.common.STREAM_COUNT`)) of the seed stream
+    the claim owns, unique within its paper; ``None`` for a claim that applies its statistics to
+    other claims' units (it derives their streams).
     check: validates a design before anything runs (raises ``ConfigError``).
     """
 
     info: ClaimInfo
     designs: Mapping[Scale, Any]
     rows: tuple[Row, ...]
-    stream: str | None = None
+    stream: int | None = None
     check: Callable[[Any], None] | None = None
 
     @property

@@ -50,7 +50,6 @@ def run_verify(args: argparse.Namespace) -> int:
     ConfigError (``simdyn._src.cli`` exits 2).
     """
     from simdyn.verify.registry import (
-        DEFAULT_PAPER,
         declaration,
         paper_claim_ids,
         resolve_claims,
@@ -69,7 +68,7 @@ def run_verify(args: argparse.Namespace) -> int:
             print("\n".join(describe_rules(declaration(claim))))
         return 0
     import simdyn
-    from simdyn.verify.runs import clear_memo
+    from simdyn.verify.registry import clear_caches
 
     simdyn.enable_x64()  # before anything is built: closed-form comparisons run in float64
     claims = resolve_claims(getattr(args, "claims", None), paper)
@@ -88,10 +87,8 @@ def run_verify(args: argparse.Namespace) -> int:
     run_all = functools.partial(_run_claims, claims, scale, key, seeds, reused, start)
     meta = _meta(scale, claims, key, seeds)
     if getattr(args, "self_test", False):
-        if paper in (None, DEFAULT_PAPER):
-            return _self_test(run_all, meta, out, start)
         return _self_test(run_all, meta, out, start, _declared_broken(paper))
-    clear_memo()
+    clear_caches()
     outcomes = run_all(_checkpoint_folder(out, meta))
     meta["wall_seconds"] = time.perf_counter() - start
     # Claims taken from an interrupted earlier run of the same code, scale and key (their own
@@ -99,7 +96,7 @@ def run_verify(args: argparse.Namespace) -> int:
     meta["resumed_claims"] = reused
     meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     rows = _write_and_print(outcomes, meta, out, len(claims), key)
-    clear_memo()
+    clear_caches()
     if ledger_path is not None:
         _append_ledger(ledger_path, out, meta)
     code = EXIT_OK if all(r.control_ok for r in rows) else EXIT_FAILED
@@ -268,8 +265,8 @@ def _write_and_print(outcomes: list, meta: dict, out, num_claims: int, key: int)
     return rows
 
 
-def _declared_broken(paper: str) -> tuple:
-    """The broken simulators of ``--paper`` (any selection but the first paper alone);
+def _declared_broken(paper: str | None) -> tuple:
+    """The broken simulators of ``--paper`` (None: the default paper);
     ConfigError, before anything runs, if the selected papers declare none."""
     from simdyn.verify.registry import broken_simulators
 
@@ -282,24 +279,18 @@ def _declared_broken(paper: str) -> tuple:
     return broken
 
 
-def _self_test(run_all, meta: dict, out: str, start: float, broken: tuple | None = None) -> int:
-    """Run the self-test and write OUT/self-test.md. ``broken``: a paper's declared broken
-    simulators (:func:`simdyn.verify.selftest.run_planted`); None: the first paper's
-    (:func:`simdyn.verify.selftest.run_self_test`)."""
+def _self_test(run_all, meta: dict, out: str, start: float, broken: tuple) -> int:
+    """Run the self-test against ``broken``, the selected papers' declared broken simulators
+    (:func:`simdyn.verify.selftest.run_planted`), and write OUT/self-test.md."""
     from pathlib import Path
 
     from simdyn.verify import report, selftest
 
-    if broken is None:
-        reference, results = selftest.run_self_test(
-            run_all, progress=lambda name: print(f"[self-test] simulator {name}", file=sys.stderr)
-        )
-    else:
-        reference, results = selftest.run_planted(
-            run_all,
-            broken,
-            progress=lambda name: print(f"[self-test] simulator {name}", file=sys.stderr),
-        )
+    reference, results = selftest.run_planted(
+        run_all,
+        broken,
+        progress=lambda name: print(f"[self-test] simulator {name}", file=sys.stderr),
+    )
     meta["wall_seconds"] = time.perf_counter() - start
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -366,10 +357,11 @@ def _code_state() -> str | None:
 
 
 def _rules_commit() -> str:
-    """The git commit of the verify rules (simdyn/verify), or 'unknown' outside a checkout."""
-    here = Path(__file__).resolve().parent
-    commit = _git(here, "log", "-1", "--format=%H", "--", ".")
-    dirty = _git(here, "status", "--porcelain", "--", ".")
+    """The last git commit of the verify rules (the framework in simdyn/verify and the papers'
+    claims in simdyn/papers), or 'unknown' outside a checkout."""
+    here = Path(__file__).resolve().parents[1]
+    commit = _git(here, "log", "-1", "--format=%H", "--", "verify", "papers")
+    dirty = _git(here, "status", "--porcelain", "--", "verify", "papers")
     if not commit:
         return "unknown"
     return commit + (" (+uncommitted changes)" if dirty else "")

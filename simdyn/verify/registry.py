@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import importlib
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
 from simdyn.config import ConfigError
@@ -15,39 +14,35 @@ from simdyn.verify.broken import BrokenSimulator
 from simdyn.verify.claim import Claim, evaluate
 from simdyn.verify.common import ClaimOutcome, Scale
 
-_MODULES = {
-    "CC-train": "cc_train",
-    "CC-exists": "cc_exists",
-    "CC-minnorm": "cc_minnorm",
-    "CC-early": "cc_early",
-    "CC-unlearn": "cc_unlearn",
-    "FS-dim": "fs_dim",
-    "FS-aug": "fs_aug",
-    "JOINT": "joint",
-    "SGD-OBJ": "sgd_objective",
-    "MINLOSS": "minloss",
-    "GOOD-EVENT": "good_event",
-    "REPR": "representations",
-    "FIG6": "fig6",
-    "FS-tie": "fs_tie",
-    "CC-probe-GD": "cc_probe_gd",
-    "SGD-MIN": "sgd_min",
-}
-CLAIM_IDS: tuple[str, ...] = tuple(_MODULES)
-
 # The papers ``simdyn verify`` checks: name -> the module whose ``CLAIMS`` (a tuple of
-# :class:`~simdyn.verify.claim.Claim`) it runs; "" is the first paper, whose claim modules are
-# listed above. Adding a paper is one line here: the verifier imports the module only when the
-# paper is selected, so the core never imports a paper.
+# :class:`~simdyn.verify.claim.Claim`, in the paper's order) it runs, and whose optional
+# ``BROKEN`` (broken simulators for ``--self-test``) and ``clear_caches`` (forget memoised runs)
+# the verifier uses. Adding a paper is one line here: the verifier imports the module only when
+# the paper is selected, so the core never imports a paper.
 PAPERS: dict[str, str] = {
-    "which-features": "",
+    "which-features": "simdyn.papers.which_features.claims",
     "projection-head": "simdyn.papers.projection_head.claims",
 }
 DEFAULT_PAPER = "which-features"
 
 
-def module(claim_id: str) -> ModuleType:
-    return importlib.import_module(f"simdyn.verify.{_MODULES[claim_id]}")
+def __getattr__(name: str) -> Any:
+    # CLAIM_IDS (the default paper's claim ids, in order) is computed on first use: naming it
+    # imports the default paper, which importing this module must not do.
+    if name == "CLAIM_IDS":
+        return tuple(_paper_declarations(DEFAULT_PAPER))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def clear_caches() -> None:
+    """Call ``clear_caches`` of every registered paper already imported (a new verify session,
+    a self-test's next simulator: no run memoised under one simulator is reused by another)."""
+    import sys
+
+    for name in PAPERS.values():
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "clear_caches"):
+            module.clear_caches()
 
 
 @functools.cache
@@ -55,28 +50,17 @@ def _paper_declarations(paper: str) -> dict[str, Claim]:
     """Claim id -> declaration of a registered paper (its CLAIMS module, imported once)."""
     if paper not in PAPERS:
         raise ConfigError(f"invalid --paper {paper!r}: must be one of {list(PAPERS)} or 'all'")
-    if not PAPERS[paper]:
-        return {c: module(c).CLAIM for c in CLAIM_IDS}
     claims = importlib.import_module(PAPERS[paper]).CLAIMS
     return {c.info.id: c for c in claims}
 
 
 def broken_simulators(paper: str | None) -> tuple[BrokenSimulator, ...]:
     """The broken simulators of the selected papers, for ``--self-test``, each paper's in
-    declared order: a registered paper's claims module's ``BROKEN`` (none if it declares none),
-    and for the first paper :data:`simdyn.verify.simulators.BROKEN`, each planted by
-    :func:`simdyn.verify.simulators.use`."""
+    declared order: a registered paper's claims module's ``BROKEN`` (none if it declares none)."""
     out: list[BrokenSimulator] = []
     for name in papers(paper):
-        if not PAPERS[name]:
-            from simdyn.verify import simulators
-
-            out += [
-                BrokenSimulator(s.name, s.fault, functools.partial(simulators.use, s))
-                for s in simulators.BROKEN
-            ]
-        else:
-            out += getattr(importlib.import_module(PAPERS[name]), "BROKEN", ())
+        _paper_declarations(name)
+        out += getattr(importlib.import_module(PAPERS[name]), "BROKEN", ())
     return tuple(out)
 
 
@@ -157,6 +141,4 @@ def run_claim(
 
 def declaration(claim_id: str) -> Claim:
     """The claim's declaration (designs, rows, rules), from whichever paper declares it."""
-    if claim_id in _MODULES:
-        return module(claim_id).CLAIM
     return _paper_declarations(paper_of(claim_id))[claim_id]

@@ -3,13 +3,10 @@
 A broken simulator is CAUGHT when at least one row that holds under the reference simulator
 (same claims, scale and key) comes out ``fails`` under it. A row that merely drops to
 ``inconclusive`` is reported but does not count: a verdict that cannot fail is what the
-self-test exists to find. Every simulator of :data:`simdyn.verify.simulators.BROKEN` must be
-caught; the command exits 1 otherwise.
-
-``--self-test --paper NAME`` (a paper other than the first) runs that paper's own broken
-simulators instead: the :class:`~simdyn.verify.broken.BrokenSimulator` s its claims module
-declares as ``BROKEN`` (:func:`simdyn.verify.registry.broken_simulators`), through
-:func:`run_planted`, with the same rule and report.
+self-test exists to find. The broken simulators are those the selected papers' claims modules
+declare as ``BROKEN`` (:class:`~simdyn.verify.broken.BrokenSimulator` s,
+:func:`simdyn.verify.registry.broken_simulators`); every one must be caught, and the command
+exits 1 otherwise.
 """
 
 from __future__ import annotations
@@ -19,10 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simdyn.verify import report, simulators
+from simdyn.verify import report
 from simdyn.verify.broken import BrokenSimulator
 from simdyn.verify.common import ClaimOutcome
-from simdyn.verify.simulators import Simulator
 
 
 @dataclass(frozen=True)
@@ -54,25 +50,13 @@ def compare(
     return caught, weak
 
 
-def run_self_test(
-    run_all: Callable[[], list[ClaimOutcome]],
-    broken: Sequence[Simulator] = simulators.BROKEN,
-    progress: Callable[[str], None] = lambda _: None,
-) -> tuple[list[report.RowResult], list[FaultResult]]:
-    """Run ``run_all`` (all selected claims) under the reference and under each broken simulator.
-
-    Returns the reference rows and one :class:`FaultResult` per broken simulator.
-    """
-    return _run_faults(run_all, broken, simulators.use, progress)
-
-
 def run_planted(
     run_all: Callable[[], list[ClaimOutcome]],
     broken: Sequence[BrokenSimulator],
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[list[report.RowResult], list[FaultResult]]:
-    """:func:`run_self_test` for the broken simulators a paper declares (its ``BROKEN``): the
-    claims run on the reference, then once inside each ``sim.plant()`` block.
+    """Run ``run_all`` (all selected claims) on the reference, then once inside each broken
+    simulator's ``sim.plant()`` block (a paper's declared ``BROKEN``).
 
     Returns the reference rows and one :class:`FaultResult` per broken simulator, caught by
     :func:`compare`'s rule.
@@ -90,21 +74,21 @@ def _run_faults(
     simulator (each has ``name`` and ``fault``), judged by :func:`compare`."""
     import time
 
-    from simdyn.verify.runs import clear_memo
+    from simdyn.verify.registry import clear_caches
 
-    clear_memo()
+    clear_caches()
     progress("reference")
     reference = report.evaluate(run_all())
     results = []
     for sim in broken:
         progress(sim.name)
-        clear_memo()
+        clear_caches()
         start = time.perf_counter()
         with inside(sim):
             rows = report.evaluate(run_all())
         caught, weak = compare(reference, rows)
         results.append(FaultResult(sim.name, sim.fault, caught, weak, time.perf_counter() - start))
-    clear_memo()
+    clear_caches()
     return reference, results
 
 

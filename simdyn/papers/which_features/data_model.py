@@ -4,7 +4,8 @@ values derived from the CONFIG, never from the sample itself.
 Every other row compares GD/SGD runs with closed forms of the SAME sampled instance, so a fault
 in data generation that the sample carries into both sides (a feature scale, a noise value, an
 unbalanced label set, two seeds sharing one instance) leaves them all unchanged. This row checks
-the sampler (:func:`simdyn.verify.instances.sample_instances`, the sampler the runs use) and the
+the sampler (:func:`simdyn.papers.which_features.instances.sample_instances`, the sampler the runs
+use) and the
 minibatch sampler of SGD (:func:`simdyn.data.draw_minibatch`) on their own, against the data
 model's definition (Xue et al. 2023, section 3.1; Def. 5.3 for A'; simdyn's SGD batching):
 
@@ -117,7 +118,7 @@ def _labels_ok(labels, data: DataConfig) -> np.ndarray:
 
 def sample(data: DataConfig, seeds: list[int], key: int):
     """The instances of ``seeds`` (numpy, leading seed axis), through the active simulator."""
-    from simdyn.verify.instances import sample_instances
+    from simdyn.papers.which_features.instances import sample_instances
 
     return sample_instances(data, seeds, key)
 

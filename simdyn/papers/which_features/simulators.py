@@ -1,7 +1,8 @@
 """The simulator ``simdyn verify`` checks, and the deliberately broken ones of ``--self-test``.
 
-Every GD/SGD run (:mod:`simdyn.verify.runs`) and every sampled instance
-(:mod:`simdyn.verify.instances`) of the verifier goes through the *active* :class:`Simulator`.
+Every GD/SGD run (:mod:`simdyn.papers.which_features.runs`) and every sampled instance
+(:mod:`simdyn.papers.which_features.instances`) of the verifier goes through the *active*
+:class:`Simulator`.
 The reference simulator is simdyn itself. A broken simulator changes one thing a real bug could
 change, while the verifier keeps predicting with the nominal settings; ``simdyn verify
 --self-test`` runs the claims under each and reports which rows caught it. A broken simulator
@@ -218,7 +219,7 @@ def corrupt_instances(batch: TrainingSet, mask: np.ndarray) -> TrainingSet:
     (training points and originals) scaled by CORRUPT_NOISE.
 
     Args:
-        batch: instances from :func:`simdyn.verify.instances.sample_instances`.
+        batch: instances from :func:`simdyn.papers.which_features.instances.sample_instances`.
         mask: (seeds,) bool, the corrupted ones.
 
     Returns:

@@ -17,7 +17,8 @@ compiled run to end at the same Theta to round-off, on EVERY unit (an exact stat
   of step t's minibatch (:func:`simdyn.objectives.sample.minibatch_gradient`, fixed or fresh
   views).
 
-The library's side is the verifier's own run (:func:`simdyn.verify.runs.run`, the path of every
+The library's side is the verifier's own run (:func:`simdyn.papers.which_features.runs.run`, the
+path of every
 GD/SGD row, through the active simulator) of full-batch GD with ``backend`` auto, structured and
 projected (the joint loss, so M+ and M~ both enter), and of SGD. So beyond the wiring the GD
 points also pin each representation to the dense form (as REPR does for its own designs).
@@ -114,10 +115,11 @@ def written_out(
 
 
 def measure(design: Any, key: int) -> dict[str, Any]:
-    """Per config and seed: the verifier's run of it (:func:`simdyn.verify.runs.run`, the path
+    """Per config and seed: the verifier's run of it
+    (:func:`simdyn.papers.which_features.runs.run`, the path
     every GD/SGD row takes, through the active simulator), the written-out Theta_T, and the
     near miss."""
-    from simdyn.verify.runs import run
+    from simdyn.papers.which_features.runs import run
 
     out: dict[str, Any] = {}
     base = jax.random.key(key)

@@ -41,12 +41,13 @@ import numpy as np
 from simdyn import theory
 from simdyn.data import TestSet
 from simdyn.metrics import probe_accuracy
-from simdyn.verify import common
-from simdyn.verify.cc_minnorm import DESIGNS as MINNORM_DESIGNS
-from simdyn.verify.cc_minnorm import Design, data_config, roundoff_tol
+from simdyn.papers.which_features import common
+from simdyn.papers.which_features.cc_minnorm import DESIGNS as MINNORM_DESIGNS
+from simdyn.papers.which_features.cc_minnorm import Design, data_config, roundoff_tol
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import alignment, expand, sample_tests
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import alignment, expand, sample_tests
 from simdyn.verify.stats import (
     TestResult,
     deterministic_test,
@@ -233,7 +234,7 @@ def describe_chance(design: Design, r: dict[str, np.ndarray]) -> RowText:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="CC-exists",
+    stream=STREAMS["CC-exists"],
     rows=(
         Row(
             measure=measure,

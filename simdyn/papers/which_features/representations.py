@@ -46,6 +46,7 @@ import numpy as np
 
 from simdyn import objectives
 from simdyn.config import Config, DataConfig, ModelConfig, TrainConfig
+from simdyn.papers.which_features.common import STREAMS
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.stats import TestResult, deterministic_test
@@ -109,8 +110,7 @@ DESIGNS: dict[Scale, Design] = {
 def _simulate(config: Config, seeds: int, key: int, lr: float | None = None):
     import jax.numpy as jnp
 
-    from simdyn._src.simulation import simulate
-    from simdyn._src.train import default_hparams
+    from simdyn import default_hparams, simulate
 
     # lr replaced, beta and sigma_0 the config's (what HyperParams(lr, None, None) means)
     hp = (
@@ -226,7 +226,7 @@ def describe(design: Design, units: dict) -> RowText:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="REPR",
+    stream=STREAMS["REPR"],
     rows=(
         Row(
             measure=measure,

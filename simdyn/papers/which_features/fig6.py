@@ -38,7 +38,8 @@ shows r huge at init, falling to 1, with ||W_t v_2|| peaking while r falls. What
 
 Design: the Fig. 1 setting scaled down (SCL, mu = 1, phi = 1, sigma_xi = 2, p = 3, eta = 0.05;
 n = 32, m = 2, d = 200, good-event balanced data, float64), sigma_0 in {1e-3, 1e-2}, every seed at
-both. GD is the simulator's (:func:`simdyn.verify.simulators.active`: its training set, objective,
+both. GD is the simulator's (:func:`simdyn.papers.which_features.simulators.active`: its training
+set, objective,
 lr and sigma_0, so planted faults apply) through :func:`simdyn.run_loop` as
 :func:`simdyn.make_train` runs it, with r and the alignments recorded at every step by a
 ``Record`` observable built from :func:`simdyn.moments.products` (the public pieces
@@ -70,11 +71,12 @@ from simdyn.initialization import init_theta
 from simdyn.loop import Record, run_loop
 from simdyn.metrics import feature_alignment
 from simdyn.moments import products, structured_moments
+from simdyn.papers.which_features import common, simulators
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import compressed_moments, instance, sample_instances
 from simdyn.seeds import as_key, seed_keys, streams
-from simdyn.verify import common, simulators
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import compressed_moments, instance, sample_instances
 from simdyn.verify.stats import TestResult, exact_test, fraction_test, mean_test
 
 INFO = ClaimInfo(
@@ -212,7 +214,8 @@ def gd(design: Design, key: int):
         jnp.full(sig.size, design.lr * sim.lr_factor),
     )
     ratio, align, theta, div = (np.asarray(a) for a in out)
-    # The corrupt-2% simulator's endpoints, as in simdyn.verify.runs (last alignment and Theta_T
+    # The corrupt-2% simulator's endpoints, as in simdyn.papers.which_features.runs (last alignment
+    # and Theta_T
     # times 1.1; the recorded ratio trajectory is left as is).
     align, _, theta = simulators.corrupt_endpoints(
         align, ratio, theta, sim.corrupted(np.asarray(seeds))
@@ -408,7 +411,7 @@ def describe(design: Design, r: dict[str, np.ndarray]) -> RowText:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="FIG6",
+    stream=STREAMS["FIG6"],
     rows=(
         Row(
             measure=measure,

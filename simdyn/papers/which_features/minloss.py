@@ -35,10 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from simdyn import theory
-from simdyn.verify import cc_train, common, fs_dim, joint
+from simdyn.papers.which_features import cc_train, common, fs_dim, joint
+from simdyn.papers.which_features.common import GDGroup
+from simdyn.papers.which_features.instances import compressed_moments, instance, sample_instances
 from simdyn.verify.claim import Claim, Row, RowText, Rule
-from simdyn.verify.common import ClaimInfo, GDGroup, Scale
-from simdyn.verify.instances import compressed_moments, instance, sample_instances
+from simdyn.verify.common import ClaimInfo, Scale
 from simdyn.verify.stats import TestResult, exact_test
 
 INFO = ClaimInfo(

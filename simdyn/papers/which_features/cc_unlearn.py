@@ -32,13 +32,13 @@ from typing import NamedTuple
 import numpy as np
 
 from simdyn import theory
-from simdyn.verify import cc_early, common, simulators
-from simdyn.verify.cc_early import DESIGNS as EARLY_DESIGNS
-from simdyn.verify.cc_early import Design
+from simdyn.papers.which_features import cc_early, common, simulators
+from simdyn.papers.which_features.cc_early import DESIGNS as EARLY_DESIGNS
+from simdyn.papers.which_features.cc_early import Design
+from simdyn.papers.which_features.instances import alignment
+from simdyn.papers.which_features.runs import Runs
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import alignment
-from simdyn.verify.runs import Runs
 from simdyn.verify.stats import TestResult, fraction_test
 
 INFO = ClaimInfo(

@@ -43,7 +43,8 @@ several n. Pre-registered rows, one test per design point (never pooled):
   (1.25 in the full design: a rate falling 25% faster) must be rejected. Each point's rate with
   its Clopper-Pearson interval, and the bad event's observed and exact rate, are in the notes.
 
-Each instance's closed form uses its exact restricted moments (:mod:`simdyn.verify.instances`),
+Each instance's closed form uses its exact restricted moments
+(:mod:`simdyn.papers.which_features.instances`),
 float64, no D x D eigendecomposition.
 """
 
@@ -60,11 +61,17 @@ from scipy import stats
 
 from simdyn import theory
 from simdyn.config import DataConfig
+from simdyn.papers.which_features import data_model, loop_check, simulators
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import (
+    alignment,
+    compressed_moments,
+    instance,
+    sample_instances,
+)
 from simdyn.seeds import as_key, seed_keys, streams
-from simdyn.verify import data_model, loop_check, simulators
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
 from simdyn.verify.stats import ALPHA, TestResult, clopper_pearson, deterministic_test
 
 INFO = ClaimInfo(
@@ -645,7 +652,7 @@ def _interval(ci: tuple[float, float]) -> str:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="GOOD-EVENT",
+    stream=STREAMS["GOOD-EVENT"],
     rows=(
         Row(
             measure=_draw,

@@ -36,11 +36,17 @@ import numpy as np
 
 from simdyn import theory
 from simdyn.config import Config, DataConfig, LossName, ModelConfig, Sampling, TrainConfig
-from simdyn.verify import common
+from simdyn.papers.which_features import common
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import (
+    compressed_moments,
+    embed_points,
+    instance,
+    sample_instances,
+)
+from simdyn.papers.which_features.runs import run as run_gd
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import compressed_moments, embed_points, instance, sample_instances
-from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import TestResult, deterministic_test, exact_test
 
 INFO = ClaimInfo(
@@ -259,7 +265,7 @@ def describe(design: Design, u: Units) -> RowText:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="CC-train",
+    stream=STREAMS["CC-train"],
     rows=(
         Row(
             measure=measure,

@@ -48,10 +48,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from simdyn import theory
-from simdyn.verify import common
+from simdyn.papers.which_features import common
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import (
+    alignment,
+    compressed_moments,
+    instance,
+    sample_instances,
+)
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import alignment, compressed_moments, instance, sample_instances
 from simdyn.verify.stats import TestResult, exact_test
 
 INFO = ClaimInfo(
@@ -263,7 +269,7 @@ def describe(design: Design, r: dict[str, np.ndarray]) -> RowText:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="FS-tie",
+    stream=STREAMS["FS-tie"],
     rows=(
         Row(
             measure=measure,

@@ -68,11 +68,12 @@ import numpy as np
 
 from simdyn import theory
 from simdyn.config import Config, DataConfig, ModelConfig, TrainConfig
-from simdyn.verify import common
+from simdyn.papers.which_features import common
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import alignment
+from simdyn.papers.which_features.runs import run as run_gd
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import alignment
-from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import (
     TestResult,
     deterministic_test,
@@ -680,7 +681,7 @@ _LEARNT_CONTROL = "(wrong) suppression predicted where phi_1^2 IS among the top 
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="FS-dim",
+    stream=STREAMS["FS-dim"],
     rows=(
         Row(
             measure=measure_closed_forms,

@@ -39,11 +39,12 @@ import numpy as np
 
 from simdyn import theory
 from simdyn.config import Augmentation, DataConfig
-from simdyn.verify import common
+from simdyn.papers.which_features import common
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.data_model import expected_features
+from simdyn.papers.which_features.instances import alignment, compressed_moments
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.data_model import expected_features
-from simdyn.verify.instances import alignment, compressed_moments
 from simdyn.verify.stats import TestResult, exact_test, fraction_test
 
 INFO = ClaimInfo(
@@ -254,7 +255,7 @@ _SUPPRESSED = f"A', every p in ps: max_p ||W v_1|| <= {EXACT_ZERO:g}/phi_1 on a 
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="FS-aug",
+    stream=STREAMS["FS-aug"],
     rows=(
         Row(
             measure=measure,

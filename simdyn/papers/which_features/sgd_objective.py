@@ -8,7 +8,8 @@ at the full loss's, and L_exp has a flat set of minimizers along which v_2's slo
 v_3, v_4 (the loss of v_2 that makes ``JOINT [SGD]`` fail at small beta is a drift inside
 L_exp's minimizer set).
 
-Design: the JOINT design's instance (:mod:`simdyn.verify.joint`, same data config, its own seed
+Design: the JOINT design's instance (:mod:`simdyn.papers.which_features.joint`, same data config,
+its own seed
 stream), beta = ``beta``, batch ``batch``; constant step sizes ``lrs`` for T = ``time`` / lr
 steps each (the same gradient-flow time), ``seeds`` independent instances per step size. Per
 unit, float64: the SGD endpoint Theta_T and the last-quarter mean of its recorded ||W_t v_1||;
@@ -86,11 +87,12 @@ from simdyn._src.minibatch_objective import (
 )
 from simdyn.config import Config
 from simdyn.loop import Record, run_loop
-from simdyn.verify import common, joint
+from simdyn.papers.which_features import common, joint
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import Compressed, alignment
+from simdyn.papers.which_features.runs import run as run_sgd
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import Compressed, alignment
-from simdyn.verify.runs import run as run_sgd
 from simdyn.verify.stats import TestResult, exact_test, fraction_test, slope_test
 
 INFO = ClaimInfo(
@@ -241,7 +243,8 @@ def sgd_config(design: Design, lr: float) -> Config:
         design: the SGD-OBJ design. lr: the step size.
 
     Returns:
-        The config :func:`simdyn.verify.runs.run` trains (memoised: a claim that trains the
+        The config :func:`simdyn.papers.which_features.runs.run` trains (memoised: a claim that
+        trains the
         same config, seeds and key, such as SGD-MIN, reuses the runs).
     """
     jd = dataclasses.replace(design.joint, lr=lr, steps=int(round(design.time / lr)))
@@ -472,7 +475,7 @@ _VALID = (
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="SGD-OBJ",
+    stream=STREAMS["SGD-OBJ"],
     check=check,
     rows=(
         Row(

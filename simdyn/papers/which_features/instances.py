@@ -23,8 +23,8 @@ import numpy as np
 
 from simdyn.config import DataConfig
 from simdyn.data import TrainingSet, sample_test_set
+from simdyn.papers.which_features import simulators
 from simdyn.seeds import as_key, seed_keys, streams
-from simdyn.verify import simulators
 
 
 class Compressed(NamedTuple):

@@ -37,10 +37,11 @@ import numpy as np
 
 from simdyn import theory
 from simdyn.config import ConfigError, DataConfig
-from simdyn.verify import common
+from simdyn.papers.which_features import common
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import alignment
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import alignment
 from simdyn.verify.stats import TestResult, exact_test, slope_test
 
 INFO = ClaimInfo(
@@ -253,7 +254,7 @@ def describe(design: Design, u: Sweeps) -> RowText:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="CC-minnorm",
+    stream=STREAMS["CC-minnorm"],
     check=check,
     rows=(
         Row(

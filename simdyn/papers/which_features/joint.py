@@ -53,12 +53,13 @@ import numpy as np
 
 from simdyn import theory
 from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
-from simdyn.verify import common
+from simdyn.papers.which_features import common
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.instances import alignment
+from simdyn.papers.which_features.runs import Runs
+from simdyn.papers.which_features.runs import run as run_gd
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.instances import alignment
-from simdyn.verify.runs import Runs
-from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import TestResult, exact_test, fraction_test
 
 INFO = ClaimInfo(
@@ -489,7 +490,7 @@ def _keeps_both_decides(what: str, tol: float, exact: bool = False) -> str:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="JOINT",
+    stream=STREAMS["JOINT"],
     check=check_conditions,
     rows=(
         Row(

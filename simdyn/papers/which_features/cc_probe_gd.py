@@ -37,10 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from simdyn.verify import cc_early
+from simdyn.papers.which_features import cc_early
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.runs import run as run_gd
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import TestResult, fraction_test
 
 INFO = ClaimInfo(
@@ -170,7 +171,7 @@ def describe(design: Design, r: dict[str, np.ndarray]) -> RowText:
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="CC-probe-GD",
+    stream=STREAMS["CC-probe-GD"],
     rows=(
         Row(
             measure=measure,

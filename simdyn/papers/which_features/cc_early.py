@@ -52,11 +52,12 @@ from scipy import special
 
 from simdyn import theory
 from simdyn.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
-from simdyn.verify import simulators
+from simdyn.papers.which_features import simulators
+from simdyn.papers.which_features.common import STREAMS
+from simdyn.papers.which_features.runs import Runs
+from simdyn.papers.which_features.runs import run as run_gd
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.runs import Runs
-from simdyn.verify.runs import run as run_gd
 from simdyn.verify.stats import TestResult, fraction_test, slope_test
 
 INFO = ClaimInfo(
@@ -216,9 +217,13 @@ def escape(design: Design, seeds: list[int], sig: np.ndarray, key: int) -> Escap
     term turns the saturating row, through M, away from v_2 (toward the bias): the peak is where
     the two balance. Units are batched PEAK_CHUNK at a time (their (r, r) moments stacked).
     """
-    from simdyn._src.train import init_theta
+    from simdyn import init_theta
+    from simdyn.papers.which_features.instances import (
+        compressed_moments,
+        instance,
+        sample_instances,
+    )
     from simdyn.seeds import as_key, seed_keys, streams
-    from simdyn.verify.instances import compressed_moments, instance, sample_instances
 
     batch = sample_instances(config(design).data, seeds, key)
     keys = seed_keys(as_key(key), np.asarray(seeds))
@@ -822,7 +827,7 @@ _CONTROLS = (
 CLAIM = Claim(
     info=INFO,
     designs=DESIGNS,
-    stream="CC-early",
+    stream=STREAMS["CC-early"],
     check=check,
     rows=(
         Row(

@@ -4,7 +4,7 @@
 hyper-parameters) pairs, so a sweep of sigma_0 / lr / beta across units costs one compilation
 (numeric hyper-parameters are traced arrays, see :class:`simdyn.HyperParams`). Seed i's key
 is ``fold_in(key, i)`` exactly as in :func:`simdyn.simulate`, so a unit's training data is the
-instance :func:`simdyn.verify.instances.sample_instances` returns for the same seed.
+instance :func:`simdyn.papers.which_features.instances.sample_instances` returns for the same seed.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simdyn import HyperParams, Trajectory, make_train
 from simdyn._src.progress import progress_bar
-from simdyn._src.train import HyperParams, Trajectory, make_train
 from simdyn.chunking import available_memory, bytes_per_seed
 from simdyn.config import Config
 from simdyn.engine import run_per_seed
 from simdyn.losses import loss_beta
+from simdyn.papers.which_features import simulators
+from simdyn.papers.which_features.simulators import Simulator
 from simdyn.seeds import as_key, seed_keys, streams
-from simdyn.verify import simulators
-from simdyn.verify.simulators import Simulator
 
 
 class Runs(NamedTuple):
@@ -178,7 +178,7 @@ def oracle_trajectories(config: Config, keys: jax.Array, hp: HyperParams) -> Tra
     from simdyn import theory
     from simdyn._src.train import fresh_test_set_of, init_theta, training_set_of
     from simdyn.metrics import feature_alignment, probe_accuracy
-    from simdyn.verify.instances import compressed_moments, expand
+    from simdyn.papers.which_features.instances import compressed_moments, expand
 
     t, dcfg = config.train, config.data
     dtype = jnp.dtype(t.dtype)

@@ -6,7 +6,8 @@ documented source mutation (a file of the package and exact ``old -> new`` text 
 the one declarative list :data:`FAULTS`), applied to a copy of the package in a temporary folder,
 never to the working tree. The verifier then runs in a subprocess whose ``PYTHONPATH`` starts
 with that copy (:func:`run_fault`), at a size given by the caller, and the rows' verdicts are
-read back from its report.json. The broken simulators of :mod:`simdyn.verify.simulators` are
+read back from its report.json. The broken simulators of
+:mod:`simdyn.papers.which_features.simulators` are
 faults too (kind ``simulator``): the same child runs them under ``simulators.use``.
 
 A fault is CAUGHT by a row when the row holds on the unmutated copy (same claims, scale, seeds,
@@ -21,7 +22,8 @@ architecture puts the self-test, which this extends, in the verifier framework.
 
 Run it (the matrix committed under experiments/verify-catch/ came from this command)::
 
-    python -m simdyn.verify.faults --out /tmp/catch --scale small [--claims ...] [--faults ...]
+    python -m simdyn.papers.which_features.faults --out /tmp/catch --scale small \
+        [--claims ...] [--faults ...]
 
 Every function here is pure or writes only under the folder it is given; progress goes to the
 ``progress`` callback (the command line prints it to stderr).
@@ -42,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1]  # the simdyn package folder being mutated
+PACKAGE = Path(__file__).resolve().parents[2]  # the simdyn package folder being mutated
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class Fault:
     ``objectives/sample.py``); edits: ``(old, new)`` exact texts, each ``old`` occurring exactly
     once in the file, ``{x}`` in ``new`` replaced by the fault's size (parametric faults).
     simulator: instead of edits, the name of a broken simulator of
-    :mod:`simdyn.verify.simulators` (kind ``simulator``). size: the default size for ``{x}``.
+    :mod:`simdyn.papers.which_features.simulators` (kind ``simulator``). size: the default size for
+    ``{x}``.
     claims: the claims the matrix runs for this fault (every row its code path reaches; see
     :data:`TARGETS`); empty: the matrix's whole claim list.
     """
@@ -479,7 +482,8 @@ def run_fault(
 ) -> RunResult:
     """Plant ``fault`` in a temporary copy and run the verifier there in a subprocess.
 
-    The child is ``python -m simdyn.verify.faults --child`` with the copy first on PYTHONPATH
+    The child is ``python -m simdyn.papers.which_features.faults --child`` with the copy first on
+    PYTHONPATH
     and the temporary folder as its working directory, so it imports the mutated package; it
     checks that it did (simdyn.__file__ inside the copy), writes report.json and pickles each
     claim's outcomes. ``cache``: a JAX persistent compilation cache shared by the children
@@ -490,7 +494,14 @@ def run_fault(
     with tempfile.TemporaryDirectory(prefix="simdyn-fault-") as tmp:
         root = planted_copy(fault, Path(tmp) / "src", size, package)
         out = Path(tmp) / "report"
-        cmd = [sys.executable, "-m", "simdyn.verify.faults", "--child", "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "simdyn.papers.which_features.faults",
+            "--child",
+            "--out",
+            str(out),
+        ]
         cmd += ["--scale", scale, "--key", str(key), "--claims", ",".join(claims)]
         if seeds is not None:
             cmd += ["--seeds", str(seeds)]
@@ -680,9 +691,10 @@ def _child(args: argparse.Namespace) -> int:
     """Run the claims at the scale in this process (the copy's package); write report.json and
     outcomes.pkl (claim id -> its ClaimOutcome rows) into ``args.out``."""
     import simdyn
-    from simdyn.verify import report, simulators
+    from simdyn.papers.which_features import simulators
+    from simdyn.papers.which_features.runs import clear_memo
+    from simdyn.verify import report
     from simdyn.verify.registry import resolve_claims, run_claim
-    from simdyn.verify.runs import clear_memo
 
     here = Path(simdyn.__file__).resolve()
     if Path.cwd().resolve() not in here.parents:
@@ -711,7 +723,9 @@ def main(
 ) -> int:
     """Command line: the catch matrix (writes OUT/matrix.json and OUT/matrix.md), or with
     ``--child`` one verify run inside a planted copy."""
-    ap = argparse.ArgumentParser(prog="python -m simdyn.verify.faults", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m simdyn.papers.which_features.faults", description=__doc__
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--simulator", default="", help=argparse.SUPPRESS)
     ap.add_argument("--out", required=True, help="output folder")
@@ -790,7 +804,8 @@ def _matrix_on(args, progress, argv, claims, chosen, out, cache, start, snapshot
     if not reference.ok:
         raise RuntimeError("the reference run produced no report:\n" + reference.tail)
     meta = {
-        "command": "python -m simdyn.verify.faults " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m simdyn.papers.which_features.faults "
+        + " ".join(argv or sys.argv[1:]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
         "scale": args.scale,

@@ -6,9 +6,11 @@ L_exp = E_B[L_B] (:mod:`simdyn._src.minibatch_objective`, exact), which include 
 have lost v_2, rather than at the full loss's. This row tests the value part of that explanation.
 
 Design: SGD-OBJ's instance and SGD (JOINT's data, beta = 0.25, batch 16 of 32, lr 0.05 for
-T = 1000 steps; :func:`simdyn.verify.sgd_objective.sgd_config`, under SGD-OBJ's seed stream, so a
+T = 1000 steps; :func:`simdyn.papers.which_features.sgd_objective.sgd_config`, under SGD-OBJ's seed
+stream, so a
 run of both claims trains once), and SGD-OBJ's relaxation: each endpoint relaxed by float64 GD on
-L_exp (:func:`simdyn.verify.sgd_objective.relax_to_expected_minimum`, 2 x ``relax_half`` steps)
+L_exp (:func:`simdyn.papers.which_features.sgd_objective.relax_to_expected_minimum`, 2 x
+``relax_half`` steps)
 to theta^. A unit has lost v_2 if ||theta^ v_2|| < half its joint target sqrt(1 - beta) / phi_2
 (SGD-OBJ's note).
 
@@ -51,10 +53,10 @@ import numpy as np
 
 from simdyn import theory
 from simdyn._src.minibatch_objective import expected_minibatch_objective
-from simdyn.verify import common, joint, sgd_objective
+from simdyn.papers.which_features import common, joint, sgd_objective
+from simdyn.papers.which_features.runs import run as run_sgd
 from simdyn.verify.claim import Claim, Row, RowText, Rule
 from simdyn.verify.common import ClaimInfo, Scale
-from simdyn.verify.runs import run as run_sgd
 from simdyn.verify.stats import TestResult, exact_test
 
 INFO = ClaimInfo(
