@@ -1,6 +1,6 @@
 """How long the rest of a ``simdyn verify`` run will take, from each claim's typical time.
 
-Claims differ by two orders of magnitude in cost (CC-unlearn ~1 s, SGD-OBJ ~9 min at full
+Claims differ by two orders of magnitude in cost (CC-unlearn ~1 s, CC-early ~20 min at full
 size), so the estimate weights the claims still to run by their typical seconds and scales them
 by this run's own speed so far (seconds spent / typical seconds of the claims done here). Before
 any claim is done it is the reference machine's figure itself.
@@ -34,22 +34,22 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "SGD-MIN": 45.2,  # --quick --claims SGD-MIN alone, load ~9 (SGD memoised after SGD-OBJ)
     },
     "full": {
-        "CC-train": 76.3,
-        "CC-exists": 87.1,
-        "CC-minnorm": 120.4,
-        "CC-early": 420.5,
-        "CC-unlearn": 69.7,
-        "FS-dim": 141.2,
-        "FS-aug": 71.0,
-        "JOINT": 178.7,
-        "SGD-OBJ": 534.0,
-        "MINLOSS": 92.1,
-        "GOOD-EVENT": 140.0,
-        "REPR": 80.0,  # not measured at full size: the quick figure plus 64 seeds x 300 steps
-        "FIG6": 70.0,  # not measured at full size: quick's 28 s (half compile) x 1000/320 seeds
-        "FS-tie": 150.0,  # not measured at full size: quick's 9.8 s x 1000/64 instances
-        "CC-probe-GD": 120.0,  # not measured at full size: quick's 33.6 s, 1000/96 seeds
-        "SGD-MIN": 400.0,  # not measured at full size: quick's 45.2 s x 1000/64 seeds, halved
+        "CC-train": 71.1,
+        "CC-exists": 78.6,
+        "CC-minnorm": 88.8,
+        "CC-early": 1374.4,
+        "CC-unlearn": 39.2,
+        "FS-dim": 125.1,
+        "FS-aug": 61.4,
+        "JOINT": 168.9,
+        "SGD-OBJ": 928.2,
+        "MINLOSS": 78.8,
+        "GOOD-EVENT": 80.1,
+        "REPR": 37.8,
+        "FIG6": 21.5,
+        "FS-tie": 11.5,
+        "CC-probe-GD": 25.1,
+        "SGD-MIN": 125.9,
     },
 }
 
