@@ -295,3 +295,32 @@ def test_exact_rows_have_zero_failures_under_the_reference(claim_id):
         for t in r.outcome.tests:
             if t.kind in EXACT_KINDS:
                 assert t.failures == 0, (r.outcome.claim, t.name)
+
+
+def test_each_paper_is_its_own_holm_family():
+    # Rows of two papers evaluated together must get exactly the verdicts and adjusted p-values
+    # each paper gets alone (a paper's report must not depend on what ran beside it), while
+    # rows of one paper share the family: adding rows to it moves its adjusted p-values.
+    def row(name: str, passing: int, paper: str) -> ClaimOutcome:
+        # A fraction test (P(pass) > 0.9) with p-values strictly between 0 and 1.
+        t = fraction_test("t", np.arange(60) < passing, 0.9, statistic="s", rule="r")
+        outcome = ClaimOutcome(name, "s", "d", (t,), (_exact(50),), "c")
+        return dataclasses.replace(outcome, paper=paper)
+
+    first = [row(f"A{i}", 58 + i % 2, "first") for i in range(3)]
+    second = [row(f"B{i}", 57 + i % 3, "second") for i in range(4)]
+    assert 0 < first[0].tests[0].p_hold < 1
+    mixed = [first[0], second[0], first[1], second[1], second[2], first[2], second[3]]
+    together = {r.outcome.claim: r for r in report.evaluate(mixed)}
+    assert [r.outcome.claim for r in report.evaluate(mixed)] == [o.claim for o in mixed]
+    for alone in (report.evaluate(first), report.evaluate(second)):
+        for r in alone:
+            t = together[r.outcome.claim]
+            assert (t.verdict, t.p_hold_adj, t.p_fail_adj, t.control_p_fail_adj) == (
+                r.verdict,
+                r.p_hold_adj,
+                r.p_fail_adj,
+                r.control_p_fail_adj,
+            )
+    pooled = report.evaluate([dataclasses.replace(o, paper="first") for o in mixed])
+    assert pooled[0].p_hold_adj > together["A0"].p_hold_adj  # one family: more tests, larger

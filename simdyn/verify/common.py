@@ -91,7 +91,8 @@ class ClaimOutcome:
     tests: the pre-registered sub-tests (all must hold: intersection-union).
     controls: the same pipeline fed a deliberately wrong prediction; must come out ``fails``.
     design: one line on configs, sweeps and seeds; summary: a few words of it for the table;
-    notes: what else was seen.
+    notes: what else was seen. paper: the registered paper whose claim produced the row (set by
+    :func:`simdyn.verify.registry.run_claim`; each paper is its own Holm family).
     """
 
     claim: str
@@ -104,6 +105,7 @@ class ClaimOutcome:
     seconds: float = 0.0
     summary: str = ""
     extra: dict = field(default_factory=dict)
+    paper: str = ""
 
 
 STREAM_COUNT = 16  # streams per base key: a paper numbers its claims' streams below this

@@ -135,8 +135,9 @@ def run_claim(
         raise ConfigError("simdyn verify needs 64-bit JAX: call simdyn.enable_x64() first")
     declared = declaration(claim_id)
     design = with_seeds(declared.designs[scale], seeds)
+    paper = paper_of(claim_id)
     with blas_threads(1):
-        return evaluate(declared, design, key)
+        return [dataclasses.replace(o, paper=paper) for o in evaluate(declared, design, key)]
 
 
 def declaration(claim_id: str) -> Claim:

@@ -89,11 +89,26 @@ class RowResult:
 def evaluate(outcomes: Sequence[ClaimOutcome], alpha: float = ALPHA) -> list[RowResult]:
     """Combine sub-tests per row, Holm-adjust, and decide every verdict.
 
-    One Holm family holds every verdict p-value: each row's p_hold and p_fail (so a row can
-    neither hold nor fail by multiplicity luck). The negative controls form a second family
-    (every control's p_hold and p_fail); a row's controls are OK only if every one of them
-    fails on its own (one failing sub-control does not vouch for the others).
+    Each paper (:attr:`ClaimOutcome.paper`) is its own family of claims: a paper's verdicts are
+    the same whether or not another paper ran beside it. Within a paper, one Holm family holds
+    every verdict p-value: each row's p_hold and p_fail (so a row can neither hold nor fail by
+    multiplicity luck). The negative controls form a second family (every control's p_hold and
+    p_fail); a row's controls are OK only if every one of them fails on its own (one failing
+    sub-control does not vouch for the others). Rows come back in the order of ``outcomes``.
     """
+    families: dict[str, list[int]] = {}
+    for i, o in enumerate(outcomes):
+        families.setdefault(o.paper, []).append(i)
+    rows: list[RowResult | None] = [None] * len(outcomes)
+    for members in families.values():
+        family = _evaluate_family([outcomes[i] for i in members], alpha)
+        for i, row in zip(members, family, strict=True):
+            rows[i] = row
+    return [r for r in rows if r is not None]
+
+
+def _evaluate_family(outcomes: Sequence[ClaimOutcome], alpha: float) -> list[RowResult]:
+    """:func:`evaluate` for the rows of one paper."""
     outcomes = [_power_after_holm(o, 2 * len(outcomes), alpha) for o in outcomes]
     # The exclusion cap: a sub-test that dropped too many units is undecided inside its row.
     combined = [combine([capped(t) for t in o.tests]) for o in outcomes]
@@ -279,6 +294,7 @@ def to_json(rows: Sequence[RowResult], meta: dict[str, Any]) -> dict[str, Any]:
                 "seconds": r.outcome.seconds,
                 "notes": list(r.outcome.notes),
                 "extra": r.outcome.extra,
+                "paper": r.outcome.paper,
                 "tests": [_test_json(t) for t in r.outcome.tests],
                 "controls": [_test_json(t) for t in r.outcome.controls],
             }
