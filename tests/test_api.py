@@ -116,6 +116,12 @@ def _module_public(module: str) -> set[str]:
     return set(names) if names is not None else {n for n in vars(mod) if not n.startswith("_")}
 
 
+def _paper_public(module: str) -> bool:
+    """A module of a paper package (simdyn.papers.<paper>[.<module>]) that is not private."""
+    parts = module.split(".")
+    return parts[:2] == ["simdyn", "papers"] and not any(p.startswith("_") for p in parts)
+
+
 def public_api_violations(source: str) -> list[str]:
     """What ``source`` (Python) uses of simdyn beyond its public API: a module outside
     simdyn / PUBLIC_MODULES, a name that module does not export, or simdyn.<attr> not public."""
@@ -131,6 +137,10 @@ def public_api_violations(source: str) -> list[str]:
             elif node.module in simdyn.PUBLIC_MODULES:
                 public = _module_public(node.module)
                 found += [f"{node.module}.{a.name}" for a in node.names if a.name not in public]
+            elif _paper_public(node.module):
+                # A paper package's modules are its public surface (docs/papers.md): scripts
+                # may use them, but not its private (underscore) modules or names.
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
             else:
                 found.append(node.module)
         if isinstance(node, ast.Import):
@@ -155,6 +165,14 @@ def test_the_public_api_checker_catches_internal_uses():
     assert public_api_violations("from simdyn.seeds import _fold") == ["simdyn.seeds._fold"]
     assert public_api_violations("import simdyn\nsimdyn._src") == ["simdyn._src"]
     assert public_api_violations("from simdyn import simulate, theory\nimport simdyn.loop") == []
+    # A paper's modules are public to scripts; its private modules and names are not.
+    assert public_api_violations("from simdyn.papers.projection_head import linear") == []
+    assert public_api_violations("from simdyn.papers.projection_head._claims_common import x") == [
+        "simdyn.papers.projection_head._claims_common"
+    ]
+    assert public_api_violations("from simdyn.papers.projection_head.linear import _f") == [
+        "simdyn.papers.projection_head.linear._f"
+    ]
 
 
 def _python_blocks(markdown: str) -> list[str]:
