@@ -108,6 +108,7 @@ def _thm35(phi, alpha, sigma, p):
     return np.stack([gamma / gamma.max(), gamma**2 / (gamma**2).max()])
 
 
+@pytest.mark.slow
 def test_fig5_writes_its_two_files_and_nothing_outside_out(quick):
     out, _, writes = quick
     _assert_wrote_only(out, writes, ["fig5"])

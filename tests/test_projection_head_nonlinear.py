@@ -147,6 +147,7 @@ def _check_mean(draws, exact):
     assert np.all(np.abs(mean - exact) <= Z * se + 1e-15), (mean, exact, se)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kw",
     [

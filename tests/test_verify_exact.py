@@ -191,6 +191,7 @@ def test_corrupt_instances_scale_noise_of_the_chosen_seeds_only():
         np.testing.assert_array_equal(bad.points.features[u], ref.points.features[u])
 
 
+@pytest.mark.slow
 def test_corrupted_endpoint_loss_is_the_loss_of_the_scaled_minimizer():
     data = common.good_event_data(8, 2, 200, (1.0, 1.0, 1.0), 1.0)
     c = compressed_moments(instance(sample_instances(data, [0], key=2), 0), 3)

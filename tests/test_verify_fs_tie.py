@@ -41,6 +41,7 @@ def test_brute_force_orders_the_two_candidates_by_their_m_eigenvalues():
     assert norms[0] < norms[1]
 
 
+@pytest.mark.slow
 def test_a_closed_form_without_the_tie_break_fails(monkeypatch):
     # tie_tol = 0: the tie across the p-th place goes unseen and an arbitrary basis of the
     # eigenvalue-1 space fills the slots

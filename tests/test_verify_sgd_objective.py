@@ -49,6 +49,7 @@ def test_padded_vmapped_relaxation_matches_the_per_instance_reference():
         assert l_hat[u] <= l_mid[u] <= l0[u]  # GD on L_exp at a small step descends
 
 
+@pytest.mark.slow
 def test_a_slow_relaxation_doubles_until_relaxed_and_a_fast_one_is_left_alone():
     # Unit 0 starts near the saddle at 0 (a slow escape: not relaxed after 2 x 50 steps), unit 1
     # near a minimizer (linear convergence: relaxed at once). The doubling must continue unit 0
