@@ -16,3 +16,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(3600))
+
+
+def pytest_configure(config):
+    """``simdyn verify`` runs one process by default in tests: many tests monkeypatch the
+    verifier or register a toy paper in this process, which worker processes would not see.
+    Tests of the workers pass ``--jobs`` explicitly (tests/test_verify_parallel.py)."""
+    from simdyn.verify import parallel
+
+    real = parallel.default_jobs
+
+    def one_process() -> int:
+        return 1
+
+    one_process.__wrapped__ = real  # type: ignore[attr-defined]  # its own test calls the rule
+    parallel.default_jobs = one_process

@@ -105,8 +105,9 @@ def test_a_paper_without_broken_simulators_is_a_clear_error(toy, tmp_path, capsy
 def test_the_first_paper_self_tests_through_the_same_path_with_its_declared_simulators(
     monkeypatch, tmp_path
 ):
-    # The default paper and --paper which-features both reach run_planted with the paper's
-    # declared BROKEN (its simulators wrapped as BrokenSimulators): no path of its own any more.
+    # --paper which-features reaches run_planted with the paper's declared BROKEN (its
+    # simulators wrapped as BrokenSimulators): no path of its own any more; the default (every
+    # paper) with the first paper's, then the second paper's.
     seen: list[list[str]] = []
 
     def planted(run_all, broken, progress=None):
@@ -119,5 +120,8 @@ def test_the_first_paper_self_tests_through_the_same_path_with_its_declared_simu
         from simdyn._src.cli import main
 
         assert main(["verify", "--self-test", *args, "--out", str(tmp_path / "st")]) == 0
+    from simdyn.papers.projection_head import broken as ph_broken
+
     expected = [s.name for s in simulators.BROKEN]
-    assert seen == [expected, expected] and len(expected) >= 6
+    every = expected + [s.name for s in ph_broken.BROKEN]
+    assert seen == [every, expected] and len(expected) >= 6

@@ -103,7 +103,9 @@ def test_the_committed_ledger_keeps_every_earlier_confirmatory_run():
     [
         ({"quick": True}, "only a confirmatory run"),
         ({"quick": False, "claims": ["MINLOSS"]}, "only a confirmatory run"),
-        ({"quick": False, "key": 7}, "derived from the rules"),
+        ({"quick": False, "key": 7, "paper": "which-features"}, "derived from the rules"),
+        ({"quick": False}, "one paper's confirmatory runs"),
+        ({"quick": False, "paper": "all"}, "one paper's confirmatory runs"),
     ],
 )
 def test_ledger_is_refused_before_any_work_for_non_confirmatory_runs(tmp_path, extra, match):

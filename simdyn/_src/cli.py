@@ -642,7 +642,14 @@ _VERIFY_FLAGS = (
         default=None,
         metavar="NAME",
         help="the paper whose claims to check: which-features (Xue et al. 2023), "
-        "projection-head (Xue et al. 2024) or all (default: which-features)",
+        "projection-head (Xue et al. 2024) or all (default: all)",
+    ),
+    _flag(
+        "--jobs",
+        default="auto",
+        metavar="N",
+        help="claims run side by side in N worker processes; the verdicts do not depend on N "
+        "(default: auto, the CPU's cores up to 4 when JAX runs on the CPU, else 1)",
     ),
     _flag(
         "--list",
@@ -666,8 +673,8 @@ _VERIFY_FLAGS = (
         "--ledger",
         default=None,
         metavar="FILE",
-        help="append this confirmatory run (--full, every claim, the derived key) to the ledger "
-        "FILE, e.g. experiments/verify-full/ledger.json (default: none)",
+        help="append this confirmatory run (--full, one --paper, every claim, the derived key) "
+        "to the ledger FILE, e.g. experiments/verify-full/ledger.json (default: none)",
     ),
 )
 

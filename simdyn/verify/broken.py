@@ -71,3 +71,23 @@ def planting(
         return patched(frozen, resets)
 
     return plant
+
+
+_active: list[str] = []  # names of the broken simulators planted now, innermost last
+
+
+@contextlib.contextmanager
+def planted(sim: BrokenSimulator) -> Iterator[None]:
+    """``sim.plant()``, recording ``sim.name`` as :func:`active_name` inside the block (so that
+    worker processes, :mod:`simdyn.verify.parallel`, can plant the same simulator)."""
+    with sim.plant():
+        _active.append(sim.name)
+        try:
+            yield
+        finally:
+            _active.pop()
+
+
+def active_name() -> str | None:
+    """The name of the broken simulator planted by :func:`planted` now, or None."""
+    return _active[-1] if _active else None

@@ -6,7 +6,6 @@ import argparse
 import datetime
 import functools
 import hashlib
-import pickle
 import platform
 import sys
 import time
@@ -49,13 +48,14 @@ def run_verify(args: argparse.Namespace) -> int:
     EXIT_OK when every broken simulator was caught and EXIT_FAILED otherwise. Bad input raises
     ConfigError (``simdyn._src.cli`` exits 2).
     """
+    from simdyn.verify.parallel import parse_jobs
     from simdyn.verify.registry import (
         declaration,
         paper_claim_ids,
         resolve_claims,
     )
 
-    paper = getattr(args, "paper", None)
+    paper = getattr(args, "paper", None) or "all"  # default: every registered paper
     if getattr(args, "list", False):
         for claim in paper_claim_ids(paper):
             info = declaration(claim).info
@@ -84,12 +84,14 @@ def run_verify(args: argparse.Namespace) -> int:
 
     reused: list[str] = []
     start = time.perf_counter()
-    run_all = functools.partial(_run_claims, claims, scale, key, seeds, reused, start)
+    jobs = parse_jobs(getattr(args, "jobs", None))
+    run_all = functools.partial(_run_claims, claims, scale, key, seeds, reused, start, jobs=jobs)
     meta = _meta(scale, claims, key, seeds)
+    meta["jobs"] = jobs  # not part of the checkpoint tag: outcomes do not depend on it
     if getattr(args, "self_test", False):
         return _self_test(run_all, meta, out, start, _declared_broken(paper))
     clear_caches()
-    outcomes = run_all(_checkpoint_folder(out, meta))
+    outcomes = run_all(checkpoints=_checkpoint_folder(out, meta))
     meta["wall_seconds"] = time.perf_counter() - start
     # Claims taken from an interrupted earlier run of the same code, scale and key (their own
     # seconds are in each row); wall_seconds counts this invocation only.
@@ -123,9 +125,15 @@ def _check_ledger(args: argparse.Namespace, scale: str, key: int) -> Path | None
             "invalid --ledger: only a confirmatory run is kept there (--full, every claim, no "
             "--seeds override)"
         )
-    from simdyn.verify.registry import paper_claim_ids
+    from simdyn.verify.registry import PAPERS, paper_claim_ids
 
-    derived = scale_key("full", paper_claim_ids(getattr(args, "paper", None)))
+    paper = getattr(args, "paper", None) or "all"
+    if paper not in PAPERS:
+        raise ConfigError(
+            f"invalid --ledger with --paper {paper}: a ledger holds one paper's confirmatory "
+            f"runs, so name it (--paper one of {list(PAPERS)})"
+        )
+    derived = scale_key("full", paper_claim_ids(paper))
     if key != derived:
         raise ConfigError(
             f"invalid --ledger with --key {key}: a confirmatory run uses the key derived from "
@@ -185,40 +193,61 @@ def _run_claims(
     reused: list[str],
     start: float,
     checkpoints: Path | None = None,
+    jobs: int = 1,
 ) -> list:
-    """Every claim's outcomes in order; a claim finished by an interrupted earlier run into the
-    same ``checkpoints`` folder is reused (and named in ``reused``)."""
+    """Every claim's outcomes in declared order; a claim finished by an interrupted earlier run
+    into the same ``checkpoints`` folder is reused (and named in ``reused``). With ``jobs`` > 1
+    the others run in that many worker processes (:mod:`simdyn.verify.parallel`)."""
+    from simdyn.verify import checkpoint
     from simdyn.verify.eta import eta_seconds, format_eta
     from simdyn.verify.registry import run_claim
 
-    outcomes: list = []
+    finished: dict[str, list] = {}
+    for claim in claims:
+        kept = checkpoint.load(checkpoints, claim) if checkpoints else None
+        if kept is not None:
+            finished[claim] = kept
+            reused.append(claim)
+            saved = checkpoint.path(checkpoints, claim)  # type: ignore[arg-type]
+            print(f"[verify] {claim}: reused the finished result in {saved}", file=sys.stderr)
+    left = [c for c in claims if c not in finished]
+
+    def done(claim: str, rows: list, seconds: float) -> None:
+        finished[claim] = rows
+        if checkpoints is not None and not checkpoint.path(checkpoints, claim).exists():
+            checkpoint.save(checkpoints, claim, rows)  # (a worker process saved its own)
+        print(
+            f"[verify] {claim} done in {seconds:.1f} s ({len(finished)} of {len(claims)}, "
+            f"{time.perf_counter() - start:.0f} s so far)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if jobs > 1 and len(left) > 1:
+        from simdyn.verify.parallel import run_parallel
+
+        print(
+            f"[verify] {len(left)} claims ({scale}) in up to {jobs} processes ...", file=sys.stderr
+        )
+        run_parallel(left, scale, key, seeds, jobs, done, checkpoints)
+        return [row for claim in claims for row in finished[claim]]
     ran: list[str] = []
     spent = 0.0
-    for i, claim in enumerate(claims):
+    for i, claim in enumerate(left):
         t0 = time.perf_counter()
-        saved = checkpoints / f"{claim}.pkl" if checkpoints else None
-        if saved is not None and saved.exists():
-            outcomes.extend(pickle.loads(saved.read_bytes()))
-            reused.append(claim)
-            print(f"[verify] {claim}: reused the finished result in {saved}", file=sys.stderr)
-            continue
         # A seeds override changes every claim's size: no typical times then.
-        left = [c for c in claims[i:] if not (checkpoints and (checkpoints / f"{c}.pkl").exists())]
-        eta = None if seeds is not None else eta_seconds(scale, ran, left, spent)
+        eta = None if seeds is not None else eta_seconds(scale, ran, left[i:], spent)
         print(
-            f"[verify] {claim} ({scale}, claim {i + 1} of {len(claims)}, "
+            f"[verify] {claim} ({scale}, claim {i + 1} of {len(left)}, "
             f"{t0 - start:.0f} s so far{format_eta(eta)}) ...",
             file=sys.stderr,
             flush=True,
         )
         rows = run_claim(claim, cast("Scale", scale), key, seeds)
-        outcomes.extend(rows)
-        if saved is not None:
-            _write_atomic(saved, pickle.dumps(rows))
         ran.append(claim)
         spent += time.perf_counter() - t0
-        print(f"[verify] {claim} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return outcomes
+        done(claim, rows, time.perf_counter() - t0)
+    return [row for claim in claims for row in finished[claim]]
 
 
 def _meta(scale: str, claims: list[str], key: int, seeds: int | None) -> dict:
@@ -327,13 +356,6 @@ def _checkpoint_folder(out: str, meta: dict) -> Path | None:
     tag = f"{meta['scale']}|{meta['key']}|{meta['seeds_override']}|{code}"
     digest = hashlib.sha256(tag.encode()).hexdigest()[:16]
     return Path(out) / ".checkpoints" / digest
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # a run killed mid-write leaves no half file under the final name
 
 
 def _git(folder: Path, *args: str) -> str | None:

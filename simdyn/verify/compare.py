@@ -5,7 +5,7 @@ p-values, estimates, intervals, per-unit data and notes. This is how a refactor 
 (a paper into its package, a module split) shows that it changed no result: run the same claims
 at the same scale and key before and after, and compare. Only what a run cannot reproduce is
 skipped: timings (``seconds``, ``wall_seconds``, ``finished``) and where the run came from
-(``rules_commit``, ``resumed_claims``).
+(``rules_commit``, ``resumed_claims``, ``jobs``).
 
 Run it::
 
@@ -32,7 +32,7 @@ from typing import Any
 
 # What a rerun cannot reproduce: timings and provenance, never a result.
 UNREPRODUCIBLE = frozenset(
-    {"seconds", "wall_seconds", "finished", "rules_commit", "resumed_claims"}
+    {"seconds", "wall_seconds", "finished", "rules_commit", "resumed_claims", "jobs"}
 )
 
 

@@ -64,6 +64,36 @@ def broken_simulators(paper: str | None) -> tuple[BrokenSimulator, ...]:
     return tuple(out)
 
 
+def shared_run_groups(claim_ids: Sequence[str]) -> list[tuple[str, ...]]:
+    """``claim_ids`` in groups that reuse each other's memoised runs, each in the given order.
+
+    A registered paper's claims module may declare ``SHARED_RUNS``, a tuple of claim-id tuples
+    whose claims train once for all of them (e.g. a claim that re-reads another's sweep).
+    Overlapping groups merge; a claim in no group is a group of its own. Worker processes
+    (:mod:`simdyn.verify.parallel`) run a group in one process so that nothing trains twice;
+    the outcomes do not depend on the grouping.
+    """
+    import sys
+
+    owner = {c: c for c in claim_ids}
+
+    def root(c: str) -> str:
+        while owner[c] != c:
+            c = owner[c]
+        return c
+
+    for name in PAPERS.values():
+        module = sys.modules.get(name)
+        for group in getattr(module, "SHARED_RUNS", ()):
+            chosen = [c for c in group if c in owner]
+            for c in chosen[1:]:
+                owner[root(c)] = root(chosen[0])
+    groups: dict[str, list[str]] = {}
+    for c in claim_ids:
+        groups.setdefault(root(c), []).append(c)
+    return [tuple(g) for g in groups.values()]
+
+
 def papers(paper: str | None) -> list[str]:
     """The papers selected by ``paper`` (None: the default paper; 'all': every paper)."""
     if paper is None:

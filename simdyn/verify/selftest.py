@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simdyn.verify import report
-from simdyn.verify.broken import BrokenSimulator
+from simdyn.verify.broken import BrokenSimulator, planted
 from simdyn.verify.common import ClaimOutcome
 
 
@@ -56,12 +56,13 @@ def run_planted(
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[list[report.RowResult], list[FaultResult]]:
     """Run ``run_all`` (all selected claims) on the reference, then once inside each broken
-    simulator's ``sim.plant()`` block (a paper's declared ``BROKEN``).
+    simulator's ``sim.plant()`` block (:func:`~simdyn.verify.broken.planted`, which worker
+    processes see) (a paper's declared ``BROKEN``).
 
     Returns the reference rows and one :class:`FaultResult` per broken simulator, caught by
     :func:`compare`'s rule.
     """
-    return _run_faults(run_all, broken, lambda sim: sim.plant(), progress)
+    return _run_faults(run_all, broken, planted, progress)
 
 
 def _run_faults(

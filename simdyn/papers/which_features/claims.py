@@ -4,7 +4,9 @@
 (:data:`simdyn.papers.which_features.simulators.BROKEN`), each planted by
 :func:`simdyn.papers.which_features.simulators.use`; ``clear_caches``: forgets memoised runs
 (:func:`simdyn.papers.which_features.runs.clear_memo`), which the verifier calls between
-sessions and between a self-test's simulators.
+sessions and between a self-test's simulators; ``SHARED_RUNS``: the claims that reuse each
+other's memoised runs and compiled programs, which ``simdyn verify --jobs N`` keeps in one
+process (:func:`simdyn.verify.registry.shared_run_groups`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ CLAIMS: tuple[Claim, ...] = (
     fs_tie.CLAIM,
     cc_probe_gd.CLAIM,
     sgd_min.CLAIM,
+)
+
+# A claim whose module imports another claim's module reads that claim's runs, designs or
+# data (tests/test_verify_parallel.py checks each such pair is in one group here).
+SHARED_RUNS: tuple[tuple[str, ...], ...] = (
+    ("CC-early", "CC-unlearn", "CC-probe-GD"),
+    ("CC-train", "FS-dim", "JOINT", "MINLOSS"),
+    ("JOINT", "SGD-OBJ", "SGD-MIN"),
 )
 
 BROKEN: tuple[BrokenSimulator, ...] = tuple(
