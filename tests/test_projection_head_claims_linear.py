@@ -77,6 +77,7 @@ def test_examples_small():
         assert c.failures > 0
 
 
+@pytest.mark.slow  # compile-heavy; CI runs the slow tier too
 def test_balance_small():
     _assert_holds(_verdicts(BY_ID["PH-balance"], cl.BALANCE_DESIGNS["small"]))
 

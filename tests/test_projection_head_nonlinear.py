@@ -243,6 +243,7 @@ def test_per_seed_function_equals_the_engine_bit_for_bit_sample_forms(run):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow  # compile-heavy; CI runs the slow tier too
 def test_per_run_b0_is_traced_and_matches_a_run_with_that_b0():
     run = nl.NonlinearRun(steps=20, log_every=10)
     a = nl.simulate(run, np.array([3, 4]), 1, b0=np.array([0.1, 0.2]))
@@ -254,6 +255,7 @@ def test_per_run_b0_is_traced_and_matches_a_run_with_that_b0():
 # --- masks ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # compile-heavy; CI runs the slow tier too
 def test_frozen_thresholds_and_a_frozen_head_do_not_move():
     for change, frozen in (
         ({"train_thresholds": False}, ("b", 0)),

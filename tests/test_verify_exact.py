@@ -274,11 +274,8 @@ def _assert_exact_rows_caught(claim_id: str) -> None:
         assert r.verdict == "fails", r.outcome.claim
 
 
-@pytest.mark.parametrize(
-    "claim_id",
-    [CLOSED_FORM_CLAIMS[0]]
-    + [pytest.param(c, marks=pytest.mark.slow) for c in CLOSED_FORM_CLAIMS[1:]],
-)
+@pytest.mark.slow  # compile-heavy (a claim's design under a fault); CI runs the slow tier too
+@pytest.mark.parametrize("claim_id", CLOSED_FORM_CLAIMS)
 def test_each_exact_closed_form_row_fails_under_two_percent_corruption(claim_id):
     _assert_exact_rows_caught(claim_id)
 

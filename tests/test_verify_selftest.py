@@ -373,6 +373,7 @@ def test_every_fault_has_a_name_and_a_description():
     assert all(s.fault for s in simulators.BROKEN)
 
 
+@pytest.mark.slow  # compile-heavy; CI runs the slow tier too
 def test_event_flags_match_the_instances_the_closed_forms_see():
     # The event sets' jitted sampler and the eager sample_instances path draw the same instances.
     simdyn.enable_x64()
