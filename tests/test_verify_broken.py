@@ -125,3 +125,21 @@ def test_the_first_paper_self_tests_through_the_same_path_with_its_declared_simu
     expected = [s.name for s in simulators.BROKEN]
     every = expected + [s.name for s in ph_broken.BROKEN]
     assert seen == [every, expected] and len(expected) >= 6
+
+
+def test_a_paper_s_broken_simulator_reruns_only_that_paper_s_claims(toy, tmp_path, monkeypatch):
+    # A fault lives in one paper's modules: under it, the other papers' rows keep their
+    # reference outcomes (each paper is its own Holm family), so their claims do not run again.
+    monkeypatch.setattr(registry, "PAPERS", {})  # only the two toy papers below
+    counted = TOY.replace(
+        "def measure(design, key):\n",
+        "CALLS = []\n\n\ndef measure(design, key):\n    CALLS.append(key)\n",
+    )
+    one = toy("toy_one", counted)
+    two = toy("toy_two", counted.replace("TOY-mean", "TOY2-mean").replace("offset-0.5", "two-0.5"))
+    assert _verify("all", tmp_path / "st") == 0
+    report = (tmp_path / "st" / "self-test.md").read_text()
+    assert "| offset-0.5 | every draw 0.5 too large | yes | TOY-mean | - |" in report
+    assert "| two-0.5 | every draw 0.5 too large | yes | TOY2-mean | - |" in report
+    for paper in (one, two):  # the reference run and its own simulator's run, not the other's
+        assert len(sys.modules[f"{paper}.claims"].CALLS) == 2, paper

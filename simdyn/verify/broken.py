@@ -29,12 +29,16 @@ class BrokenSimulator:
 
     name: a short id (the self-test's table names it); fault: the bug in words; plant: called
     with no argument, returns a fresh context manager inside which the fault is in effect (and
-    outside which the paper's code is exactly the reference again).
+    outside which the paper's code is exactly the reference again); paper: the registered paper
+    that declares it, set by :func:`simdyn.verify.registry.broken_simulators` (None: unknown).
+    A broken paper module reaches only that paper's claims, so the self-test runs only those
+    under it; the other papers' rows keep their reference outcomes.
     """
 
     name: str
     fault: str
     plant: Callable[[], AbstractContextManager[object]]
+    paper: str | None = None
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import hashlib
 import platform
 import sys
@@ -52,6 +51,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from simdyn.verify.registry import (
         declaration,
         paper_claim_ids,
+        paper_of,
         resolve_claims,
     )
 
@@ -85,7 +85,12 @@ def run_verify(args: argparse.Namespace) -> int:
     reused: list[str] = []
     start = time.perf_counter()
     jobs = parse_jobs(getattr(args, "jobs", None))
-    run_all = functools.partial(_run_claims, claims, scale, key, seeds, reused, start, jobs=jobs)
+
+    def run_all(paper: str | None = None, checkpoints: Path | None = None) -> list:
+        """The selected claims' outcomes (only ``paper``'s claims when given)."""
+        chosen = claims if paper is None else [c for c in claims if paper_of(c) == paper]
+        return _run_claims(chosen, scale, key, seeds, reused, start, checkpoints, jobs=jobs)
+
     meta = _meta(scale, claims, key, seeds)
     meta["jobs"] = jobs  # not part of the checkpoint tag: outcomes do not depend on it
     if getattr(args, "self_test", False):

@@ -56,11 +56,13 @@ def _paper_declarations(paper: str) -> dict[str, Claim]:
 
 def broken_simulators(paper: str | None) -> tuple[BrokenSimulator, ...]:
     """The broken simulators of the selected papers, for ``--self-test``, each paper's in
-    declared order: a registered paper's claims module's ``BROKEN`` (none if it declares none)."""
+    declared order: a registered paper's claims module's ``BROKEN`` (none if it declares none),
+    each with its ``paper`` set to the paper's registered name."""
     out: list[BrokenSimulator] = []
     for name in papers(paper):
         _paper_declarations(name)
-        out += getattr(importlib.import_module(PAPERS[name]), "BROKEN", ())
+        declared = getattr(importlib.import_module(PAPERS[name]), "BROKEN", ())
+        out += [dataclasses.replace(sim, paper=name) for sim in declared]
     return tuple(out)
 
 

@@ -51,13 +51,18 @@ def compare(
 
 
 def run_planted(
-    run_all: Callable[[], list[ClaimOutcome]],
+    run_all: Callable[..., list[ClaimOutcome]],
     broken: Sequence[BrokenSimulator],
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[list[report.RowResult], list[FaultResult]]:
     """Run ``run_all`` (all selected claims) on the reference, then once inside each broken
     simulator's ``sim.plant()`` block (:func:`~simdyn.verify.broken.planted`, which worker
-    processes see) (a paper's declared ``BROKEN``).
+    processes see; a paper's declared ``BROKEN``).
+
+    A simulator with its ``paper`` set runs only that paper's claims (``run_all(paper=...)``):
+    its fault lives in that paper's modules, so the other papers' rows keep their reference
+    outcomes (:func:`with_paper_replaced`); each paper is its own Holm family, so this changes
+    no verdict.
 
     Returns the reference rows and one :class:`FaultResult` per broken simulator, caught by
     :func:`compare`'s rule.
@@ -65,28 +70,51 @@ def run_planted(
     return _run_faults(run_all, broken, planted, progress)
 
 
+def with_paper_replaced(
+    reference: Sequence[ClaimOutcome], fresh: Sequence[ClaimOutcome], paper: str
+) -> list[ClaimOutcome]:
+    """``reference`` with its rows of ``paper`` replaced by ``fresh`` (in their place)."""
+    out: list[ClaimOutcome] = []
+    placed = False
+    for o in reference:
+        if o.paper != paper:
+            out.append(o)
+        elif not placed:
+            out += fresh
+            placed = True
+    return out if placed else [*out, *fresh]
+
+
 def _run_faults(
-    run_all: Callable[[], list[ClaimOutcome]],
+    run_all: Callable[..., list[ClaimOutcome]],
     broken: Sequence[Any],
     inside: Callable[[Any], contextlib.AbstractContextManager],
     progress: Callable[[str], None],
 ) -> tuple[list[report.RowResult], list[FaultResult]]:
     """The reference run, then one run of ``run_all`` inside ``inside(sim)`` per broken
-    simulator (each has ``name`` and ``fault``), judged by :func:`compare`."""
+    simulator (each has ``name``, ``fault`` and optionally ``paper``), judged by
+    :func:`compare`."""
     import time
 
     from simdyn.verify.registry import clear_caches
 
     clear_caches()
     progress("reference")
-    reference = report.evaluate(run_all())
+    reference_outcomes = run_all()
+    reference = report.evaluate(reference_outcomes)
     results = []
     for sim in broken:
         progress(sim.name)
         clear_caches()
         start = time.perf_counter()
+        paper = getattr(sim, "paper", None)
         with inside(sim):
-            rows = report.evaluate(run_all())
+            if paper is None:
+                outcomes = run_all()
+            else:
+                fresh = run_all(paper=paper)
+                outcomes = with_paper_replaced(reference_outcomes, fresh, paper)
+        rows = report.evaluate(outcomes)
         caught, weak = compare(reference, rows)
         results.append(FaultResult(sim.name, sim.fault, caught, weak, time.perf_counter() - start))
     clear_caches()
