@@ -1,16 +1,24 @@
-"""Wall time of ``simdyn verify`` with one process against ``--jobs N`` worker processes.
+"""Wall time of ``simdyn verify``: one process against ``--jobs N``, and a cold against a warm
+``--compile-cache``.
 
-Both runs check the same claims at the same scale and key, one after the other, alternating
-which goes first on each repeat, so that a change of the machine's load hits both alike; the
-ratio of their medians is the figure to read. Each run is a fresh ``python -m simdyn verify``
-process (start-up, imports and compilation included, as a user sees it), and its report.json
-is compared with the one-process run's field by field (:mod:`simdyn.verify.compare`): the
-verdicts must not depend on ``--jobs``.
+Four runs of the same claims at the same scale and key, one after the other, each a fresh
+``python -m simdyn verify`` process (start-up, imports and compilation included, as a user sees
+it):
+
+1. ``--jobs 1 --compile-cache none``  (the one-process baseline)
+2. ``--jobs N --compile-cache none``  (worker processes)
+3. ``--jobs N --compile-cache DIR``   (an empty cache: compiles and writes)
+4. ``--jobs N --compile-cache DIR``   (the same cache again: loads)
+
+With ``--repeats R`` the four are repeated, rotating which goes first, so that a change of the
+machine's load hits all alike; read the ratios of the medians. Every run's report.json is
+compared with run 1's field by field (``python -m simdyn.verify.compare``): neither the
+workers nor the cache may change a result.
 
 Run it (writes OUT/verify_jobs.md and .json; nothing else)::
 
-    python benchmarks/verify_jobs.py --out benchmarks/results/DATE --jobs 2 --repeats 1 \
-        [--paper all] [--claims CC-early,FS-dim,...]
+    python benchmarks/verify_jobs.py --out benchmarks/results/DATE --jobs 2 \
+        [--repeats 1] [--paper all] [--claims CC-early,FS-dim,...]
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,54 +48,74 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for verify_jobs.md/.json")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--repeats", type=int, default=1, help="pairs of runs (default 1)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of four runs (default 1)")
     parser.add_argument("--paper", default="all", help="--paper of the runs (default all)")
     parser.add_argument("--claims", default=None, help="--claims of the runs (default all)")
     args = parser.parse_args(argv)
+
     common = ["--paper", args.paper] + (["--claims", args.claims] if args.claims else [])
-    times: dict[str, list[float]] = {"1": [], str(args.jobs): []}
+    n = str(args.jobs)
+    names = [
+        "1 process",
+        f"{n} processes",
+        f"{n} processes, cold cache",
+        f"{n} processes, warm cache",
+    ]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     load: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
-            order = ["1", str(args.jobs)] if repeat % 2 == 0 else [str(args.jobs), "1"]
-            for jobs in order:
+            cache = Path(tmp) / f"xla-{repeat}"
+            shutil.rmtree(cache, ignore_errors=True)
+            runs = {
+                names[0]: ["--jobs", "1", "--compile-cache", "none"],
+                names[1]: ["--jobs", n, "--compile-cache", "none"],
+                names[2]: ["--jobs", n, "--compile-cache", str(cache)],
+                names[3]: ["--jobs", n, "--compile-cache", str(cache)],
+            }
+            # Rotate the uncached pair; the cold run must precede the warm one.
+            order = [names[0], names[1]] if repeat % 2 == 0 else [names[1], names[0]]
+            for name in [*order, names[2], names[3]]:
                 load.append(os.getloadavg()[0])
-                folder = Path(tmp) / f"r{repeat}-j{jobs}"
-                times[jobs].append(_run([*common, "--jobs", jobs], folder))
-                print(f"jobs {jobs}: {times[jobs][-1]:.1f} s", flush=True)
-            # The documented command-line comparison (exit 1 and the differing fields).
-            one = Path(tmp) / f"r{repeat}-j1" / "report.json"
-            many = Path(tmp) / f"r{repeat}-j{args.jobs}" / "report.json"
-            check = [sys.executable, "-m", "simdyn.verify.compare", str(one), str(many)]
-            if subprocess.run(check).returncode != 0:
-                return 1
-    median = {j: statistics.median(t) for j, t in times.items()}
+                folder = Path(tmp) / f"r{repeat}-{names.index(name)}"
+                times[name].append(_run([*common, *runs[name]], folder))
+                print(f"{name}: {times[name][-1]:.1f} s", flush=True)
+            base = Path(tmp) / f"r{repeat}-0" / "report.json"
+            for i in range(1, 4):
+                other = Path(tmp) / f"r{repeat}-{i}" / "report.json"
+                check = [sys.executable, "-m", "simdyn.verify.compare", str(base), str(other)]
+                if subprocess.run(check, stdout=subprocess.DEVNULL).returncode != 0:
+                    print(f"run {names[i]!r} differs from the one-process run")
+                    return 1
+    median = {name: statistics.median(t) for name, t in times.items()}
     result = {
         "command": " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "started": started,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
         "load_1min_at_each_start": load,
         "seconds": times,
         "median_seconds": median,
-        "ratio_one_over_many": median["1"] / median[str(args.jobs)],
         "reports_identical": True,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "verify_jobs.json").write_text(json.dumps(result, indent=1))
+    rows = "".join(
+        f"| {name} | {', '.join(f'{s:.1f}' for s in t)} | {median[name]:.1f} | "
+        f"{median[names[0]] / median[name]:.2f}x |\n"
+        for name, t in times.items()
+    )
     (out / "verify_jobs.md").write_text(
-        f"# simdyn verify --jobs {args.jobs} against one process\n\n"
+        f"# simdyn verify: worker processes and the compile cache\n\n"
         f"Command: `{result['command']}`; started {result['started']}; {result['machine']}; "
         f"1-minute load at each run's start: {', '.join(f'{x:.1f}' for x in load)}.\n\n"
-        f"| jobs | wall seconds (each run) | median |\n|---|---|---|\n"
-        + "".join(
-            f"| {j} | {', '.join(f'{s:.1f}' for s in t)} | {median[j]:.1f} |\n"
-            for j, t in times.items()
-        )  # fmt: skip
-        + f"\nOne process / {args.jobs} processes: {result['ratio_one_over_many']:.2f}x; the "
-        "reports are identical field by field.\n"
+        "| run | wall seconds (each) | median | speed-up over 1 process |\n|---|---|---|---|\n"
+        + rows
+        + "\nEvery report is identical to the one-process run's, field by field.\n"
     )
-    print(f"ratio {result['ratio_one_over_many']:.2f}; wrote {out / 'verify_jobs.md'}")
+    print(f"wrote {out / 'verify_jobs.md'}")
     return 0
 
 

@@ -21,8 +21,18 @@ def pytest_collection_modifyitems(config, items):
 def pytest_configure(config):
     """``simdyn verify`` runs one process by default in tests: many tests monkeypatch the
     verifier or register a toy paper in this process, which worker processes would not see.
-    Tests of the workers pass ``--jobs`` explicitly (tests/test_verify_parallel.py)."""
-    from simdyn.verify import parallel
+    Tests of the workers pass ``--jobs`` explicitly (tests/test_verify_parallel.py). Nor does
+    it keep compiled programs in the user's cache by default (a process-wide JAX setting that
+    would reach every later test); its test passes ``--compile-cache DIR``."""
+    from simdyn.verify import compile_cache, parallel
+
+    real_dir = compile_cache.cache_dir
+
+    def no_default_cache(value):
+        return None if value in (None, "auto") else real_dir(value)
+
+    no_default_cache.__wrapped__ = real_dir  # type: ignore[attr-defined]
+    compile_cache.cache_dir = no_default_cache
 
     real = parallel.default_jobs
 

@@ -4,7 +4,8 @@
   (capped) on the CPU; claims are handed out longest-first; :func:`broken.planted` names the
   planted simulator only inside its block.
 * Slow: the same claims with ``--jobs 2`` and ``--jobs 1`` write the same report.json, field by
-  field (two papers' claims, so both papers' modules load in the workers); a broken simulator
+  field (two papers' claims, so both papers' modules load in the workers), the second run
+  loading the first's compiled programs from ``--compile-cache``; a broken simulator
   planted in this process is planted in the workers too (a row that holds on the reference fails
   in the workers, with the numbers of the same fault run in this process).
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -120,18 +122,45 @@ def test_planted_names_the_simulator_only_inside_its_block():
     assert broken.active_name() is None
 
 
-def _report(tmp_path, name, jobs):
+def _report(tmp_path, name, jobs, cache):
     from simdyn._src.cli import main
 
     out = tmp_path / name
     claims = "CC-unlearn,FS-tie,PH-examples"
-    assert main(["verify", "--claims", claims, "--jobs", str(jobs), "--out", str(out)]) == 0
+    argv = ["verify", "--claims", claims, "--jobs", str(jobs), "--compile-cache", str(cache)]
+    assert main([*argv, "--out", str(out)]) == 0
     return json.loads((out / "report.json").read_text())
 
 
+def test_the_compile_cache_folder_is_auto_none_or_a_path(monkeypatch, tmp_path):
+    from simdyn.verify import compile_cache
+
+    real = compile_cache.cache_dir.__wrapped__  # tests/conftest.py turns the default off
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert real("auto") == real(None) == tmp_path / "simdyn" / "xla"
+    assert real("none") is None and real("/x/y") == Path("/x/y")
+
+
+@pytest.fixture
+def restore_compile_cache():
+    """The cache is a process-wide JAX setting: leave it as it was for the later tests."""
+    import jax
+
+    before = jax.config.jax_compilation_cache_dir
+    yield
+    jax.config.update("jax_compilation_cache_dir", before)
+    from jax._src import compilation_cache  # no public reset: forget the opened cache
+
+    compilation_cache.reset_cache()
+
+
 @pytest.mark.slow
-def test_two_processes_write_the_report_of_one(tmp_path):
-    one, two = _report(tmp_path, "one", 1), _report(tmp_path, "two", 2)
+def test_two_processes_write_the_report_of_one(tmp_path, restore_compile_cache):
+    cache = tmp_path / "xla"
+    one = _report(tmp_path, "one", 1, cache)
+    cached = sorted(p.name for p in cache.iterdir())
+    assert cached  # the first run kept its compiled programs
+    two = _report(tmp_path, "two", 2, cache)  # its workers read them
     assert (one["meta"]["jobs"], two["meta"]["jobs"]) == (1, 2)
     assert [r["claim"] for r in two["rows"]] == [r["claim"] for r in one["rows"]]
     assert len(one["rows"]) >= 3

@@ -645,6 +645,14 @@ _VERIFY_FLAGS = (
         "projection-head (Xue et al. 2024) or all (default: all)",
     ),
     _flag(
+        "--compile-cache",
+        default="auto",
+        metavar="DIR",
+        help="keep compiled XLA programs in DIR, so that a rerun loads them instead of "
+        "compiling; 'none' turns it off; results are the same either way (default: auto, "
+        "$XDG_CACHE_HOME/simdyn/xla or ~/.cache/simdyn/xla)",
+    ),
+    _flag(
         "--jobs",
         default="auto",
         metavar="N",

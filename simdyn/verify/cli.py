@@ -71,6 +71,9 @@ def run_verify(args: argparse.Namespace) -> int:
     from simdyn.verify.registry import clear_caches
 
     simdyn.enable_x64()  # before anything is built: closed-form comparisons run in float64
+    from simdyn.verify import compile_cache
+
+    compile_cache.enable(compile_cache.cache_dir(getattr(args, "compile_cache", None)))
     claims = resolve_claims(getattr(args, "claims", None), paper)
     scale = "quick" if getattr(args, "quick", True) else "full"
     key = getattr(args, "key", None)

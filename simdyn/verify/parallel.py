@@ -89,6 +89,7 @@ def run_parallel(
     Returns:
       claim id -> its outcomes (the caller restores the declared order).
     """
+    from simdyn.verify import compile_cache
     from simdyn.verify.broken import active_name
     from simdyn.verify.registry import PAPERS, shared_run_groups
 
@@ -100,7 +101,7 @@ def run_parallel(
         max_workers=max(1, min(jobs, len(groups))),
         mp_context=context,
         initializer=_start,
-        initargs=(dict(PAPERS),),
+        initargs=(dict(PAPERS), compile_cache.current()),
     ) as pool:
         pending: dict[Future, tuple[str, ...]] = {
             pool.submit(_run_group, group, scale, key, seeds, planted, checkpoints): group
@@ -127,11 +128,12 @@ def run_parallel(
 _planted_here: list[str | None] = [None]  # the simulator this worker's caches were built under
 
 
-def _start(papers: dict[str, str]) -> None:
+def _start(papers: dict[str, str], cache: Path | None) -> None:
     import simdyn
-    from simdyn.verify import registry
+    from simdyn.verify import compile_cache, registry
 
     simdyn.enable_x64()  # as the parent: the designs train in float64
+    compile_cache.enable(cache)  # the parent's compiled-program cache, if any
     # The parent's registered papers, a paper registered at run time included (the parent's
     # sys.path, which spawn hands to the worker, makes its module importable).
     registry.PAPERS.update(papers)
