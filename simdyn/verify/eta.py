@@ -10,28 +10,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Seconds per claim on the reference machine (the project's 2-core CPU): quick from a
-# `simdyn verify --quick --key 1` run, full from the committed confirmatory run
-# (experiments/verify-full); each figure's run, date and load are in verify_claim_seconds.md
-# under benchmarks/results/.
+# Seconds per claim on the reference machine (the project's 2-core CPU), one process: quick
+# from one `simdyn verify --quick --paper all` run, full from the committed confirmatory runs
+# of each paper; each figure's run, date and load are in verify_claim_seconds.md under
+# benchmarks/results/.
 TYPICAL_SECONDS: dict[str, dict[str, float]] = {
     "quick": {
-        "CC-train": 13.9,
-        "CC-exists": 12.7,
-        "CC-minnorm": 3.6,
-        "CC-early": 29.4,
-        "CC-unlearn": 1.4,
-        "FS-dim": 27.1,
-        "FS-aug": 11.3,
-        "JOINT": 15.4,
-        "SGD-OBJ": 33.0,
-        "MINLOSS": 6.8,
-        "GOOD-EVENT": 24.8,  # its quick design (both sizes, 14 points), alone
-        "REPR": 58.5,  # its own run under load ~6 (compile-dominated: 10 simulate programs)
-        "FIG6": 28.0,  # `simdyn verify --quick --claims FIG6`, load ~6.6 on 2 cores
-        "FS-tie": 9.8,  # `simdyn verify --quick --claims FS-tie`, load ~8.4
-        "CC-probe-GD": 33.6,  # --quick --claims CC-probe-GD, load ~8.4 (2 compiles)
-        "SGD-MIN": 45.2,  # --quick --claims SGD-MIN alone, load ~9 (SGD memoised after SGD-OBJ)
+        "CC-train": 16.2,
+        "CC-exists": 15.3,
+        "CC-minnorm": 4.6,
+        "CC-early": 69.6,
+        "CC-unlearn": 1.3,  # reads CC-early's memoised runs (one process)
+        "FS-dim": 31.0,
+        "FS-aug": 12.6,
+        "JOINT": 15.7,
+        "SGD-OBJ": 66.2,
+        "MINLOSS": 9.6,  # reads CC-train's, FS-dim's and JOINT's runs
+        "GOOD-EVENT": 81.5,
+        "REPR": 32.4,
+        "FIG6": 9.9,
+        "FS-tie": 1.6,
+        "CC-probe-GD": 14.8,
+        "SGD-MIN": 7.3,  # reads SGD-OBJ's runs
+        "PH-min-norm": 7.9,
+        "PH-balance": 4.0,
+        "PH-weights": 17.7,
+        "PH-sample-complexity": 8.4,
+        "PH-examples": 1.0,
+        "PH-depth": 7.7,
+        "PH-nonlinear": 7.7,
+        "PH-supervised": 12.0,
+        "PH-reweight": 2.5,
     },
     "full": {
         "CC-train": 71.1,
@@ -50,6 +59,15 @@ TYPICAL_SECONDS: dict[str, dict[str, float]] = {
         "FS-tie": 11.5,
         "CC-probe-GD": 25.1,
         "SGD-MIN": 125.9,
+        "PH-min-norm": 24.7,
+        "PH-balance": 8.8,
+        "PH-weights": 72.6,
+        "PH-sample-complexity": 39.8,
+        "PH-examples": 2.0,
+        "PH-depth": 10.6,
+        "PH-nonlinear": 11.0,
+        "PH-supervised": 18.7,
+        "PH-reweight": 4.0,
     },
 }
 
