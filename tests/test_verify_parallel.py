@@ -192,3 +192,35 @@ def test_a_planted_simulator_is_planted_in_the_workers(tmp_path):
     held = {r.outcome.claim for r in reference if r.verdict == "holds"}
     assert "PH-balance" in held
     assert any(r.outcome.claim == "PH-balance" and r.verdict == "fails" for r in there_rows)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_at_once(tmp_path):
+    # A worker inside a compilation sees its interrupt only when the compilation ends: the
+    # parent stops the workers itself, and the whole process group is gone within seconds.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "simdyn", "verify", "--claims", "CC-early,FS-tie,PH-balance"]
+    argv += ["--jobs", "2", "--compile-cache", "none", "--out", str(tmp_path / "v")]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the workers have started
+        if "processes ..." in line:
+            break
+    time.sleep(8)  # inside their first claims
+    os.killpg(proc.pid, signal.SIGINT)
+    start = time.perf_counter()
+    assert proc.wait(timeout=60) == 130
+    assert time.perf_counter() - start < 15
+    for _ in range(50):  # no worker is left in the process group (a zombie is reaped soon)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("a process of the interrupted run is still alive after 10 s")

@@ -116,9 +116,12 @@ def run_parallel(
                         results[claim] = rows
                         on_done(claim, rows, seconds)
         except BaseException:
-            # A failed claim or a Ctrl-C: drop the groups not started; finished claims were
-            # saved by their workers, so a rerun resumes from them.
+            # A failed claim or a Ctrl-C: drop the groups not started and stop the workers now
+            # (a worker inside a compilation would see its own interrupt only when that ends);
+            # finished claims were saved by their workers, so a rerun resumes from them.
             pool.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                child.terminate()
             raise
     return results
 
