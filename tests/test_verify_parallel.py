@@ -195,9 +195,11 @@ def test_a_planted_simulator_is_planted_in_the_workers(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_workers_at_once(tmp_path):
-    # A worker inside a compilation sees its interrupt only when the compilation ends: the
-    # parent stops the workers itself, and the whole process group is gone within seconds.
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_stops_the_workers_at_once(tmp_path, signum, code):
+    # A worker inside a compilation sees its interrupt only when the compilation ends, and a
+    # SIGTERM to the parent alone never reaches it: the parent stops the workers itself, and
+    # the whole process group is gone within seconds.
     import os
     import signal
     import subprocess
@@ -212,9 +214,12 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path):
         if "processes ..." in line:
             break
     time.sleep(8)  # inside their first claims
-    os.killpg(proc.pid, signal.SIGINT)
+    if signum == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    else:
+        os.kill(proc.pid, signal.SIGTERM)  # `kill PID` reaches the parent only
     start = time.perf_counter()
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=60) == code
     assert time.perf_counter() - start < 15
     for _ in range(50):  # no worker is left in the process group (a zombie is reaped soon)
         try:

@@ -426,7 +426,15 @@ def _brief(cfg) -> str:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from simdyn.verify.cli import run_verify
 
-    return run_verify(args)
+    # SIGTERM unwinds like Ctrl-C (exit 143): the verifier stops its worker processes on the
+    # way out, which the default action (the parent killed at once) would leave running.
+    _PENDING_SIGNALS.clear()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_verify(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
