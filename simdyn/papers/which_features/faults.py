@@ -752,7 +752,17 @@ def main(
     ap.add_argument(
         "--delta-lo", type=float, default=1e-3, help="smallest delta of the bisection (1e-3)"
     )
+    ap.add_argument(
+        "--child-timeout",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="seconds one verify child may run before it counts as hung (default 3600; a "
+        "full-size run of slow claims on a loaded machine needs more)",
+    )
     args = ap.parse_args(argv)
+    if args.child_timeout <= 0:
+        ap.error(f"invalid --child-timeout {args.child_timeout}: must be > 0")
     if args.child:
         return _child(args)
     return _matrix(args, progress, argv)
@@ -796,7 +806,15 @@ def _matrix_on(args, progress, argv, claims, chosen, out, cache, start, snapshot
 
     def run(fault, cl, size=None) -> RunResult:
         return run_fault(
-            fault, cl, args.scale, args.seeds, args.key, size, cache=cache, package=snapshot
+            fault,
+            cl,
+            args.scale,
+            args.seeds,
+            args.key,
+            size,
+            cache=cache,
+            package=snapshot,
+            timeout=args.child_timeout,
         )
 
     progress("reference")
