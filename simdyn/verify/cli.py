@@ -80,7 +80,7 @@ def run_verify(args: argparse.Namespace) -> int:
     key = scale_key(scale, paper_claim_ids(paper)) if key is None else int(key)
     if key < 0:
         raise ConfigError(f"invalid --key {key}: must be a non-negative integer")
-    ledger_path = _check_ledger(args, scale, key)  # before the run: refused in milliseconds
+    ledger_path = _check_ledger(args, scale, key, paper)  # before the run: refused in milliseconds
     seeds = getattr(args, "seeds", None)
     out = getattr(args, "out", "verify-report")
     expected = _load_expected(args)  # before the run: a bad file fails in well under a second
@@ -120,7 +120,7 @@ EXIT_OK = 0  # every control failed (and, with --expect, every verdict as expect
 EXIT_FAILED = 1  # a control did not fail, or (--expect) a verdict deviated
 
 
-def _check_ledger(args: argparse.Namespace, scale: str, key: int) -> Path | None:
+def _check_ledger(args: argparse.Namespace, scale: str, key: int, paper: str) -> Path | None:
     """The ``--ledger`` file (None without it); ConfigError unless this is a confirmatory run:
     the full scale, all claims, no ``--seeds`` override and the key derived from the rules."""
     path = getattr(args, "ledger", None)
@@ -135,7 +135,6 @@ def _check_ledger(args: argparse.Namespace, scale: str, key: int) -> Path | None
         )
     from simdyn.verify.registry import PAPERS, paper_claim_ids
 
-    paper = getattr(args, "paper", None) or "all"
     if paper not in PAPERS:
         raise ConfigError(
             f"invalid --ledger with --paper {paper}: a ledger holds one paper's confirmatory "
@@ -222,8 +221,6 @@ def _run_claims(
 
     def done(claim: str, rows: list, seconds: float) -> None:
         finished[claim] = rows
-        if checkpoints is not None and not checkpoint.path(checkpoints, claim).exists():
-            checkpoint.save(checkpoints, claim, rows)  # (a worker process saved its own)
         print(
             f"[verify] {claim} done in {seconds:.1f} s ({len(finished)} of {len(claims)}, "
             f"{time.perf_counter() - start:.0f} s so far)",
@@ -252,6 +249,8 @@ def _run_claims(
             flush=True,
         )
         rows = run_claim(claim, cast("Scale", scale), key, seeds)
+        if checkpoints is not None:  # (in worker processes, each worker saves its own)
+            checkpoint.save(checkpoints, claim, rows)
         ran.append(claim)
         spent += time.perf_counter() - t0
         done(claim, rows, time.perf_counter() - t0)
